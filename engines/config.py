@@ -1,0 +1,67 @@
+"""Server configuration shared by every engine and by ``./start_server``.
+
+All durations are seconds (float), all sizes bytes. The defaults are the lab's documented limits
+(README, "Limits and defaults").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+__all__ = ["ServerConfig", "ENGINES", "ROOT"]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+ENGINES = ("threadpool", "processpool", "selectors", "asyncio")
+
+
+@dataclass(kw_only=True, slots=True)
+class ServerConfig:
+    """Everything an engine needs to know; built by ``engines.server.parse_args``.
+
+    Attributes:
+        engine: one of :data:`ENGINES`.
+        host, port: where the plain listener binds (port 0 picks a free port).
+        workers: worker threads (threadpool) or processes (processpool); ``None`` = engine default.
+        www: the static site's directory; data_dir: where ``POST /files/{name}`` writes.
+        keepalive_timeout: an idle keep-alive connection is closed after this (s).
+        header_timeout: a request head must arrive completely within this (s), else 408.
+        send_timeout: a client that accepts no bytes for this long is cut off (s).
+        drain_timeout: on SIGTERM/SIGINT, in-flight requests get this long to finish (s).
+        max_connections: open connections above this are refused (answered 503 and closed).
+        max_body_size: request bodies above this get 413 (bytes).
+        max_target_length: request targets above this get 414 (bytes).
+        max_header_bytes: request heads above this get 431 (bytes).
+        backlog: the listen() backlog.
+        queue_size: threadpool: requests waiting for a worker above this get 503 + Retry-After.
+        loop: asyncio engine's event loop, ``"asyncio"`` or ``"uvloop"``.
+        access_log: log one line per request.
+        tls: serve TLS on ``tls_port``; certfile/keyfile: PEM files (a development certificate is
+            made when both are ``None``).
+    """
+
+    engine: str = "selectors"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int | None = None
+    www: str = os.path.join(ROOT, "www")
+    data_dir: str = os.path.join(ROOT, "data")
+    keepalive_timeout: float = 5.0
+    header_timeout: float = 10.0
+    send_timeout: float = 30.0
+    drain_timeout: float = 10.0
+    max_connections: int = 1000
+    max_body_size: int = 10 * 1024 * 1024
+    max_target_length: int = 8192
+    max_header_bytes: int = 65536
+    backlog: int = 1024
+    queue_size: int = 1024
+    loop: str = "asyncio"
+    log_level: str = "INFO"
+    access_log: bool = False
+    tls: bool = False
+    tls_port: int | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,136 @@
+"""The processpool engine: pre-forked worker processes sharing the listening socket.
+
+Model (pre-fork, as Apache's prefork MPM and gunicorn's sync workers): the parent binds the
+listening sockets, forks ``--workers`` processes (default: the CPU count) and supervises them: a
+worker that dies is replaced, SIGTERM/SIGINT is passed on to every worker, and the parent exits
+when they have drained. Each worker is single-threaded and serves with blocking I/O: it polls the
+shared listening socket and its idle keep-alive connections, and when one has a request it reads,
+runs the handler and writes the answer inline. A handler that awaits ``app.wait(s)`` blocks the
+whole process in ``time.sleep``.
+
+What it costs: a waiting request holds a process, so throughput on a waiting workload is
+``workers / wait``. In exchange there is no GIL between workers: ``/cpu`` work scales with the
+number of processes. Memory is one interpreter per worker. HTTP/2 streams of one connection are
+served one after another, in order, by the worker that owns the connection (no concurrency
+between streams); concurrency comes from connections spread over workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any, Callable
+
+from .config import ServerConfig
+from .listeners import Listener
+from .threadpool import PollingEngine
+
+__all__ = ["ProcessPoolEngine"]
+
+log = logging.getLogger("lab.processpool")
+
+
+class _WorkerEngine(PollingEngine):
+    """Inside one worker process: the polling loop with every job run inline."""
+
+    name = "processpool"
+
+    def _dispatch(self, job: Callable[..., None], *args: Any) -> bool:
+        job(*args)
+        self._run_commands()
+        return True
+
+
+class ProcessPoolEngine:
+    """Fork ``--workers`` processes that share the listeners; supervise and replace them."""
+
+    name = "processpool"
+
+    def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
+        self.app = app
+        self.config = config
+        self.listeners = listeners
+        self.size = config.workers or os.cpu_count() or 2
+        self.children: dict[int, int] = {}  # pid -> slot
+        self.stopping = False
+
+    def describe(self) -> str:
+        """A few words for the start-up line."""
+        return f"{self.size} worker processes"
+
+    def serve(self) -> None:
+        """Fork the workers, replace any that die, and on SIGINT/SIGTERM stop them all."""
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for slot in range(self.size):
+                self._spawn(slot)
+            deadline = None
+            while self.children:
+                try:
+                    pid, status = os.waitpid(-1, 0)
+                except ChildProcessError:
+                    break
+                except InterruptedError:
+                    continue
+                slot = self.children.pop(pid, None)
+                if slot is None:
+                    continue
+                if not self.stopping:
+                    log.warning("worker %d exited (status %d); starting a new one", pid, status)
+                    self._spawn(slot)
+                elif deadline is None:
+                    deadline = time.monotonic() + self.config.drain_timeout + 2
+        finally:
+            if self.stopping:
+                self._kill_stragglers()
+            for s, handler in old.items():
+                signal.signal(s, handler)
+            for listener in self.listeners:
+                listener.sock.close()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def _kill_stragglers(self) -> None:
+        deadline = time.monotonic() + self.config.drain_timeout + 2
+        while self.children and time.monotonic() < deadline:
+            time.sleep(0.05)
+            for pid in list(self.children):
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid
+                if done:
+                    self.children.pop(pid, None)
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+    def _spawn(self, slot: int) -> None:
+        pid = os.fork()
+        if pid:
+            self.children[pid] = slot
+            return
+        code = 0
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent sends SIGTERM
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            worker = _WorkerEngine(self.app, self.config, self.listeners)
+            worker.serve()
+        except BaseException:
+            log.exception("worker %d crashed", os.getpid())
+            code = 1
+        finally:
+            os._exit(code)

@@ -1,0 +1,108 @@
+"""``./start_server``: parse options, build the app, bind listeners, run one engine.
+
+Prints exactly one line when ready, e.g.::
+
+    concurrency-lab: selectors engine listening on http://127.0.0.1:8080 (pid 1234)
+
+(one line per listener); tests and the load harness read the port from it (``--port 0`` picks a
+free one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from .config import ENGINES, ServerConfig
+from .listeners import open_listeners
+
+__all__ = ["parse_args", "main", "engine_class"]
+
+_MODULES = {
+    "threadpool": ("engines.threadpool", "ThreadPoolEngine"),
+    "processpool": ("engines.processpool", "ProcessPoolEngine"),
+    "selectors": ("engines.selectorsloop", "SelectorsEngine"),
+    "asyncio": ("engines.asyncioloop", "AsyncioEngine"),
+}
+
+
+def engine_class(name: str) -> type:
+    """The engine class for ``name`` (one of :data:`engines.config.ENGINES`).
+
+    Raises:
+        KeyError: unknown engine name.
+    """
+    module, cls = _MODULES[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def parse_args(argv: list[str] | None = None) -> ServerConfig:
+    """Command-line options -> :class:`ServerConfig`. ``--help`` lists them."""
+    d = ServerConfig()
+    p = argparse.ArgumentParser(prog="start_server", description=(
+        "Serve the concurrency lab's application over HTTP/1.1 and HTTP/2 with one engine."))
+    p.add_argument("--engine", choices=ENGINES, default=d.engine, help="concurrency model (default: %(default)s)")
+    p.add_argument("--host", default=d.host, help="address to bind (default: %(default)s)")
+    p.add_argument("--port", type=int, default=d.port, help="plain HTTP port; 0 = a free port (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="threads (threadpool, default 32) or processes (processpool, default: CPU count)")
+    p.add_argument("--www", default=d.www, help="static site directory (default: www/)")
+    p.add_argument("--data-dir", default=d.data_dir, help="where POST /files/{name} writes (default: data/)")
+    p.add_argument("--log-level", default=d.log_level, type=str.upper,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default: %(default)s)")
+    p.add_argument("--access-log", action="store_true", help="log one line per request")
+    p.add_argument("--keepalive-timeout", type=float, default=d.keepalive_timeout, help="s (default: %(default)s)")
+    p.add_argument("--header-timeout", type=float, default=d.header_timeout, help="s to receive a request head (default: %(default)s)")
+    p.add_argument("--send-timeout", type=float, default=d.send_timeout, help="s a client may stall reading (default: %(default)s)")
+    p.add_argument("--drain-timeout", type=float, default=d.drain_timeout, help="s to finish in-flight requests on SIGTERM (default: %(default)s)")
+    p.add_argument("--max-connections", type=int, default=d.max_connections, help="(default: %(default)s)")
+    p.add_argument("--max-body-size", type=int, default=d.max_body_size, help="bytes, else 413 (default: %(default)s)")
+    p.add_argument("--max-target-length", type=int, default=d.max_target_length, help="bytes, else 414 (default: %(default)s)")
+    p.add_argument("--max-header-bytes", type=int, default=d.max_header_bytes, help="bytes, else 431 (default: %(default)s)")
+    p.add_argument("--queue-size", type=int, default=d.queue_size, help="threadpool: waiting requests before 503 (default: %(default)s)")
+    p.add_argument("--loop", choices=["asyncio", "uvloop"], default=d.loop, help="asyncio engine's loop (default: %(default)s)")
+    p.add_argument("--tls", action="store_true", help="serve TLS (ALPN h2, http/1.1); a dev certificate is made if none is given")
+    p.add_argument("--tls-port", type=int, default=None, help="TLS port beside the plain --port (default: TLS on --port)")
+    p.add_argument("--certfile", default=None, help="PEM certificate chain for --tls")
+    p.add_argument("--keyfile", default=None, help="PEM private key for --tls")
+    a = p.parse_args(argv)
+    if a.workers is not None and a.workers < 1:
+        p.error("--workers must be >= 1")
+    if (a.certfile is None) != (a.keyfile is None):
+        p.error("--certfile and --keyfile go together")
+    if a.tls_port is not None or a.certfile:
+        a.tls = True
+    return ServerConfig(
+        engine=a.engine, host=a.host, port=a.port, workers=a.workers, www=os.path.abspath(a.www),
+        data_dir=os.path.abspath(a.data_dir), log_level=a.log_level, access_log=a.access_log,
+        keepalive_timeout=a.keepalive_timeout, header_timeout=a.header_timeout,
+        send_timeout=a.send_timeout, drain_timeout=a.drain_timeout,
+        max_connections=a.max_connections, max_body_size=a.max_body_size,
+        max_target_length=a.max_target_length, max_header_bytes=a.max_header_bytes,
+        queue_size=a.queue_size, loop=a.loop, tls=a.tls, tls_port=a.tls_port,
+        certfile=a.certfile, keyfile=a.keyfile)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server until SIGINT/SIGTERM; returns the exit status."""
+    config = parse_args(argv)
+    logging.basicConfig(level=config.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    from app import create_app
+
+    os.makedirs(config.data_dir, exist_ok=True)
+    app = create_app(config.www, config.data_dir)
+    try:
+        listeners = open_listeners(config)
+    except OSError as exc:
+        print(f"start_server: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    engine = engine_class(config.engine)(app, config, listeners)
+    for listener in listeners:
+        print(f"concurrency-lab: {config.engine} engine listening on {listener.url} "
+              f"({engine.describe()}, pid {os.getpid()})", flush=True)
+    engine.serve()
+    return 0

@@ -1,0 +1,545 @@
+"""The glue between one protocol connection and the app, written once for all four engines.
+
+Theory of operation
+-------------------
+An engine owns sockets and scheduling; a :class:`Session` owns one connection's protocol object
+(HTTP/1.x or HTTP/2, chosen from the first bytes or from ALPN) and the requests in flight on it.
+The engine's whole conversation with a session is::
+
+    tasks = session.receive(data)        # bytes read (b"" = EOF) -> Tasks that can run now
+    effect = task.step()                 # run a request's coroutine until it yields or ends
+    session.data_to_send()               # bytes to write, after every receive() and step()
+    session.runnable()                   # Tasks made ready by a step (pipelined requests)
+    session.park(task)                   # on PARK: False = the session will hand it back later
+    session.check_timeouts(now)          # once a second: True = flush and close the socket
+    session.shutdown() / session.connection_lost()
+
+A :class:`Task` wraps one request's coroutine (``_respond``): route, run the handler, send the
+response. The coroutine yields effects to its engine:
+
+- :class:`app.effects.Sleep` (the handler awaited ``app.wait``): resume it after that long;
+- :data:`PARK`: it waits for the peer (a request body, an HTTP/2 flow-control window); the
+  session returns it from a later ``receive()``. Parking is race-free across threads: the waiter
+  registers under the session lock before yielding, and ``park()`` reports a wake-up that came
+  in between, so a threadpool reader and worker can never lose one;
+- :data:`FLUSH`: it produced a lot of output; write it before asking for more (backpressure).
+
+Threads: single-threaded engines pass no lock. The threadpool engine passes a ``threading.Lock``
+that guards the protocol object, which is not thread-safe; handlers themselves run outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import itertools
+import logging
+import os
+import time
+from typing import Any, Callable
+
+from app.effects import Effect, Sleep
+from app.messages import ConnectionInfo, FileBody, HTTPError, Request, Response
+from protocol import events as ev
+from protocol.errors import ErrorCode, LocalProtocolError
+from protocol.http1 import H1Config, H1Connection
+from protocol.h2_connection import H2Config, H2Connection
+
+from .config import ServerConfig
+
+__all__ = ["Session", "Task", "Park", "Flush", "PARK", "FLUSH", "Sleep", "http_date", "H2_PREFACE"]
+
+log = logging.getLogger("lab.session")
+access_log = logging.getLogger("lab.access")
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+FILE_CHUNK = 256 * 1024
+FLUSH_ABOVE = 256 * 1024
+
+
+class Park(Effect):
+    """Effect: the task waits for the peer; the session hands it back from ``receive()``."""
+
+
+class Flush(Effect):
+    """Effect: write pending output before resuming the task (backpressure for large bodies)."""
+
+
+PARK = Park()
+FLUSH = Flush()
+
+_date_cache: list[Any] = [0, ""]
+
+
+def http_date() -> str:
+    """The current time as an IMF-fixdate (RFC 9110 §5.6.7), recomputed at most once a second."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0] = now
+        _date_cache[1] = email.utils.formatdate(now, usegmt=True)
+    return _date_cache[1]
+
+
+class _Suspend:
+    """Awaitable that yields one effect to the engine."""
+
+    __slots__ = ("effect",)
+
+    def __init__(self, effect: Effect) -> None:
+        self.effect = effect
+
+    def __await__(self):
+        yield self.effect
+
+
+_PARK_AWAIT = _Suspend(PARK)
+_FLUSH_AWAIT = _Suspend(FLUSH)
+
+
+class Task:
+    """One request's coroutine, stepped by an engine. ``step()`` returns the next effect, or
+    ``None`` when the request is finished (or was cancelled)."""
+
+    __slots__ = ("session", "stream_id", "coro", "cancelled", "parked", "woken", "waiting")
+
+    def __init__(self, session: "Session", stream_id: int, coro: Any) -> None:
+        self.session = session
+        self.stream_id = stream_id
+        self.coro = coro
+        self.cancelled = False
+        self.parked = False   # the engine has let go of it; the session owns it
+        self.woken = False    # woken after registering a wait, before park() ran
+        self.waiting = False  # registered as waiting (body data or flow-control window)
+
+    def step(self) -> Effect | None:
+        """Run until the next effect. Returns ``None`` when done; never raises ``Exception``."""
+        if self.cancelled:
+            self.coro.close()
+            return None
+        try:
+            return self.coro.send(None)
+        except StopIteration:
+            return None
+        except Exception:  # a bug in the glue: log once, end this request only
+            log.exception("request task failed on stream %d", self.stream_id)
+            self.session._task_failed(self)
+            return None
+
+    def cancel(self) -> None:
+        """Mark cancelled; the next ``step()`` closes the coroutine (GeneratorExit in the handler)."""
+        self.cancelled = True
+
+
+class _Stream:
+    """A request in flight: its Request, body as it arrives, and the task answering it."""
+
+    __slots__ = ("request", "chunks", "size", "complete", "error", "expect_continue",
+                 "continue_sent", "task", "started", "status", "sent_bytes")
+
+    def __init__(self, request: Request, expect_continue: bool) -> None:
+        self.request = request
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.complete = False
+        self.error: int | None = None
+        self.expect_continue = expect_continue
+        self.continue_sent = False
+        self.task: Task | None = None
+        self.started = time.perf_counter()
+        self.status = 0
+        self.sent_bytes = 0
+
+
+_conn_ids = itertools.count(1)
+
+
+class Session:
+    """One client connection's protocol state and requests in flight (see the module docstring).
+
+    Args:
+        app: the application (``app.App``); ``await app.handle(request)`` gives a Response.
+        config: limits and timeouts.
+        info: connection facts for ``request.info`` (peer, engine, TLS, ALPN).
+        lock: a lock guarding the protocol object when several threads step tasks.
+        sendfile: the engine can send ``FileBody`` with ``socket.sendfile`` (effect ``SendFile``).
+    """
+
+    def __init__(self, app: Any, config: ServerConfig, info: ConnectionInfo,
+                 lock: Any = None) -> None:
+        self.app = app
+        self.config = config
+        self.info = info
+        self.lock = lock if lock is not None else contextlib.nullcontext()
+        self.conn: Any = None
+        self._sniff = b""
+        self._prefix = b""
+        self._streams: dict[int, _Stream] = {}
+        self._runnable: list[Task] = []
+        self._closed = False
+        self._shutting_down = False
+        now = time.monotonic()
+        self.opened_at = now
+        self.last_activity = now
+        self.head_started: float | None = None
+        self.requests = 0
+        if info.alpn == "h2":
+            self._start_h2()
+        elif info.alpn is not None or info.tls:
+            self._start_h1()
+
+    # -- protocol selection -------------------------------------------------------------------
+
+    def _h1_config(self) -> H1Config:
+        c = self.config
+        return H1Config(max_target_length=c.max_target_length, max_header_bytes=c.max_header_bytes,
+                        max_body_size=c.max_body_size, h2c_upgrade=not self.info.tls)
+
+    def _h2_config(self) -> H2Config:
+        return H2Config()
+
+    def _start_h1(self) -> None:
+        self.conn = H1Connection(self._h1_config(), scheme="https" if self.info.tls else "http")
+        if hasattr(self.conn, "set_date"):
+            self.conn.set_date(http_date())
+
+    def _start_h2(self) -> None:
+        self.conn = H2Connection(self._h2_config())
+
+    @property
+    def http_version(self) -> str:
+        """``"1.1"``, ``"2"``, or ``""`` before the protocol is known."""
+        return self.conn.http_version if self.conn is not None else ""
+
+    # -- engine-facing API --------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> list[Task]:
+        """Feed bytes read from the socket (``b""`` for EOF); return the tasks that can run now."""
+        with self.lock:
+            self.last_activity = time.monotonic()
+            if self.conn is None:
+                if data:
+                    self._sniff += data
+                    n = min(len(self._sniff), len(H2_PREFACE))
+                    if self._sniff[:n] == H2_PREFACE[:n] and n < len(H2_PREFACE):
+                        return []
+                    self._start_h2() if self._sniff[:n] == H2_PREFACE else self._start_h1()
+                    data, self._sniff = self._sniff, b""
+                else:
+                    self._closed = True
+                    return []
+            if self.head_started is None and data and not self._streams:
+                self.head_started = self.last_activity
+            if isinstance(self.conn, H1Connection) and data:
+                self.conn.set_date(http_date())
+            self._handle_events(self.conn.receive_data(data))
+            ready, self._runnable = self._runnable, []
+            return ready
+
+    def runnable(self) -> list[Task]:
+        """Tasks made ready by the last ``step()`` (the next pipelined request, a woken waiter)."""
+        if not self._runnable:
+            return []
+        with self.lock:
+            ready, self._runnable = self._runnable, []
+            return ready
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the socket, in order."""
+        with self.lock:
+            if self.conn is None:
+                return b""
+            out = self.conn.data_to_send()
+            if self._prefix:
+                out, self._prefix = self._prefix + out, b""
+            return out
+
+    @property
+    def closed(self) -> bool:
+        """True when the socket should be closed once ``data_to_send()`` has been written."""
+        return self._closed or (self.conn is not None and self.conn.closed)
+
+    @property
+    def busy(self) -> bool:
+        """True while a request is in flight (a graceful stop waits for these)."""
+        return bool(self._streams)
+
+    def park(self, task: Task) -> bool:
+        """The engine lets go of a task that yielded PARK. Returns True if it was woken meanwhile
+        (run it again now), False if the session will return it from ``receive()`` later."""
+        with self.lock:
+            if task.woken or task.cancelled:
+                task.woken = False
+                return True
+            task.parked = True
+            return False
+
+    def check_timeouts(self, now: float) -> bool:
+        """Apply the request-head and keep-alive idle timeouts (s, ``time.monotonic()``).
+
+        Returns True when the engine should flush ``data_to_send()`` (a 408, a GOAWAY) and close.
+        """
+        c = self.config
+        with self.lock:
+            if self._streams:
+                return False
+            if self.conn is None:
+                return now - self.opened_at > c.header_timeout
+            if isinstance(self.conn, H1Connection):
+                if self.conn.awaiting_head_bytes:
+                    start = self.head_started or self.last_activity
+                    if now - start > c.header_timeout:
+                        self.conn.set_date(http_date())
+                        self.conn.send_timeout_error()
+                        self._closed = True
+                        return True
+                    return False
+                if now - self.last_activity > c.keepalive_timeout:
+                    self._closed = True
+                    return True
+                return False
+            if now - self.last_activity > c.keepalive_timeout:
+                self.conn.close_connection(ErrorCode.NO_ERROR)
+                self._closed = True
+                return True
+            return False
+
+    def shutdown(self) -> None:
+        """Graceful stop: finish requests in flight, take no new ones (HTTP/1 ``Connection:
+        close``, HTTP/2 two-step GOAWAY); ``closed`` becomes true when done."""
+        with self.lock:
+            self._shutting_down = True
+            if self.conn is None:
+                self._closed = True
+            else:
+                self.conn.start_shutdown()
+                if not self._streams and isinstance(self.conn, H1Connection):
+                    self._closed = True
+
+    def connection_lost(self) -> list[Task]:
+        """The socket is gone: cancel every request; returns parked tasks for the engine to step
+        once more (so their coroutines close)."""
+        with self.lock:
+            self._closed = True
+            woken: list[Task] = []
+            for st in self._streams.values():
+                t = st.task
+                if t is not None:
+                    t.cancel()
+                    if t.parked:
+                        t.parked = False
+                        woken.append(t)
+            self._streams.clear()
+            return woken
+
+    # -- events -> requests -------------------------------------------------------------------
+
+    def _handle_events(self, events: list[ev.Event]) -> None:
+        for event in events:
+            kind = type(event)
+            if kind is ev.RequestReceived:
+                self._on_request(event, b"", event.end_stream)
+            elif kind is ev.DataReceived:
+                st = self._streams.get(event.stream_id)
+                if st is not None and st.error is None:
+                    st.size += len(event.data)
+                    if st.size > self.config.max_body_size:
+                        st.error = 413
+                        st.chunks.clear()
+                    else:
+                        st.chunks.append(event.data)
+            elif kind is ev.MessageComplete:
+                st = self._streams.get(event.stream_id)
+                if st is not None:
+                    st.complete = True
+                    self._wake(st)
+            elif kind is ev.StreamReset:
+                st = self._streams.pop(event.stream_id, None)
+                if st is not None and st.task is not None:
+                    st.task.cancel()
+                    self._wake(st, force=True)
+            elif kind is ev.FlowControlUpdated:
+                if event.stream_id == 0:
+                    for st in self._streams.values():
+                        self._wake(st)
+                else:
+                    st = self._streams.get(event.stream_id)
+                    if st is not None:
+                        self._wake(st)
+            elif kind is ev.ConnectionTerminated:
+                if event.status is not None:
+                    self._count_error(event.status)
+                for st in list(self._streams.values()):
+                    if st.task is not None:
+                        st.task.cancel()
+                        self._wake(st, force=True)
+                self._streams.clear()
+            elif kind is ev.ProtocolSwitched:
+                self._switch_to_h2(event)
+
+    def _switch_to_h2(self, event: ev.ProtocolSwitched) -> None:
+        self._prefix += self.conn.data_to_send()  # the 101 Switching Protocols
+        self.conn = H2Connection.from_upgrade(event.settings_header, event.request, self._h2_config())
+        self._on_request(event.request, event.body, True, http_version="2")
+        if event.leftover:
+            self._handle_events(self.conn.receive_data(event.leftover))
+
+    def _on_request(self, event: ev.RequestReceived, body: bytes, complete: bool,
+                    http_version: str | None = None) -> None:
+        self.requests += 1
+        self.head_started = None
+        request = Request(method=event.method, target=event.target, headers=list(event.headers),
+                          http_version=http_version or event.http_version,
+                          authority=event.authority, scheme=event.scheme,
+                          stream_id=event.stream_id, info=self.info,
+                          request_id=f"{self.info.connection_id}-{event.stream_id}")
+        st = _Stream(request, event.expect_continue)
+        if body:
+            st.chunks.append(body)
+            st.size = len(body)
+        st.complete = complete
+        request.body_reader = lambda: self._read_body(st)
+        task = Task(self, event.stream_id, self._respond(st))
+        st.task = task
+        self._streams[event.stream_id] = st
+        self._runnable.append(task)
+
+    def _wake(self, st: _Stream, force: bool = False) -> None:
+        task = st.task
+        if task is None or not (task.waiting or force):
+            return
+        task.waiting = False
+        if task.parked:
+            task.parked = False
+            self._runnable.append(task)
+        else:
+            task.woken = True
+
+    def _count_error(self, status: int) -> None:
+        metrics = getattr(self.app, "metrics", None)
+        if metrics is not None:
+            metrics.observe("(protocol)", status, 0.0)
+
+    def _task_failed(self, task: Task) -> None:
+        with self.lock:
+            st = self._streams.pop(task.stream_id, None)
+            if st is not None and self.conn is not None:
+                self.conn.reset_stream(task.stream_id, ErrorCode.INTERNAL_ERROR)
+
+    # -- the request coroutine ----------------------------------------------------------------
+
+    async def _read_body(self, st: _Stream) -> bytes:
+        while True:
+            with self.lock:
+                if st.error is not None:
+                    raise HTTPError(st.error, "request body too large")
+                if st.complete:
+                    return b"".join(st.chunks)
+                if st.expect_continue and not st.continue_sent:
+                    st.continue_sent = True
+                    self.conn.send_informational(st.request.stream_id, 100)
+                st.task.waiting = True
+            await _PARK_AWAIT
+
+    async def _respond(self, st: _Stream) -> None:
+        request = st.request
+        sid = request.stream_id
+        if st.error is not None:
+            response = Response.text(f"{st.error}\n", status=st.error)
+        else:
+            check = getattr(self.app, "expect_check", None)
+            response = None
+            if st.expect_continue and check is not None:
+                response = check(request)
+            if response is None:
+                response = await self.app.handle(request)
+        await self._send_response(st, response)
+        with self.lock:
+            self._streams.pop(sid, None)
+            self.last_activity = time.monotonic()
+            if isinstance(self.conn, H1Connection) and not self.conn.closed:
+                self._handle_events(self.conn.next_events())
+        duration = time.perf_counter() - st.started
+        metrics = getattr(self.app, "metrics", None)
+        if metrics is not None:
+            metrics.observe(request.route or "(unrouted)", st.status, duration)
+        if self.config.access_log:
+            access_log.info("%s", self._access_line(request, st, duration))
+
+    def _access_line(self, request: Request, st: _Stream, duration: float) -> str:
+        peer = self.info.peer[0] if self.info.peer else "-"
+        return (f'{peer} {self.info.engine} conn={self.info.connection_id} id={request.request_id} '
+                f'"{request.method} {request.target} HTTP/{request.http_version}" {st.status} '
+                f'{st.sent_bytes} {duration * 1000:.2f}ms')
+
+    async def _send_response(self, st: _Stream, response: Response) -> None:
+        request = st.request
+        sid = request.stream_id
+        body = response.body
+        headers = list(response.headers)
+        headers.append(("date", http_date()))
+        st.status = response.status
+        head_only = request.method == "HEAD" or response.status in (204, 304)
+        if isinstance(body, (bytes, bytearray)):
+            if response.status not in (204, 304) and not any(k == "content-length" for k, _ in headers):
+                headers.append(("content-length", str(len(body))))
+            with self.lock:
+                if head_only or not body:
+                    self.conn.send_headers(sid, response.status, headers, end_stream=True)
+                    return
+                self.conn.send_headers(sid, response.status, headers)
+                if len(body) <= self.conn.max_send_size(sid):
+                    st.sent_bytes = len(body)
+                    self.conn.send_data(sid, bytes(body))
+                    self.conn.send_end(sid)
+                    return
+            await self._send_body(st, bytes(body))
+            with self.lock:
+                self.conn.send_end(sid)
+        elif isinstance(body, FileBody):
+            headers.append(("content-length", str(body.count)))
+            with self.lock:
+                self.conn.send_headers(sid, response.status, headers, end_stream=head_only or not body.count)
+            if head_only or not body.count:
+                return
+            with open(body.path, "rb") as f:
+                f.seek(body.offset)
+                left = body.count
+                while left > 0:
+                    chunk = f.read(min(FILE_CHUNK, left))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+                    await self._send_body(st, chunk)
+                    await _FLUSH_AWAIT
+            with self.lock:
+                self.conn.send_end(sid)
+        else:
+            with self.lock:
+                self.conn.send_headers(sid, response.status, headers, end_stream=head_only)
+            if head_only:
+                close = getattr(body, "aclose", None)
+                if close is not None:
+                    with contextlib.suppress(Exception):
+                        close().send(None)
+                return
+            async for chunk in body:
+                if chunk:
+                    await self._send_body(st, chunk)
+                    await _FLUSH_AWAIT
+            with self.lock:
+                self.conn.send_end(sid)
+
+    async def _send_body(self, st: _Stream, data: bytes) -> None:
+        sid = st.request.stream_id
+        view = memoryview(data)
+        while view:
+            with self.lock:
+                n = self.conn.max_send_size(sid)
+                if n > 0:
+                    piece = bytes(view[:n])
+                    self.conn.send_data(sid, piece)
+                    st.sent_bytes += len(piece)
+                    view = view[n:]
+                    continue
+                st.task.waiting = True
+            await _PARK_AWAIT

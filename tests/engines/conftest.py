@@ -1,0 +1,115 @@
+"""Start a real ``./start_server`` on a free port of 127.0.0.1 for each engine.
+
+The fixture reads the port from the server's start-up line (``--port 0``), and stops the process it
+started with SIGTERM (SIGKILL if it does not exit), by its pid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENGINES = ["threadpool", "processpool", "selectors", "asyncio"]
+LINE = re.compile(r"listening on (https?)://([^\s]+):(\d+) ")
+
+
+@dataclass
+class Server:
+    """A running ``./start_server``: its process, engine and the ports it printed."""
+
+    proc: subprocess.Popen
+    engine: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    tls_port: int | None = None
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Signal the server and wait for it; returns its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def start_server(engine: str, *args: str, tmp_path=None, env=None) -> Server:
+    """Start ``./start_server --engine ENGINE --port 0 ARGS`` and wait for its listening line(s).
+
+    Raises:
+        RuntimeError: the server exited or printed no listening line within 30 s.
+    """
+    cmd = [sys.executable, os.path.join(ROOT, "start_server"), "--engine", engine, "--port", "0",
+           "--log-level", "WARNING", *args]
+    if tmp_path is not None and "--data-dir" not in args:
+        cmd += ["--data-dir", str(tmp_path / "data")]
+    if engine == "processpool" and "--workers" not in args:
+        cmd += ["--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True, cwd=ROOT,
+                            env=env, start_new_session=True)
+    server = Server(proc=proc, engine=engine)
+    want = 2 if "--tls-port" in args else 1
+    deadline = time.monotonic() + 30
+    while len(server.lines) < want:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            server.stop(signal.SIGKILL)
+            raise RuntimeError(f"server {engine} did not start: {server.lines}")
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                continue
+            server.lines.append(line)
+            m = LINE.search(line)
+            if m and m.group(1) == "https" and ("--tls-port" in args):
+                server.tls_port = int(m.group(3))
+            elif m:
+                server.port = int(m.group(3))
+                if m.group(1) == "https":
+                    server.tls_port = server.port
+    return server
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    """Each of the four engines."""
+    return request.param
+
+
+@pytest.fixture
+def server(engine, tmp_path):
+    """A server of ``engine`` with default options, stopped after the test."""
+    srv = start_server(engine, tmp_path=tmp_path)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    """Start servers with custom options; all are stopped after the test."""
+    started: list[Server] = []
+
+    def make(engine: str, *args: str) -> Server:
+        srv = start_server(engine, *args, tmp_path=tmp_path)
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()
