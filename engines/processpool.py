@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
+import socket
 import time
 from typing import Any, Callable
 
@@ -62,33 +64,48 @@ class ProcessPoolEngine:
 
     def serve(self) -> None:
         """Fork the workers, replace any that die, and on SIGINT/SIGTERM stop them all."""
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        old_fd = signal.set_wakeup_fd(wake_w.fileno())
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        old_chld = signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() below
         try:
             for slot in range(self.size):
                 self._spawn(slot)
-            deadline = None
-            while self.children:
+            while self.children and not self.stopping:
+                self._reap()
+                select.select([wake_r], [], [], 1.0)
                 try:
-                    pid, status = os.waitpid(-1, 0)
-                except ChildProcessError:
-                    break
-                except InterruptedError:
-                    continue
-                slot = self.children.pop(pid, None)
-                if slot is None:
-                    continue
-                if not self.stopping:
-                    log.warning("worker %d exited (status %d); starting a new one", pid, status)
-                    self._spawn(slot)
-                elif deadline is None:
-                    deadline = time.monotonic() + self.config.drain_timeout + 2
+                    while wake_r.recv(512):
+                        pass
+                except (BlockingIOError, InterruptedError):
+                    pass
         finally:
-            if self.stopping:
-                self._kill_stragglers()
+            self._kill_stragglers()
             for s, handler in old.items():
                 signal.signal(s, handler)
+            signal.signal(signal.SIGCHLD, old_chld)
+            signal.set_wakeup_fd(old_fd)
+            wake_r.close()
+            wake_w.close()
             for listener in self.listeners:
                 listener.sock.close()
+
+    def _reap(self) -> None:
+        """Collect exited workers; start a replacement for each unless stopping."""
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            slot = self.children.pop(pid, None)
+            if slot is not None and not self.stopping:
+                log.warning("worker %d exited (status %d); starting a new one", pid, status)
+                self._spawn(slot)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self.stopping:
@@ -125,8 +142,6 @@ class ProcessPoolEngine:
             return
         code = 0
         try:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent sends SIGTERM
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             worker = _WorkerEngine(self.app, self.config, self.listeners)
             worker.serve()
         except BaseException:

@@ -1,0 +1,126 @@
+"""Per-process request counters and latency percentiles, served as JSON at ``GET /_metrics``.
+
+The glue (``engines/session.py``) calls :meth:`Metrics.observe` once per response with the route
+pattern (``request.route``; ``"(unrouted)"`` for a 404/501 that matched nothing, ``"(protocol)"``
+for an error the protocol layer answered), the status and the time from the request's head to
+the end of its response. Counts are per process: under the processpool engine each worker has its
+own (``pid`` in the snapshot tells them apart).
+
+Definitions:
+    requests: responses observed. errors: responses with status >= 500 (the server failed).
+    client_errors: status 400..499 (the request was refused; counted apart, not as errors).
+    latency: a bounded reservoir of the route's last ``reservoir`` durations; percentiles by the
+    nearest-rank method, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections import deque
+
+__all__ = ["Metrics", "percentile", "DEFAULT_RESERVOIR", "MAX_ROUTES"]
+
+DEFAULT_RESERVOIR = 10_000
+#: Routes beyond this many distinct names are counted under ``"(other)"`` (bounded memory).
+MAX_ROUTES = 256
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """The nearest-rank ``p``-th percentile (0 < p <= 100) of ascending ``sorted_values``.
+
+    Raises:
+        ValueError: ``sorted_values`` is empty.
+    """
+    if not sorted_values:
+        raise ValueError("no samples")
+    rank = max(1, math.ceil(p / 100.0 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+class _RouteStats:
+    __slots__ = ("requests", "errors", "client_errors", "statuses", "samples")
+
+    def __init__(self, reservoir: int) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.client_errors = 0
+        self.statuses: dict[int, int] = {}
+        self.samples: deque[float] = deque(maxlen=reservoir)
+
+
+class Metrics:
+    """Thread-safe counters by route (a lock; the threadpool engine observes from many threads).
+
+    Args:
+        reservoir: how many recent durations each route keeps for its percentiles.
+    """
+
+    def __init__(self, reservoir: int = DEFAULT_RESERVOIR) -> None:
+        self._reservoir = reservoir
+        self._routes: dict[str, _RouteStats] = {}
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+
+    def observe(self, route: str, status: int, duration_s: float) -> None:
+        """Count one response: ``route`` (pattern), ``status`` (int), ``duration_s`` (seconds)."""
+        with self._lock:
+            stats = self._routes.get(route)
+            if stats is None:
+                if len(self._routes) >= MAX_ROUTES:
+                    route = "(other)"
+                    stats = self._routes.get(route)
+                if stats is None:
+                    stats = self._routes[route] = _RouteStats(self._reservoir)
+            stats.requests += 1
+            if status >= 500:
+                stats.errors += 1
+            elif status >= 400:
+                stats.client_errors += 1
+            stats.statuses[status] = stats.statuses.get(status, 0) + 1
+            stats.samples.append(duration_s)
+
+    def reset(self) -> None:
+        """Forget everything observed (between benchmark runs)."""
+        with self._lock:
+            self._routes.clear()
+            self._started = time.monotonic()
+
+    def snapshot(self, engine: str) -> dict:
+        """A JSON-ready dict::
+
+            {"engine": "selectors", "pid": 1234, "uptime_s": 12.5,
+             "requests": 10, "errors": 0, "client_errors": 1,
+             "routes": {"/plaintext": {"requests": 9, "errors": 0, "client_errors": 0,
+                                       "statuses": {"200": 9},
+                                       "latency_ms": {"p50": 0.05, "p95": 0.09, "p99": 0.1,
+                                                      "max": 0.2, "samples": 9}}, ...}}
+
+        ``latency_ms`` values are ``None`` for a route without samples.
+        """
+        with self._lock:
+            copied = {name: (s.requests, s.errors, s.client_errors, dict(s.statuses), list(s.samples))
+                      for name, s in self._routes.items()}
+            uptime = time.monotonic() - self._started
+        routes = {}
+        totals = [0, 0, 0]
+        for name in sorted(copied):
+            requests, errors, client_errors, statuses, samples = copied[name]
+            samples.sort()
+            if samples:
+                latency = {f"p{p}": round(percentile(samples, p) * 1000, 3) for p in (50, 95, 99)}
+                latency["max"] = round(samples[-1] * 1000, 3)
+            else:
+                latency = {"p50": None, "p95": None, "p99": None, "max": None}
+            latency["samples"] = len(samples)
+            routes[name] = {"requests": requests, "errors": errors, "client_errors": client_errors,
+                            "statuses": {str(k): v for k, v in sorted(statuses.items())},
+                            "latency_ms": latency}
+            totals[0] += requests
+            totals[1] += errors
+            totals[2] += client_errors
+        return {"engine": engine, "pid": os.getpid(), "uptime_s": round(uptime, 3),
+                "requests": totals[0], "errors": totals[1], "client_errors": totals[2],
+                "routes": routes}

@@ -1,0 +1,276 @@
+"""HTTP/2 server role (RFC 9113), sans-IO: ``H2Connection``.
+
+Theory of operation
+-------------------
+::
+
+    engine ──bytes──> receive_data ──> preface check (§3.4) ──> frames (h2_core) ──> events
+                                                                   │
+    app/glue: send_headers / send_data / send_end / reset_stream ──┴──> data_to_send() ──> engine
+
+1. Construction queues our SETTINGS (MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE,
+   MAX_FRAME_SIZE, MAX_HEADER_LIST_SIZE, HEADER_TABLE_SIZE), so the engine can write it at once.
+   The first bytes in must be the client preface ``PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n`` and a
+   SETTINGS frame; anything else is a connection error PROTOCOL_ERROR.
+2. A request is a header block on a new odd stream id above every earlier one (§5.1.1). It is
+   decoded (HPACK, always), checked against §8 (``h2_headers``: malformed -> RST_STREAM
+   PROTOCOL_ERROR), refused past MAX_CONCURRENT_STREAMS (RST_STREAM REFUSED_STREAM), answered 431
+   past MAX_HEADER_LIST_SIZE (§10.5.1), and otherwise reported as ``RequestReceived``; DATA
+   becomes ``DataReceived`` and END_STREAM ``MessageComplete`` (content-length checked, §8.1.1).
+3. The glue answers with ``send_headers`` (``:status`` + fields; connection-specific fields are
+   dropped), ``send_data`` within ``max_send_size`` and ``send_end``. A stream closes when both
+   sides have ended it or either reset it.
+4. Abuse is counted, never timed (no clocks here): rapid resets, SETTINGS/PING floods, empty DATA
+   floods, repeated refused streams and oversized header blocks end the connection with GOAWAY
+   ENHANCE_YOUR_CALM (§10.5, CVE-2023-44487, CVE-2019-9512/9518, CVE-2024-27316).
+5. Graceful shutdown (§6.8): ``start_shutdown`` sends GOAWAY(2^31-1) and a PING; its ACK proves
+   the client has seen the GOAWAY, so the final GOAWAY names the real last stream. Streams up to
+   it finish; later ones are ignored; ``closed`` turns true when none is left.
+6. h2c upgrade (RFC 7540 §3.2): ``from_upgrade`` applies HTTP2-Settings and opens stream 1
+   half-closed (remote) for the request that came over HTTP/1.1; the preface still follows.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections import deque
+
+from . import events as ev
+from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError
+from .h2_core import H2Core
+from .h2_frames import MAX_STREAM_ID, PREFACE, goaway_frame, ping_frame
+from .h2_headers import encode_fields, header_list_size, validate_request
+from .h2_settings import H2Config
+from .h2_streams import CloseReason, H2Stream, StreamInput, StreamState
+
+__all__ = ["H2Connection", "H2Config"]
+
+_SHUTDOWN_PING = b"shutdown"
+_B64URL = re.compile(r"[A-Za-z0-9_-]*=*")
+
+
+class H2Connection(H2Core):
+    """Server role of one HTTP/2 connection (``protocol.base.ServerConnection``).
+
+    Args:
+        config: what we advertise and the limits we enforce (``H2Config``); defaults if None.
+
+    Attributes:
+        http_version: ``"2"``.
+        closed: true once the connection is over (error, GOAWAY, EOF, or graceful shutdown done).
+        open_stream_count: streams open or half-closed.
+    """
+
+    _client = False
+
+    def __init__(self, config: H2Config | None = None) -> None:
+        super().__init__(config)
+        self._need_preface = True
+        self._preface_got = b""
+        self._shutdown_state = 0          # 0 running, 1 first GOAWAY + PING sent, 2 final GOAWAY
+        self._goaway_last = MAX_STREAM_ID
+        self._refused = 0
+        self._resets: deque[int] = deque(maxlen=self.config.rapid_reset_max + 1)
+
+    @classmethod
+    def from_upgrade(cls, settings_header: str, request: ev.RequestReceived,
+                     config: H2Config | None = None) -> "H2Connection":
+        """A connection taking over after ``Upgrade: h2c`` (RFC 7540 §3.2).
+
+        Args:
+            settings_header: the HTTP2-Settings value: a base64url SETTINGS payload (§3.2.1).
+            request: the HTTP/1.1 request; it becomes stream 1, half-closed (remote), awaiting
+                the response (send it with ``send_headers(1, ...)``).
+            config: as for the constructor.
+
+        Returns:
+            The connection; it still expects the client preface from the peer. An invalid
+            HTTP2-Settings value makes it a connection error (GOAWAY PROTOCOL_ERROR queued,
+            ``closed`` true, the event returned by the next ``receive_data``/``next_events``).
+        """
+        conn = cls(config)
+        s = conn._new_stream(1, StreamState.HALF_CLOSED_REMOTE)
+        s.method = request.method
+        conn._last_peer_stream = 1
+        try:
+            value = settings_header.strip()
+            if not _B64URL.fullmatch(value):
+                raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "HTTP2-Settings is not base64url")
+            value = value.rstrip("=")
+            payload = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            conn._apply_settings(payload, [])
+        except (H2ConnectionError, ValueError) as e:
+            code = e.error_code if isinstance(e, H2ConnectionError) else ErrorCode.PROTOCOL_ERROR
+            conn._connection_error(code, "invalid HTTP2-Settings", conn._events)
+        return conn
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def send_headers(self, stream_id: int, status: int, headers: ev.Headers, *, end_stream: bool = False) -> None:
+        """Send the response head (§8.3.2): HEADERS (+ CONTINUATION) with ``:status`` first.
+
+        ``headers`` are lowercase ``(name, value)`` pairs; connection-specific fields
+        (connection, keep-alive, proxy-connection, transfer-encoding, upgrade) are dropped.
+
+        Raises:
+            LocalProtocolError: the stream is not awaiting a response, the head was sent already,
+                ``status`` is not 200..999, or a field is invalid (uppercase, CR, LF, NUL).
+        """
+        s = self._sendable(stream_id)
+        if s is None:
+            return
+        if s.head_sent:
+            raise LocalProtocolError(f"response head already sent on stream {stream_id}")
+        if not 200 <= status <= 999:
+            raise LocalProtocolError("a final status is 200..999 (send 1xx with send_informational)")
+        fields = encode_fields([(b":status", b"%d" % status)], headers)
+        s.head_sent = True
+        self._send_block(s, fields, end_stream)
+
+    def send_informational(self, stream_id: int, status: int, headers: ev.Headers = ()) -> None:
+        """Send a 1xx response (100 Continue, 103 Early Hints) before the final one (§8.1).
+
+        Raises:
+            LocalProtocolError: status not 100..199 or 101, the final head was sent, or the
+                stream cannot send.
+        """
+        s = self._sendable(stream_id)
+        if s is None:
+            return
+        if not 100 <= status <= 199 or status == 101:
+            raise LocalProtocolError("informational status must be 1xx other than 101")
+        if s.head_sent:
+            raise LocalProtocolError("informational response after the final head")
+        fields = encode_fields([(b":status", b"%d" % status)], headers)
+        self._send_block(s, fields, False)
+
+    def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
+        """Send part of the response body (see ``H2Core.send_data``).
+
+        Raises:
+            LocalProtocolError: the head was not sent, the window is too small, or the stream
+                cannot send.
+        """
+        s = self._streams.get(stream_id)
+        if s is not None and not s.head_sent:
+            raise LocalProtocolError("send_headers before send_data")
+        super().send_data(stream_id, data, end_stream=end_stream)
+
+    def send_end(self, stream_id: int, trailers: ev.Headers = ()) -> None:
+        """End the response: empty DATA with END_STREAM, or trailers with END_STREAM.
+
+        Raises:
+            LocalProtocolError: the head was not sent, or the stream cannot send.
+        """
+        s = self._streams.get(stream_id)
+        if s is not None and not s.head_sent:
+            raise LocalProtocolError("send_headers before send_end")
+        super().send_end(stream_id, trailers)
+
+    def start_shutdown(self) -> None:
+        """Begin a graceful stop (§6.8): GOAWAY(2^31-1, NO_ERROR) and a PING; the PING's ACK
+        triggers the final GOAWAY with the last stream id actually received."""
+        if self._terminated or self._shutdown_state:
+            return
+        self._shutdown_state = 1
+        self._out += goaway_frame(MAX_STREAM_ID, ErrorCode.NO_ERROR)
+        self._out += ping_frame(_SHUTDOWN_PING)
+
+    @property
+    def shutting_down(self) -> bool:
+        """True once ``start_shutdown`` was called."""
+        return self._shutdown_state > 0
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def _before_frames(self, buf: bytes) -> bytes:
+        if not self._need_preface:
+            return buf
+        got = self._preface_got + buf
+        n = min(len(got), 24)
+        if got[:n] != PREFACE[:n]:
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "invalid connection preface")
+        if len(got) < 24:
+            self._preface_got = got
+            return b""
+        self._need_preface = False
+        self._preface_got = b""
+        return got[24:]
+
+    def _on_header_block(self, sid: int, fields: list, end_stream: bool, self_dep: bool, events: list,
+                         key: bytes | None = None) -> None:
+        s = self._streams.get(sid)
+        if s is not None:
+            if self_dep:
+                raise H2StreamError(sid, ErrorCode.PROTOCOL_ERROR, "stream depends on itself (§5.3.1)")
+            self._on_trailers(s, fields, end_stream, events)
+            return
+        if not sid & 1:
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "client opened an even stream id")
+        if sid <= self._last_peer_stream:
+            reason = self._closed_streams.get(sid)
+            if reason is None:
+                raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "stream id not above the previous ones")
+            self._late_frame(sid, StreamInput.RECV_HEADERS)
+            return
+        self._last_peer_stream = sid
+        if sid > self._goaway_last:
+            self._remember_closed(sid, CloseReason.SENT_RESET)  # after our final GOAWAY: ignored
+            return
+        if self_dep:
+            raise H2StreamError(sid, ErrorCode.PROTOCOL_ERROR, "stream depends on itself (§5.3.1)")
+        if len(self._streams) >= self.config.max_concurrent_streams:
+            self._refused += 1
+            if self._refused > self.config.max_refused_streams:
+                raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "too many refused streams")
+            raise H2StreamError(sid, ErrorCode.REFUSED_STREAM, "MAX_CONCURRENT_STREAMS exceeded")
+        valid = self._validated.get(key) if key is not None else None
+        if valid is None:
+            valid = (validate_request(sid, fields), header_list_size(fields))
+            if key is not None and len(self._validated) < 256:
+                self._validated[key] = valid
+        head, size = valid  # type: ignore[misc]
+        s = self._new_stream(sid, StreamState.OPEN)
+        s.method = head.method
+        s.content_length = head.content_length
+        if size > self.config.max_header_list_size:
+            self._refuse_431(s, end_stream)
+            return
+        events.append(ev.RequestReceived(
+            stream_id=sid, method=head.method, target=head.path, authority=head.authority,
+            scheme=head.scheme, http_version="2", headers=head.headers, end_stream=end_stream))
+        if end_stream:
+            self._recv_end(s, (), events)
+
+    def _refuse_431(self, s: H2Stream, end_stream: bool) -> None:
+        """Answer 431 to a request whose header list exceeds our MAX_HEADER_LIST_SIZE (§10.5.1)."""
+        if end_stream:
+            self._transition(s, StreamInput.RECV_END_STREAM)
+        s.head_sent = True
+        self._send_block(s, [(b":status", b"431"), (b"content-length", b"0")], True)
+        if s.stream_id in self._streams:
+            self.reset_stream(s.stream_id, ErrorCode.NO_ERROR)
+
+    def _peer_reset(self, s: H2Stream) -> None:
+        resets = self._resets
+        resets.append(s.stream_id)
+        if len(resets) == resets.maxlen and (self._last_peer_stream - resets[0]) // 2 < self.config.rapid_reset_window:
+            raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "too many streams reset (rapid reset)")
+
+    def _on_ping_ack(self, payload: bytes, events: list) -> None:
+        if payload == _SHUTDOWN_PING and self._shutdown_state == 1:
+            self._shutdown_state = 2
+            self._goaway_last = self._last_peer_stream
+            self._out += goaway_frame(self._goaway_last, ErrorCode.NO_ERROR)
+            if not self._streams:
+                self._terminated = True
+
+    def _on_goaway(self, last_stream_id: int, error_code: int, debug: str, events: list) -> None:
+        self._terminated = True
+        events.append(ev.ConnectionTerminated(error_code=error_code, last_stream_id=last_stream_id,
+                                              remote=True, reason=debug or "GOAWAY received"))
+
+    def _stream_closed(self, s: H2Stream) -> None:
+        if self._shutdown_state == 2 and not self._streams:
+            self._terminated = True

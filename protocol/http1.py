@@ -1,0 +1,740 @@
+"""HTTP/1.x server connection, sans-IO (RFC 9112, with RFC 9110 semantics and RFC 7540 §3.2 h2c).
+
+Theory of operation
+-------------------
+One request/response *exchange* at a time, numbered 1, 3, 5, ... (the ``stream_id`` of its events,
+so the glue handles HTTP/1.x and HTTP/2 alike). Two small state machines drive an exchange:
+
+- the receive side (``_Recv``): ``HEAD`` -> (``LENGTH`` | ``CHUNK_*`` | nothing) -> ``DONE``.
+  ``receive_data`` appends to one buffer and parses as far as it can: the head of a request (found
+  with ``bytes.find(b"\\r\\n\\r\\n")`` and parsed by ``h1_parse.parse_head``), then its body, which is
+  delivered as ``DataReceived`` events as it arrives. A new head is parsed only when no exchange is
+  in progress, i.e. after ``send_end`` of the previous response: pipelined requests stay buffered
+  and come out of ``next_events()``.
+- the send side (``_Send``), a table of ``(state, operation) -> next state``; a missing entry is a
+  ``LocalProtocolError`` (the caller's bug): ``WAIT`` (request delivered) --headers--> ``BODY``
+  --data*--> --end--> ``IDLE`` (exchange over; keep-alive resets the receive side to ``HEAD``).
+
+Errors in what the peer sent never raise: ``H1Error`` from the parser becomes an error response
+(``connection: close``, a short text body that never echoes request bytes) queued in
+``data_to_send()``, a ``ConnectionTerminated(error_code=1, status=...)`` event, and ``closed``.
+If the response of the current exchange has already started, nothing more can be said: the
+connection is only closed.
+
+Persistence (RFC 9112 §9.3): an HTTP/1.1 exchange keeps the connection unless either side says
+``Connection: close``; HTTP/1.0 closes unless the client sent ``Connection: keep-alive``. The
+connection also closes after a response that (a) is close-delimited (streaming to an HTTP/1.0
+client), (b) started before the request body was completely received (an unanswered
+``Expect: 100-continue`` included: the client may or may not send the body, so the framing of what
+follows is unknown), (c) follows ``start_shutdown()``.
+
+Bounds: the head (request line + fields) <= ``max_header_bytes`` (431, or 414 when the request line
+is what is long), the target <= ``max_target_length`` (414), fields <= ``max_headers`` (431), the
+body <= ``max_body_size`` (413, from Content-Length up front or while reading chunks), trailers <=
+``max_header_bytes`` (431), a chunk-size line <= 4 KiB with its extensions (400). While a response
+is in progress the bytes of later pipelined requests are only buffered, up to
+``max_pipeline_bytes`` (1 MiB): past that, buffered and later input is discarded and the connection
+closes after the current response (unanswered pipelined requests may be retried by the client,
+RFC 9112 §9.3.2).
+
+EOF: when a request is complete and its response is in progress, EOF is a half-close: the response
+(and complete pipelined requests already buffered) are still answered, then ``ConnectionTerminated
+(remote=True)``. EOF between requests gives ``ConnectionTerminated(remote=True)``; EOF inside a head
+or body gives ``ConnectionTerminated(remote=True, reason="EOF mid-request")``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .errors import H1Error, LocalProtocolError
+from .events import (ConnectionTerminated, DataReceived, Event, Headers, MessageComplete,
+                     ProtocolSwitched, RequestReceived)
+from .h1_parse import (REASONS, RequestHead, check_line_ends, field_cache, head_overflow, is_token,
+                       parse_chunk_size, parse_fields, parse_head, status_line)
+
+__all__ = ["H1Config", "H1Connection"]
+
+MAX_CHUNK_LINE = 4096
+H2C_MAX_BODY = 65536
+_MAX_SEND = 1 << 30
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class H1Config:
+    """Limits and options of an HTTP/1.x server connection (sizes in bytes).
+
+    Attributes:
+        max_target_length: longest request-target (414 beyond).
+        max_header_bytes: largest head, request line and CRLFs included (431 beyond); also bounds
+            the trailer section of a chunked body.
+        max_body_size: largest request body, Content-Length or chunked total (413 beyond).
+        max_headers: most field lines in a head or trailer section (431 beyond).
+        max_pipeline_bytes: most bytes buffered ahead while a response is in progress.
+        server_header: value of the ``server`` field added to responses ("" to add none).
+        h2c_upgrade: honour ``Upgrade: h2c`` over cleartext (RFC 7540 §3.2).
+    """
+
+    max_target_length: int = 8192
+    max_header_bytes: int = 65536
+    max_body_size: int = 10 * 1024 * 1024
+    max_headers: int = 128
+    max_pipeline_bytes: int = 1024 * 1024
+    server_header: str = "concurrency-lab"
+    h2c_upgrade: bool = True
+
+
+class _Recv(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons; Enum's own __hash__ is Python code
+    HEAD = "awaiting a request head"
+    LENGTH = "reading a Content-Length body"
+    CHUNK_SIZE = "awaiting a chunk-size line"
+    CHUNK_DATA = "reading chunk data"
+    CHUNK_CRLF = "awaiting the CRLF after chunk data"
+    TRAILERS = "awaiting the trailer section"
+    UPGRADE = "buffering the body of an h2c upgrade request"
+    DONE = "request complete, awaiting the end of its response"
+    CLOSED = "closed or switched"
+
+
+class _Send(enum.Enum):
+    __hash__ = object.__hash__
+    IDLE = "no exchange in progress"
+    WAIT = "request delivered, awaiting the response head"
+    BODY = "response head sent"
+
+
+class _Op(enum.Enum):
+    __hash__ = object.__hash__
+    INFORMATIONAL = "send_informational"
+    HEADERS = "send_headers"
+    DATA = "send_data"
+    END = "send_end"
+
+
+_SEND_TRANSITIONS: dict[tuple[_Send, _Op], _Send] = {
+    (_Send.WAIT, _Op.INFORMATIONAL): _Send.WAIT,
+    (_Send.WAIT, _Op.HEADERS): _Send.BODY,
+    (_Send.BODY, _Op.DATA): _Send.BODY,
+    (_Send.BODY, _Op.END): _Send.IDLE,
+}
+
+# response framing
+_NO_BODY, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
+_DROP, _IS_LENGTH, _IS_DATE, _IS_SERVER = "drop", "content-length", "date", "server"
+# response fields the connection looks at: the ones it owns are dropped, the others noted
+_OUT_SPECIAL = {"connection": _DROP, "transfer-encoding": _DROP, "keep-alive": _DROP,
+                "proxy-connection": _DROP, "upgrade": _DROP, "content-length": _IS_LENGTH,
+                "date": _IS_DATE, "server": _IS_SERVER}
+_valid_names: set[str] = set()
+_SWITCHING = (b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n")
+_BODY_STATES = frozenset({_Recv.LENGTH, _Recv.CHUNK_SIZE, _Recv.CHUNK_DATA, _Recv.CHUNK_CRLF,
+                          _Recv.TRAILERS, _Recv.UPGRADE})
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple:
+    """The slot descriptors' ``__set__`` of the frozen, slotted event ``cls``, in ``names`` order
+    (which must list every field)."""
+    assert set(names) == set(cls.__dataclass_fields__), cls
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+# Hot-path constructors for the two events every request produces: they fill the slots directly,
+# which is what the frozen dataclass __init__ does through object.__setattr__, at a third of the
+# cost. The result is an ordinary instance (tests compare it with one built the normal way).
+_rr = _slot_setters(RequestReceived, ("stream_id", "method", "target", "authority", "scheme",
+                                      "http_version", "headers", "expect_continue", "end_stream"))
+_mc = _slot_setters(MessageComplete, ("stream_id", "trailers"))
+
+
+def _request_received(stream_id, method, target, authority, scheme, http_version, headers,
+                      expect_continue, end_stream, _new=object.__new__, _cls=RequestReceived,
+                      _s=_rr) -> RequestReceived:
+    obj = _new(_cls)
+    _s[0](obj, stream_id)
+    _s[1](obj, method)
+    _s[2](obj, target)
+    _s[3](obj, authority)
+    _s[4](obj, scheme)
+    _s[5](obj, http_version)
+    _s[6](obj, headers)
+    _s[7](obj, expect_continue)
+    _s[8](obj, end_stream)
+    return obj
+
+
+def _message_complete(stream_id, trailers, _new=object.__new__, _cls=MessageComplete,
+                      _s0=_mc[0], _s1=_mc[1]) -> MessageComplete:
+    obj = _new(_cls)
+    _s0(obj, stream_id)
+    _s1(obj, trailers)
+    return obj
+
+
+def _header_block(headers: Headers) -> str:
+    """``name: value\\r\\n`` lines for trailers/informational responses, validated."""
+    parts = []
+    for name, value in headers:
+        _check_name(name)
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise LocalProtocolError(f"CR, LF or NUL in the value of {name!r}")
+        parts.append(f"{name}: {value}\r\n")
+    return "".join(parts)
+
+
+def _check_name(name: str) -> None:
+    """Raise LocalProtocolError unless ``name`` is a token (remembered once valid)."""
+    if name not in _valid_names:
+        if not is_token(name):
+            raise LocalProtocolError(f"invalid header name {name!r}")
+        if len(_valid_names) < 1024:
+            _valid_names.add(name)
+
+
+class H1Connection:
+    """The server side of one HTTP/1.0 or HTTP/1.1 connection (RFC 9112); see the module docstring.
+
+    Implements ``protocol.base.ServerConnection``. Extra members for the engine:
+    ``set_date(value)``, ``idle``, ``awaiting_head_bytes``, ``send_timeout_error()``.
+
+    Args:
+        config: limits and options (``H1Config()`` when omitted).
+        scheme: ``"http"`` or ``"https"`` (reported in ``RequestReceived.scheme``; no h2c over TLS).
+    """
+
+    http_version = "1.1"
+
+    def __init__(self, config: H1Config | None = None, *, scheme: str = "http") -> None:
+        self.config = config if config is not None else H1Config()
+        self.scheme = scheme
+        c = self.config
+        self._h2c = c.h2c_upgrade and scheme == "http"
+        self._caches = (field_cache("1.0", c.max_headers, c.max_body_size),
+                        field_cache("1.1", c.max_headers, c.max_body_size))
+        self._server = (f"server: {self.config.server_header}\r\n"
+                        if self.config.server_header else "")
+        self._date = ""
+        self._buf = bytearray()
+        self._out: list[bytes] = []
+        self._recv = _Recv.HEAD
+        self._send = _Send.IDLE
+        self._closed = False
+        self._eof = False
+        self._shutdown = False
+        self._discarding = False
+        self._next_id = 1
+        self._stream_id = 0
+        self._leading_ok = True
+        self._scanned = 0
+        # the current request
+        self._req: RequestHead | None = None
+        self._keep_alive = True
+        self._left = 0
+        self._body_total = 0
+        # the current response
+        self._framing = _NO_BODY
+        self._to_send = 0
+
+    # -- state for the engine -----------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True when the engine should close the socket once ``data_to_send()`` is flushed."""
+        return self._closed
+
+    @property
+    def idle(self) -> bool:
+        """Between requests with nothing buffered (the keep-alive idle timeout applies)."""
+        return (not self._closed and self._recv is _Recv.HEAD and self._send is _Send.IDLE
+                and not self._buf)
+
+    @property
+    def awaiting_head_bytes(self) -> bool:
+        """Part of a request head (or of an h2c upgrade request) is buffered: the request-head
+        timeout applies."""
+        return not self._closed and ((self._recv is _Recv.HEAD and bool(self._buf))
+                                     or self._recv is _Recv.UPGRADE)
+
+    def set_date(self, value: str) -> None:
+        """The ``Date`` value (an IMF-fixdate, RFC 9110 §5.6.7) added to responses lacking one."""
+        self._date = f"date: {value}\r\n" if value else ""
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes read from the peer (``b""`` = EOF); return the events they complete.
+
+        Never raises for the peer's bytes: see the module docstring for errors and EOF.
+        """
+        if self._closed or self._recv is _Recv.CLOSED:
+            return []
+        if not data:
+            self._eof = True
+            return self._parse()
+        if self._discarding:
+            return []
+        buf = self._buf
+        buf += data
+        if self._recv is _Recv.DONE:
+            if len(buf) > self.config.max_pipeline_bytes:
+                buf.clear()
+                self._discarding = True
+                self._keep_alive = False
+            return []
+        return self._parse()
+
+    def next_events(self) -> list[Event]:
+        """Events from bytes already buffered (the next pipelined request after ``send_end``)."""
+        if self._closed or self._recv is not _Recv.HEAD:
+            return []
+        return self._parse()
+
+    def _parse(self) -> list[Event]:
+        events: list[Event] = []
+        try:
+            while True:
+                state = self._recv
+                if state is _Recv.HEAD:
+                    more = self._parse_head(events)
+                elif state is _Recv.LENGTH:
+                    more = self._read_length(events)
+                elif state is _Recv.UPGRADE:
+                    more = self._read_upgrade(events)
+                elif state is _Recv.DONE or state is _Recv.CLOSED:
+                    break
+                else:
+                    more = self._read_chunked(events)
+                if not more:
+                    break
+        except H1Error as e:
+            events.append(self._fail(e.status, e.reason))
+            return events
+        if self._eof and not self._closed:
+            state = self._recv
+            if state is _Recv.HEAD:
+                self._terminate(events, "EOF mid-request" if self._buf else "EOF")
+            elif state in _BODY_STATES:
+                self._terminate(events, "EOF mid-request")
+        return events
+
+    def _terminate(self, events: list[Event], reason: str) -> None:
+        self._closed = True
+        self._recv = _Recv.CLOSED
+        self._buf.clear()
+        events.append(ConnectionTerminated(remote=True, reason=reason))
+
+    def _parse_head(self, events: list[Event]) -> bool:
+        buf = self._buf
+        if not buf:
+            return False
+        config = self.config
+        if buf[0] == 13 and self._leading_ok:  # one empty line before a request (RFC 9112 §2.2)
+            if len(buf) < 2:
+                return False
+            if buf[1] == 10:
+                del buf[:2]
+                self._leading_ok = False
+                if not buf:
+                    return False
+        start = self._scanned
+        end = buf.find(b"\r\n\r\n", start)
+        if end < 0:
+            n = len(buf)
+            if n > config.max_header_bytes:
+                raise head_overflow(buf, config.max_target_length)
+            stop = n - 1 if buf[-1] == 13 else n
+            begin = max(0, start - 1)
+            if begin and buf[begin] == 10:  # keep a CRLF pair whole
+                begin -= 1
+            if not check_line_ends(buf[begin:stop]):
+                raise H1Error(400, "bare CR or LF in the request head")
+            self._scanned = max(0, n - 3)
+            return False
+        self._scanned = 0
+        head = buf[:end]
+        del buf[:end + 4]
+        req = parse_head(head, max_target_length=config.max_target_length,
+                         max_header_bytes=config.max_header_bytes, max_headers=config.max_headers,
+                         max_body_size=config.max_body_size, caches=self._caches)
+        sid = self._stream_id = self._next_id
+        self._next_id = sid + 2
+        self._req = req
+        self._keep_alive = req.keep_alive and not self._shutdown
+        if (req.upgrade_h2c is not None and self._h2c and not req.chunked
+                and (req.content_length or 0) <= H2C_MAX_BODY
+                and not (req.expect_continue and req.content_length)):
+            self._left = req.content_length or 0
+            self._recv = _Recv.UPGRADE
+            return True
+        self._send = _Send.WAIT
+        if req.chunked:
+            self._recv = _Recv.CHUNK_SIZE
+            self._body_total = 0
+            end_stream = False
+        elif req.content_length:
+            self._recv = _Recv.LENGTH
+            self._left = req.content_length
+            end_stream = False
+        else:
+            self._recv = _Recv.DONE
+            end_stream = True
+        events.append(_request_received(sid, req.method, req.target, req.host, self.scheme,
+                                        req.version, req.headers, req.expect_continue, end_stream))
+        if end_stream:
+            events.append(_message_complete(sid, ()))
+        return True
+
+    def _read_length(self, events: list[Event]) -> bool:
+        buf = self._buf
+        if not buf:
+            return False
+        left = self._left
+        if len(buf) <= left:
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:left])
+            del buf[:left]
+        self._left = left = left - len(data)
+        events.append(DataReceived(stream_id=self._stream_id, data=data))
+        if left:
+            return False
+        self._recv = _Recv.DONE
+        events.append(MessageComplete(stream_id=self._stream_id))
+        return True
+
+    def _read_chunked(self, events: list[Event]) -> bool:
+        """Chunked body (RFC 9112 §7.1): one step per call; False when more bytes are needed."""
+        buf = self._buf
+        state = self._recv
+        if state is _Recv.CHUNK_DATA:
+            if not buf:
+                return False
+            left = self._left
+            if len(buf) <= left:
+                data = bytes(buf)
+                buf.clear()
+            else:
+                data = bytes(buf[:left])
+                del buf[:left]
+            self._left = left - len(data)
+            events.append(DataReceived(stream_id=self._stream_id, data=data))
+            if self._left:
+                return False
+            self._recv = _Recv.CHUNK_CRLF
+            return True
+        if state is _Recv.CHUNK_CRLF:
+            if len(buf) < 2:
+                if buf and buf[0] != 13:
+                    raise H1Error(400, "chunk data not followed by CRLF")
+                return False
+            if buf[0] != 13 or buf[1] != 10:
+                raise H1Error(400, "chunk data not followed by CRLF")
+            del buf[:2]
+            self._recv = _Recv.CHUNK_SIZE
+            return True
+        if state is _Recv.CHUNK_SIZE:
+            i = buf.find(b"\r\n")
+            if i < 0:
+                if len(buf) > MAX_CHUNK_LINE:
+                    raise H1Error(400, "chunk size line too long")
+                if b"\n" in buf or b"\r" in buf[:-1]:
+                    raise H1Error(400, "bare CR or LF in a chunk size line")
+                return False
+            if i > MAX_CHUNK_LINE:
+                raise H1Error(400, "chunk size line too long")
+            line = bytes(buf[:i])
+            del buf[:i + 2]
+            if b"\n" in line or b"\r" in line:
+                raise H1Error(400, "bare CR or LF in a chunk size line")
+            size = parse_chunk_size(line)
+            if size == 0:
+                self._recv = _Recv.TRAILERS
+                self._scanned = 0
+                return True
+            self._body_total += size
+            if self._body_total > self.config.max_body_size:
+                raise H1Error(413, "request body too large")
+            self._left = size
+            self._recv = _Recv.CHUNK_DATA
+            return True
+        # TRAILERS: trailer-section CRLF (RFC 9112 §7.1.2)
+        if len(buf) < 2:
+            if buf and buf[0] != 13:
+                return self._need_trailers(buf)
+            return False
+        if buf[0] == 13 and buf[1] == 10:
+            del buf[:2]
+            self._recv = _Recv.DONE
+            events.append(MessageComplete(stream_id=self._stream_id))
+            return True
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return self._need_trailers(buf)
+        return self._take_trailers(buf, end, events)
+
+    def _need_trailers(self, buf: bytearray) -> bool:
+        if len(buf) > self.config.max_header_bytes:
+            raise H1Error(431, "trailer section too large")
+        stop = len(buf) - 1 if buf[-1] == 13 else len(buf)
+        if not check_line_ends(buf[:stop]):
+            raise H1Error(400, "bare CR or LF in the trailer section")
+        return False
+
+    def _take_trailers(self, buf: bytearray, end: int, events: list[Event]) -> bool:
+        if end + 4 > self.config.max_header_bytes:
+            raise H1Error(431, "trailer section too large")
+        block = bytes(buf[:end])
+        del buf[:end + 4]
+        if not check_line_ends(block):
+            raise H1Error(400, "bare CR or LF in the trailer section")
+        trailers = tuple(parse_fields("\r\n" + block.decode("latin-1"), 0, self.config.max_headers))
+        self._recv = _Recv.DONE
+        events.append(MessageComplete(stream_id=self._stream_id, trailers=trailers))
+        return True
+
+    def _read_upgrade(self, events: list[Event]) -> bool:
+        """h2c upgrade (RFC 7540 §3.2): the body is buffered whole, then 101 and ProtocolSwitched."""
+        buf = self._buf
+        n = self._left
+        if len(buf) < n:
+            return False
+        req = self._req
+        body = bytes(buf[:n])
+        leftover = bytes(buf[n:])
+        buf.clear()
+        self._out.append(_SWITCHING)
+        self._recv = _Recv.CLOSED
+        request = RequestReceived(
+            stream_id=1, method=req.method, target=req.target, authority=req.host,
+            scheme=self.scheme, http_version=req.version, headers=req.headers, end_stream=True)
+        events.append(ProtocolSwitched(protocol="h2c", settings_header=req.upgrade_h2c,
+                                       request=request, body=body, leftover=leftover))
+        return False
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _fail(self, status: int, reason: str) -> ConnectionTerminated:
+        """Answer ``status`` (when no response has started) and close."""
+        if self._send is not _Send.BODY:
+            self._queue_error(status, reason)
+        self._closed = True
+        self._recv = _Recv.CLOSED
+        self._buf.clear()
+        return ConnectionTerminated(error_code=1, status=status, reason=reason)
+
+    def _queue_error(self, status: int, reason: str) -> None:
+        body = f"{status} {REASONS.get(status, '')}: {reason}\n".encode("ascii", "replace")
+        head = (f"{self._date}{self._server}content-type: text/plain; charset=utf-8\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+        self._out.append(status_line(status) + head.encode("latin-1") + body)
+
+    def send_timeout_error(self) -> None:
+        """The request-head timeout fired: queue 408 Request Timeout unless a response has started
+        on this exchange, and close."""
+        if self._closed:
+            return
+        if self._send is not _Send.BODY:
+            self._queue_error(408, "request head not received in time")
+        self._closed = True
+        self._recv = _Recv.CLOSED
+
+    timeout_response = send_timeout_error
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def _step(self, stream_id: int, op: _Op) -> bool:
+        """Apply ``op`` to the send state; False when the connection is closed (ignore the call).
+
+        Raises:
+            LocalProtocolError: ``stream_id`` is not the current exchange, or ``op`` is not allowed
+                in the current send state (no entry in ``_SEND_TRANSITIONS``).
+        """
+        if self._closed:
+            return False
+        nxt = _SEND_TRANSITIONS.get((self._send, op))
+        if stream_id != self._stream_id or nxt is None:
+            raise LocalProtocolError(f"{op.value} on stream {stream_id} not allowed: "
+                                     f"{self._send.value} on stream {self._stream_id}")
+        self._send = nxt
+        return True
+
+    def send_informational(self, stream_id: int, status: int, headers: Headers = ()) -> None:
+        """Send a 1xx response other than 101 (e.g. 100 Continue); none to HTTP/1.0 clients
+        (RFC 9110 §15.2).
+
+        Raises:
+            LocalProtocolError: not 1xx, 101, an invalid header, or the head was sent already.
+        """
+        if not 100 <= status <= 199 or status == 101:
+            raise LocalProtocolError(f"{status} is not an informational status this can send")
+        if not self._step(stream_id, _Op.INFORMATIONAL):
+            return
+        if self._req.version == "1.0":
+            return
+        self._out.append(status_line(status) + _header_block(headers).encode("latin-1") + b"\r\n")
+
+    def send_headers(self, stream_id: int, status: int, headers: Headers, *, end_stream: bool = False) -> None:
+        """Send the response head (RFC 9112 §4, §6); the connection owns framing and persistence.
+
+        Adds ``date`` (after ``set_date``) and ``server`` when absent; drops ``connection``,
+        ``transfer-encoding``, ``keep-alive``, ``proxy-connection`` and ``upgrade``; frames with
+        the given ``content-length``, else ``content-length: 0`` when ``end_stream`` (not for
+        204/304), else chunked (HTTP/1.1) or until close (HTTP/1.0); adds ``connection: close``
+        when the connection will close. ``end_stream=True`` also ends the exchange. HEAD, 204 and
+        304 responses carry no body: ``send_data`` drops theirs. Ignored once ``closed``.
+
+        Raises:
+            LocalProtocolError: not awaiting a response head, a status outside 200..999, an
+                invalid field name or value, or an invalid content-length.
+        """
+        if not 200 <= status <= 999:
+            raise LocalProtocolError(f"send_headers cannot send status {status}")
+        if self._send is not _Send.WAIT or stream_id != self._stream_id or self._closed:
+            if not self._step(stream_id, _Op.HEADERS):
+                return
+        self._send = _Send.BODY
+        req = self._req
+        parts = []
+        append = parts.append
+        length = None
+        has_date = has_server = False
+        valid = _valid_names
+        for name, value in headers:
+            kind = _OUT_SPECIAL.get(name)
+            if kind is not None:
+                if kind is _DROP:
+                    continue
+                if kind is _IS_LENGTH:
+                    if status == 204:
+                        continue
+                    if not value.isdigit() or not value.isascii():
+                        raise LocalProtocolError("invalid content-length")
+                    length = int(value)
+                elif kind is _IS_DATE:
+                    has_date = True
+                else:
+                    has_server = True
+            elif name not in valid:
+                _check_name(name)
+            append(f"{name}: {value}\r\n")
+        block = "".join(parts)
+        n = len(parts)
+        if block.count("\n") != n or block.count("\r") != n or "\0" in block:
+            raise LocalProtocolError("CR, LF or NUL in a header value")
+        if self._date and not has_date:
+            block += self._date
+        if not has_server and self._server:
+            block += self._server
+        keep = self._keep_alive and not self._shutdown and self._recv is _Recv.DONE
+        if status == 204 or status == 304 or req.method == "HEAD":
+            framing = _NO_BODY
+        elif length is not None:
+            framing = _LENGTH
+            self._to_send = length
+        elif end_stream:
+            framing = _NO_BODY
+            block += "content-length: 0\r\n"
+        elif req.version == "1.1":
+            framing = _CHUNKED
+            block += "transfer-encoding: chunked\r\n"
+        else:
+            framing = _UNTIL_CLOSE
+            keep = False
+        self._framing = framing
+        self._keep_alive = keep
+        if not keep:
+            block += "connection: close\r\n\r\n"
+        elif req.keep_alive_header:
+            block += "connection: keep-alive\r\n\r\n"
+        else:
+            block += "\r\n"
+        try:
+            data = block.encode("latin-1")
+        except UnicodeEncodeError:
+            raise LocalProtocolError("header values must be ISO-8859-1") from None
+        self._out.append(status_line(status) + data)
+        if end_stream:
+            self.send_end(stream_id)
+
+    def max_send_size(self, stream_id: int) -> int:
+        """A large constant: HTTP/1.x has no flow control (TCP's is the engine's business)."""
+        return _MAX_SEND
+
+    def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
+        """Send part of the body: chunk-encoded for chunked framing, dropped for HEAD/204/304.
+
+        Raises:
+            LocalProtocolError: the head was not sent, or more than the given content-length.
+        """
+        if self._send is not _Send.BODY or stream_id != self._stream_id or self._closed:
+            if not self._step(stream_id, _Op.DATA):
+                return
+        if data:
+            framing = self._framing
+            if framing is _LENGTH:
+                self._to_send -= len(data)
+                if self._to_send < 0:
+                    self._keep_alive = False
+                    raise LocalProtocolError("more body than content-length")
+                self._out.append(data)
+            elif framing is _CHUNKED:
+                self._out.append(b"%x\r\n%b\r\n" % (len(data), data))
+            elif framing is _UNTIL_CLOSE:
+                self._out.append(data)
+        if end_stream:
+            self.send_end(stream_id)
+
+    def send_end(self, stream_id: int, trailers: Headers = ()) -> None:
+        """End the response (the last chunk and trailers when chunked; trailers are dropped
+        otherwise) and so the exchange: the connection closes or waits for the next request.
+
+        Raises:
+            LocalProtocolError: the head was not sent, or less body than the content-length (the
+                connection is closed then).
+        """
+        if self._send is not _Send.BODY or stream_id != self._stream_id or self._closed:
+            if not self._step(stream_id, _Op.END):
+                return
+        self._send = _Send.IDLE
+        framing = self._framing
+        if framing is _CHUNKED:
+            if trailers:
+                self._out.append(b"0\r\n" + _header_block(trailers).encode("latin-1") + b"\r\n")
+            else:
+                self._out.append(b"0\r\n\r\n")
+        elif framing is _LENGTH and self._to_send:
+            self._closed = True
+            self._recv = _Recv.CLOSED
+            raise LocalProtocolError("less body than content-length")
+        if not self._keep_alive or self._discarding or self._recv is not _Recv.DONE:
+            self._closed = True
+            self._recv = _Recv.CLOSED
+            return
+        self._recv = _Recv.HEAD
+        self._req = None
+        self._leading_ok = True
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """Abort the response: HTTP/1.x can only close the connection."""
+        self._closed = True
+        self._recv = _Recv.CLOSED
+
+    def start_shutdown(self) -> None:
+        """Take no more requests: the response in progress gets ``connection: close`` (if its head
+        is not sent yet) and the connection closes after it; closes at once when idle."""
+        self._shutdown = True
+        self._keep_alive = False
+        if self._send is _Send.IDLE:
+            self._closed = True
+            self._recv = _Recv.CLOSED
+
+    def data_to_send(self) -> bytes:
+        """Return and clear the bytes to write to the socket."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data

@@ -1,0 +1,83 @@
+"""Metrics: counts by route, errors (>= 500) and client errors (4xx), percentiles, the JSON shape."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import pytest
+
+from app import Metrics
+from app.metrics import MAX_ROUTES, percentile
+
+
+def test_snapshot_shape():
+    m = Metrics()
+    for i in range(100):
+        m.observe("/plaintext", 200, (i + 1) / 1000)
+    m.observe("/plaintext", 404, 0.5)
+    m.observe("/bug", 500, 0.002)
+    snap = m.snapshot("selectors")
+    json.dumps(snap)  # JSON-ready
+    assert snap["engine"] == "selectors" and snap["pid"] == os.getpid()
+    assert (snap["requests"], snap["errors"], snap["client_errors"]) == (102, 1, 1)
+    route = snap["routes"]["/plaintext"]
+    assert route["requests"] == 101 and route["errors"] == 0 and route["client_errors"] == 1
+    assert route["statuses"] == {"200": 100, "404": 1}
+    lat = route["latency_ms"]
+    assert (lat["p50"], lat["p95"], lat["p99"]) == (51.0, 96.0, 100.0)
+    assert lat["max"] == 500.0 and lat["samples"] == 101
+    assert snap["routes"]["/bug"]["errors"] == 1
+
+
+def test_empty():
+    snap = Metrics().snapshot("x")
+    assert snap["routes"] == {} and snap["requests"] == 0
+
+
+def test_reservoir_is_bounded():
+    m = Metrics(reservoir=10)
+    for i in range(1000):
+        m.observe("/r", 200, i / 1000)
+    route = m.snapshot("x")["routes"]["/r"]
+    assert route["requests"] == 1000 and route["latency_ms"]["samples"] == 10
+    assert route["latency_ms"]["p50"] == 994.0  # the 5th of the last 10 (990..999)
+
+
+def test_route_names_are_bounded():
+    m = Metrics()
+    for i in range(MAX_ROUTES + 50):
+        m.observe(f"/r{i}", 200, 0.0)
+    snap = m.snapshot("x")
+    assert len(snap["routes"]) == MAX_ROUTES + 1 and snap["routes"]["(other)"]["requests"] == 50
+
+
+def test_threads():
+    m = Metrics()
+
+    def work():
+        for _ in range(2000):
+            m.observe("/t", 200, 0.001)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert m.snapshot("x")["routes"]["/t"]["requests"] == 16000
+
+
+def test_reset():
+    m = Metrics()
+    m.observe("/a", 200, 0.1)
+    m.reset()
+    assert m.snapshot("x")["requests"] == 0
+
+
+def test_percentile():
+    assert percentile([1.0], 50) == 1.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
