@@ -176,10 +176,11 @@ class AsyncioEngine:
             self.loop.add_signal_handler(s, stop.set)
         servers = []
         for listener in self.listeners:
+            tls_options = ({"ssl": listener.tls, "ssl_handshake_timeout": self.config.header_timeout}
+                           if listener.tls is not None else {})
             servers.append(await self.loop.create_server(
                 lambda listener=listener: _Connection(self, listener), sock=listener.sock,
-                ssl=listener.tls, ssl_handshake_timeout=self.config.header_timeout,
-                backlog=self.config.backlog))
+                backlog=self.config.backlog, **tls_options))
         checker = self.loop.create_task(self._check_timeouts())
         await stop.wait()
         log.info("signal: draining %d connections", len(self.connections))

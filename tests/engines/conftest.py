@@ -12,6 +12,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ class Server:
     port: int = 0
     tls_port: int | None = None
     lines: list[str] = field(default_factory=list)
+    _drain: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -46,7 +48,19 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if self._drain is not None:
+            self._drain.join(5)
+        if self.proc.stdout is not None and not self.proc.stdout.closed:
+            self.proc.stdout.close()
         return self.proc.returncode
+
+    def drain_stdout(self) -> None:
+        """Keep reading the server's stdout into ``lines`` so that it never blocks on a full pipe."""
+        def pump() -> None:
+            for line in self.proc.stdout:
+                self.lines.append(line)
+        self._drain = threading.Thread(target=pump, daemon=True)
+        self._drain.start()
 
 
 def start_server(engine: str, *args: str, tmp_path=None, env=None) -> Server:
@@ -83,6 +97,7 @@ def start_server(engine: str, *args: str, tmp_path=None, env=None) -> Server:
                 server.port = int(m.group(3))
                 if m.group(1) == "https":
                     server.tls_port = server.port
+    server.drain_stdout()
     return server
 
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .rawhttp import RawClient, exchange
+from rawhttp import RawClient, exchange
 
 GET = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
@@ -72,7 +72,7 @@ def test_keep_alive_reuses_connection(server):
 def test_pipelined_requests_answered_in_order(server):
     data = b"".join(GET % p for p in (b"/echo/one", b"/io?ms=50", b"/echo/three"))
     responses = exchange(server.port, data, count=3)
-    assert [r.body for r in responses] == [b"one", b"waited 50 ms", b"three"]
+    assert [r.body for r in responses] == [b"one", b"waited 50 ms\n", b"three"]
 
 
 def test_http10_closes(server):
@@ -227,7 +227,7 @@ def test_graceful_stop_finishes_in_flight(engine, server_factory):
         time.sleep(0.1)  # let the request reach its handler before the signal
         srv.proc.send_signal(signal.SIGTERM)
         r = c.read_response()
-        assert r.status == 200 and r.body == b"waited 500 ms"
+        assert r.status == 200 and r.body == b"waited 500 ms\n"
     assert srv.proc.wait(10) == 0 or srv.proc.returncode in (0, -15)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", srv.port), timeout=1).close()
@@ -238,6 +238,9 @@ def test_processpool_replaces_killed_worker(server_factory):
 
     srv = server_factory("processpool", "--workers", "2")
     parent = psutil.Process(srv.proc.pid)
+    deadline = time.monotonic() + 10
+    while len(parent.children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the process table: forks have no event to wait on
     children = parent.children()
     assert len(children) == 2
     os.kill(children[0].pid, signal.SIGKILL)
