@@ -23,7 +23,7 @@ from app.messages import ConnectionInfo
 
 from .config import ServerConfig
 from .listeners import Listener
-from .session import FLUSH, PARK, Session, Sleep, Task
+from .session import FLUSH, PARK, SendFile, Session, Sleep, Task
 
 __all__ = ["AsyncioEngine"]
 
@@ -65,6 +65,9 @@ class _Connection(asyncio.Protocol):
                               alpn=(ssl_object.selected_alpn_protocol() or "http/1.1") if ssl_object else None,
                               sni=getattr(ssl_object, "sni_name", None) if ssl_object else None)
         self.session = Session(engine.app, engine.config, info)
+        # loop.sendfile is zero-copy on asyncio's own loop over plain TCP (uvloop lacks it).
+        self.session.sendfile = ssl_object is None and engine.config.loop == "asyncio"
+        self.sendfile_task: asyncio.Task | None = None
         if engine.stopping:
             self.session.shutdown()
         self._flush()
@@ -119,8 +122,31 @@ class _Connection(asyncio.Protocol):
                         if self.paused and not self.closed:
                             self.flush_waiters.append(task)
                             break
+                    if effect.__class__ is SendFile:
+                        self._flush()
+                        self.sendfile_task = self.loop.create_task(self._sendfile(task, effect))
+                        break
             tasks = session.runnable()
         self._flush()
+
+    async def _sendfile(self, task: Task, effect: SendFile) -> None:
+        """Write a file range with ``loop.sendfile`` (os.sendfile underneath), then resume."""
+        try:
+            with open(effect.path, "rb") as f:
+                sent = await self.loop.sendfile(self.transport, f, effect.offset, effect.count)
+            if sent != effect.count:
+                raise OSError("file shrank while sending it")
+        except (OSError, RuntimeError):
+            self.sendfile_task = None
+            if not self.closed:
+                self.transport.abort()
+            task.cancel()
+            task.step()
+            return
+        self.sendfile_task = None
+        self.last_progress = time.monotonic()
+        if not self.closed:
+            self._run([task])
 
     def _resume(self, task: Task) -> None:
         self._run([task])

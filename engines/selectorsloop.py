@@ -16,6 +16,7 @@ import collections
 import heapq
 import itertools
 import logging
+import os
 import selectors
 import signal
 import socket
@@ -27,7 +28,7 @@ from app.messages import ConnectionInfo
 
 from .config import ServerConfig
 from .listeners import Listener, tune_socket
-from .session import FLUSH, PARK, Session, Sleep, Task
+from .session import FLUSH, PARK, SendFile, Session, Sleep, Task
 
 __all__ = ["SelectorsEngine"]
 
@@ -45,7 +46,7 @@ class _Connection:
     """One accepted socket, its session and its output buffer."""
 
     __slots__ = ("sock", "session", "out", "mask", "handshaking", "listener", "last_progress",
-                 "flush_waiters", "closed", "id", "eof")
+                 "flush_waiters", "closed", "id", "eof", "file")
 
     def __init__(self, sock: socket.socket, listener: Listener, cid: int) -> None:
         self.sock = sock
@@ -59,6 +60,7 @@ class _Connection:
         self.closed = False
         self.id = cid
         self.eof = False
+        self.file: list[Any] | None = None  # [file object, offset, bytes left, task] of a sendfile
 
 
 class SelectorsEngine:
@@ -199,6 +201,7 @@ class SelectorsEngine:
                               local=tuple(sock.getsockname()[:2]), tls=conn.listener.tls is not None,
                               alpn=alpn, sni=getattr(sock, "sni_name", None))
         conn.session = Session(self.app, self.config, info)
+        conn.session.sendfile = conn.listener.tls is None
         self._flush(conn)
 
     def _handshake(self, conn: _Connection) -> None:
@@ -278,6 +281,17 @@ class SelectorsEngine:
                         conn.flush_waiters.append(task)
                         break
                     continue
+                if effect.__class__ is SendFile:
+                    try:
+                        f = open(effect.path, "rb")
+                    except OSError:
+                        self._close(conn)
+                        task.cancel()
+                        task.step()
+                        break
+                    conn.file = [f, effect.offset, effect.count, task]
+                    self._flush(conn)
+                    break
             queue.extend(session.runnable())
         self._flush(conn)
 
@@ -301,6 +315,8 @@ class SelectorsEngine:
                 return
             del out[:n]
             conn.last_progress = time.monotonic()
+        if not out and conn.file is not None and not self._write_file(conn):
+            return
         read = 0 if conn.eof else READ
         if out:
             self._set_mask(conn, read | WRITE)
@@ -312,6 +328,31 @@ class SelectorsEngine:
         if conn.flush_waiters:
             waiters, conn.flush_waiters = conn.flush_waiters, []
             self._run(conn, waiters)
+
+    def _write_file(self, conn: _Connection) -> bool:
+        """Send the pending file range with ``os.sendfile`` until done (True: its task resumed)
+        or the socket would block (False: now waiting for writability)."""
+        f, offset, left, task = conn.file
+        while left > 0:
+            try:
+                n = os.sendfile(conn.sock.fileno(), f.fileno(), offset, left)
+            except (BlockingIOError, InterruptedError):
+                conn.file[1], conn.file[2] = offset, left
+                self._set_mask(conn, (0 if conn.eof else READ) | WRITE)
+                return False
+            except OSError:
+                self._close(conn)
+                return False
+            if n == 0:  # the file shrank under us: the framing can no longer be honoured
+                self._close(conn)
+                return False
+            offset += n
+            left -= n
+            conn.last_progress = time.monotonic()
+        f.close()
+        conn.file = None
+        self._run(conn, [task])
+        return not conn.closed
 
     def _set_mask(self, conn: _Connection, mask: int) -> None:
         if conn.mask == mask or conn.closed:
@@ -338,6 +379,12 @@ class SelectorsEngine:
             conn.sock.close()
         except OSError:
             pass
+        if conn.file is not None:
+            f, _, _, task = conn.file
+            conn.file = None
+            f.close()
+            task.cancel()
+            task.step()
         if conn.session is not None:
             for task in conn.session.connection_lost() + conn.flush_waiters:
                 task.step()
@@ -345,7 +392,7 @@ class SelectorsEngine:
 
     def _check_timeouts(self, now: float) -> None:
         for conn in list(self.connections.values()):
-            if conn.out and now - conn.last_progress > self.config.send_timeout:
+            if (conn.out or conn.file) and now - conn.last_progress > self.config.send_timeout:
                 self._close(conn)
             elif conn.session is None:
                 if now - conn.last_progress > self.config.header_timeout:

@@ -22,7 +22,9 @@ response. The coroutine yields effects to its engine:
   session returns it from a later ``receive()``. Parking is race-free across threads: the waiter
   registers under the session lock before yielding, and ``park()`` reports a wake-up that came
   in between, so a threadpool reader and worker can never lose one;
-- :data:`FLUSH`: it produced a lot of output; write it before asking for more (backpressure).
+- :data:`FLUSH`: it produced a lot of output; write it before asking for more (backpressure);
+- :class:`SendFile` (HTTP/1.x on plain TCP, when the engine set ``session.sendfile``): write the
+  pending output, then a static file's bytes with ``sendfile`` (zero-copy), then resume it.
 
 Threads: single-threaded engines pass no lock. The threadpool engine passes a ``threading.Lock``
 that guards the protocol object, which is not thread-safe; handlers themselves run outside it.
@@ -36,6 +38,7 @@ import itertools
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from app.effects import Effect, Sleep
@@ -47,7 +50,7 @@ from protocol.h2_connection import H2Config, H2Connection
 
 from .config import ServerConfig
 
-__all__ = ["Session", "Task", "Park", "Flush", "PARK", "FLUSH", "Sleep", "http_date", "H2_PREFACE"]
+__all__ = ["Session", "Task", "Park", "Flush", "SendFile", "PARK", "FLUSH", "Sleep", "http_date", "H2_PREFACE"]
 
 log = logging.getLogger("lab.session")
 access_log = logging.getLogger("lab.access")
@@ -63,6 +66,17 @@ class Park(Effect):
 
 class Flush(Effect):
     """Effect: write pending output before resuming the task (backpressure for large bodies)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SendFile(Effect):
+    """Effect: write pending output, then ``count`` bytes (from ``offset``) of the file at
+    ``path`` straight to the socket (``socket.sendfile``/``os.sendfile``, zero-copy), then
+    resume the task. Only yielded when the engine set ``Session.sendfile`` (plain TCP)."""
+
+    path: str
+    offset: int
+    count: int
 
 
 PARK = Park()
@@ -161,7 +175,6 @@ class Session:
         config: limits and timeouts.
         info: connection facts for ``request.info`` (peer, engine, TLS, ALPN).
         lock: a lock guarding the protocol object when several threads step tasks.
-        sendfile: the engine can send ``FileBody`` with ``socket.sendfile`` (effect ``SendFile``).
     """
 
     def __init__(self, app: Any, config: ServerConfig, info: ConnectionInfo,
@@ -170,6 +183,8 @@ class Session:
         self.config = config
         self.info = info
         self.lock = lock if lock is not None else contextlib.nullcontext()
+        # The engine sets this when it handles the SendFile effect (plain TCP, not TLS).
+        self.sendfile = False
         self.conn: Any = None
         self._sniff = b""
         self._prefix = b""
@@ -501,6 +516,15 @@ class Session:
                 self.conn.send_headers(sid, response.status, headers, end_stream=head_only or not body.count)
             if head_only or not body.count:
                 return
+            if self.sendfile and isinstance(self.conn, H1Connection):
+                with self.lock:
+                    external = self.conn.send_data_external(sid, body.count)
+                if external:
+                    await _Suspend(SendFile(path=body.path, offset=body.offset, count=body.count))
+                    st.sent_bytes += body.count
+                    with self.lock:
+                        self.conn.send_end(sid)
+                    return
             with open(body.path, "rb") as f:
                 f.seek(body.offset)
                 left = body.count

@@ -32,7 +32,7 @@ from app.messages import ConnectionInfo
 
 from .config import ServerConfig
 from .listeners import Listener, tune_socket
-from .session import FLUSH, PARK, Session, Sleep, Task
+from .session import FLUSH, PARK, SendFile, Session, Sleep, Task
 
 __all__ = ["ThreadPoolEngine", "PollingEngine"]
 
@@ -253,6 +253,7 @@ class PollingEngine:
                               local=tuple(sock.getsockname()[:2]), tls=tls, alpn=alpn,
                               sni=getattr(sock, "sni_name", None))
         conn.session = Session(self.app, self.config, info, lock=self.session_lock())
+        conn.session.sendfile = not tls
         if tls or conn.session.http_version:
             self._flush(conn)
 
@@ -324,6 +325,9 @@ class PollingEngine:
                         break
                 elif effect is FLUSH:
                     self._flush(conn)
+                elif effect.__class__ is SendFile:
+                    self._flush(conn)
+                    self._sendfile(conn, effect)
             pending.extend(session.runnable())
         self._flush(conn)
         if session.http_version == "2" and session.closed:
@@ -339,6 +343,20 @@ class PollingEngine:
             try:
                 conn.sock.sendall(data)
             except OSError:  # includes socket.timeout: the send timeout
+                conn.closed = True
+                self._post("close", conn)
+
+    def _sendfile(self, conn: _Connection, effect: SendFile) -> None:
+        """Write a file range with ``socket.sendfile`` (zero-copy; honours the send timeout)."""
+        if conn.closed:
+            return
+        with conn.write_lock:
+            try:
+                with open(effect.path, "rb") as f:
+                    sent = conn.sock.sendfile(f, effect.offset, effect.count)
+                if sent != effect.count:
+                    raise OSError("file shrank while sending it")
+            except OSError:
                 conn.closed = True
                 self._post("close", conn)
 

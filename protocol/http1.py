@@ -686,6 +686,27 @@ class H1Connection:
         if end_stream:
             self.send_end(stream_id)
 
+    def send_data_external(self, stream_id: int, nbytes: int) -> bool:
+        """Account for ``nbytes`` of body that the engine writes itself, right after the bytes
+        of ``data_to_send()`` (for example with ``socket.sendfile``, zero-copy).
+
+        Only a content-length framed body can be sent this way (chunked framing would need
+        chunk lines around the file's bytes). Returns ``False``, changing nothing, when the body
+        must go through ``send_data`` instead (chunked or until-close framing, a HEAD, 204 or
+        304 response, or a closed connection).
+
+        Raises:
+            LocalProtocolError: the head was not sent, or ``nbytes`` exceeds the content-length.
+        """
+        if self._send is not _Send.BODY or stream_id != self._stream_id:
+            raise LocalProtocolError("send_data_external before send_headers")
+        if self._closed or self._framing is not _LENGTH:
+            return False
+        if nbytes > self._to_send:
+            raise LocalProtocolError("more body than content-length")
+        self._to_send -= nbytes
+        return True
+
     def send_end(self, stream_id: int, trailers: Headers = ()) -> None:
         """End the response (the last chunk and trailers when chunked; trailers are dropped
         otherwise) and so the exchange: the connection closes or waits for the next request.

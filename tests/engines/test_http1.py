@@ -53,6 +53,26 @@ def test_large_file_intact(server):
         assert body == f.read()
 
 
+def test_static_files_then_keep_alive(server):
+    """Static files go out with sendfile on plain TCP: full, ranged and pipelined responses
+    keep their framing, and the connection serves the next request after each."""
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "www", "static", "1mb.bin"), "rb") as f:
+        blob = f.read()
+    with RawClient(server.port) as c:
+        c.send(GET % b"/static/1mb.bin" + GET % b"/plaintext")
+        first = c.read_response()
+        assert first.status == 200 and first.body == blob
+        assert c.read_response().body == b"Hello, World!"
+        c.send(b"GET /static/1mb.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-1999\r\n\r\n")
+        part = c.read_response()
+        assert part.status == 206 and part.body == blob[1000:2000]
+        c.send(b"HEAD /static/1mb.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = c.read_response(head=True)
+        assert head.status == 200 and head.header("content-length") == str(len(blob))
+        c.send(GET % b"/plaintext")
+        assert c.read_response().body == b"Hello, World!"
+
+
 def test_not_found_and_traversal(server):
     assert get(server.port, "/nope")[0] == 404
     for path in ("/static/../../etc/passwd", "/static/%2e%2e/%2e%2e/etc/passwd", "/static/..%2f..%2fetc%2fpasswd"):

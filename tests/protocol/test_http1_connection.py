@@ -533,3 +533,38 @@ def test_h11_parses_pipelined_responses():
     conn.send_end(3)
     out += conn.data_to_send()
     assert [r[2] for r in parse_responses(out, count=2)] == [b"one", b"two"]
+
+
+def test_send_data_external_accounts_for_content_length_body():
+    """A body the engine writes itself (sendfile) counts against content-length; the exchange
+    ends cleanly and the connection is ready for the next request."""
+    conn = H1Connection()
+    sid = conn.receive_data(GET % b"a")[0].stream_id
+    conn.send_headers(sid, 200, [("content-length", "10")])
+    assert conn.send_data_external(sid, 10) is True
+    conn.send_end(sid)
+    assert conn.data_to_send().endswith(b"\r\n\r\n")
+    assert not conn.closed
+    assert isinstance(conn.receive_data(GET % b"b")[0], RequestReceived)
+
+
+def test_send_data_external_refuses_chunked_and_head():
+    conn = H1Connection()
+    sid = conn.receive_data(GET % b"a")[0].stream_id
+    conn.send_headers(sid, 200, [("content-type", "text/plain")])  # chunked framing
+    assert conn.send_data_external(sid, 5) is False
+    conn.send_data(sid, b"hello", end_stream=True)
+    head = H1Connection()
+    sid = head.receive_data(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")[0].stream_id
+    head.send_headers(sid, 200, [("content-length", "5")])
+    assert head.send_data_external(sid, 5) is False
+
+
+def test_send_data_external_over_length_raises():
+    conn = H1Connection()
+    sid = conn.receive_data(GET % b"a")[0].stream_id
+    with pytest.raises(LocalProtocolError):
+        conn.send_data_external(sid, 1)
+    conn.send_headers(sid, 200, [("content-length", "3")])
+    with pytest.raises(LocalProtocolError):
+        conn.send_data_external(sid, 4)
