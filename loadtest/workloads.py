@@ -17,8 +17,9 @@ Importing this module registers locust's custom arguments (also shown in the web
 - ``--workload NAME`` (default ``mixed``) and ``--think-ms MS`` (default 0: a closed loop with no
   think time);
 - ``--warmup-s S`` (default 0): S seconds after every user has been spawned, the statistics are reset,
-  so that locust's CSVs cover only the measured window (``python -m loadtest sweep`` uses it). The
-  moments are printed on stderr as ``lab-locust: measuring`` and ``lab-locust: stopped`` lines.
+  so that locust's CSVs cover only the measured window; ``--measure-s M`` (headless, default 0):
+  quit M seconds after that (``python -m loadtest sweep`` uses both; ``-t`` stays a safety limit).
+  The window's edges are printed on stderr as ``lab-locust: measuring`` and ``lab-locust: stopped``.
 
 Requests are named by route (``/io``, ``/echo/{text}``, ``/static/{path}``) so that the statistics
 group by route, not by URL. A response is a success when its status is 2xx or 304.
@@ -56,6 +57,8 @@ def add_arguments(parser) -> None:
                        help="constant think time between a user's requests, ms (default: 0)")
     group.add_argument("--warmup-s", type=float, default=0.0, include_in_web_ui=False,
                        help="reset the statistics this many s after spawning completes (default: 0)")
+    group.add_argument("--measure-s", type=float, default=0.0, include_in_web_ui=False,
+                       help="headless: quit this many s after the warm-up (default: 0 = use -t only)")
 
 
 events.init_command_line_parser.add_listener(add_arguments)
@@ -153,15 +156,20 @@ def _on_spawning_complete(user_count: int, **_kw) -> None:
         return
     _ENV["armed"] = True
     warmup = float(_option(env, "warmup_s", 0.0) or 0.0)
+    measure = float(_option(env, "measure_s", 0.0) or 0.0)
+    headless = bool(_option(env, "headless", False))
 
-    def reset() -> None:
-        env.runner.stats.reset_all()
+    def measuring() -> None:
+        if warmup > 0:
+            env.runner.stats.reset_all()
         print(MARK_MEASURING, file=sys.stderr, flush=True)
+        if measure > 0 and headless:  # as locust's own --run-time does
+            gevent.spawn_later(measure, env.runner.quit)
 
     if warmup > 0:
-        gevent.spawn_later(warmup, reset)
+        gevent.spawn_later(warmup, measuring)
     else:
-        print(MARK_MEASURING, file=sys.stderr, flush=True)
+        measuring()
 
 
 _ENV: dict = {}

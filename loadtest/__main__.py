@@ -1,0 +1,52 @@
+"""``python -m loadtest COMMAND [ARGS]``: the load harness's command line.
+
+Commands:
+  sweep         start each engine or peer, load it, append rows to results/summary.csv (loadtest/sweep.py)
+  h2user-bench  the HTTP/2 locust user against an httpx (http2=True) locust user, on one core
+                (loadtest/userbench.py)
+  report        charts and tables from results/summary.csv (loadtest/report.py, when present)
+  bench         wrk / h2load against the engines and peers (loadtest/bench.py; also ``python -m loadtest.bench``)
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS = {
+    "sweep": ("loadtest.sweep", "engines x protocols x workloads x users -> results/summary.csv"),
+    "h2user-bench": ("loadtest.userbench", "requests/s of loadtest/h2user.py vs an httpx http2=True user"),
+    "report": ("loadtest.report", "charts and tables from results/summary.csv"),
+    "bench": ("loadtest.bench", "wrk / h2load against every engine and the peers"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: python -m loadtest COMMAND [ARGS ...]", "", "commands:"]
+    lines += [f"  {name:<13} {what}" for name, (_, what) in COMMANDS.items()]
+    lines += ["", "python -m loadtest COMMAND --help for a command's options"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``argv[0]`` to ``<module>.main(argv[1:])``; returns its exit status (2 for usage errors)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"python -m loadtest: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = COMMANDS[name][0]
+    if importlib.util.find_spec(module) is None:
+        print(f"python -m loadtest {name}: {module.replace('.', '/')}.py is not there yet", file=sys.stderr)
+        return 2
+    return int(importlib.import_module(module).main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
