@@ -32,6 +32,7 @@ if _ROOT not in sys.path:  # loaded by ``locust -f loadtest/h1user.py``: make ``
 
 from locust import FastHttpUser, task  # noqa: E402
 
+import loadtest.locusthooks  # noqa: E402,F401  (--workload, --think-ms, --warmup-s, --measure-s)
 from loadtest.workloads import (FALLBACK_STATIC, WORKLOADS, Workload, static_links, think_seconds,  # noqa: E402
                                 workload_name)
 

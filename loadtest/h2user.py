@@ -41,6 +41,7 @@ from gevent import socket as gsocket  # noqa: E402
 from gevent import ssl as gssl  # noqa: E402
 from locust import User, events, task  # noqa: E402
 
+import loadtest.locusthooks  # noqa: E402,F401  (--workload, --think-ms, --warmup-s, --measure-s)
 from loadtest.workloads import Workload, is_success, think_seconds, workload_name  # noqa: E402
 from protocol import events as ev  # noqa: E402
 from protocol.h2_client import H2ClientConnection  # noqa: E402

@@ -34,6 +34,7 @@ if "httpcore" not in sys.modules and "trio" not in sys.modules:
 import httpx  # noqa: E402
 from locust import User, task  # noqa: E402
 
+import loadtest.locusthooks  # noqa: E402,F401  (--workload, --think-ms, --warmup-s, --measure-s)
 from loadtest.workloads import Workload, is_success, think_seconds, workload_name  # noqa: E402
 
 __all__ = ["HttpxH2User"]

@@ -320,7 +320,7 @@ class Load:
         """The measuring command (pinned)."""
         s, a = self.spec, self.args
         if a.tool == "locust":
-            userfile = "h1user.py" if s.protocol == "h1" else "h2user.py"
+            userfile = getattr(a, "userfile", None) or ("h1user.py" if s.protocol == "h1" else "h2user.py")
             rate = a.spawn_rate or s.users
             limit = math.ceil(s.users / rate) + a.warmup + a.duration + 30  # a safety net: --measure-s quits
             cmd = [sys.executable, "-m", "locust", "-f", os.path.join(ROOT, "loadtest", userfile), "--headless",
@@ -328,7 +328,7 @@ class Load:
                    "--csv", os.path.join(self.run_dir, "locust"), "--workload", s.workload,
                    "--warmup-s", f"{a.warmup:g}", "--measure-s", f"{a.duration:g}", "--only-summary",
                    "--loglevel", "WARNING", "--exit-code-on-error", "0"]
-            if s.protocol != "h1":
+            if userfile == "h2user.py":
                 cmd += ["--h2-streams", str(s.streams)]
             if a.processes and a.processes > 1:
                 cmd += ["--processes", str(a.processes)]

@@ -12,7 +12,9 @@ stream      ``/stream``: a chunked body in pieces
 mixed       ``static`` plus ``/plaintext``
 ==========  ==================================================================================
 
-Importing this module registers locust's custom arguments (also shown in the web UI):
+This module does not import locust (the sweep imports it, and importing locust monkey-patches the
+process with gevent); ``loadtest/locusthooks.py``, which the users import, registers locust's custom
+arguments (also shown in the web UI):
 
 - ``--workload NAME`` (default ``mixed``) and ``--think-ms MS`` (default 0: a closed loop with no
   think time);
@@ -29,12 +31,9 @@ from __future__ import annotations
 
 import random
 import re
-import sys
-
-from locust import events
 
 __all__ = ["WORKLOADS", "FALLBACK_STATIC", "MARK_MEASURING", "MARK_STOPPED", "Workload", "static_links",
-           "is_success", "think_seconds", "workload_name", "add_arguments", "primary_path"]
+           "is_success", "think_seconds", "workload_name", "primary_path", "option"]
 
 WORKLOADS = ("static", "plaintext", "echo", "io", "cpu", "stream", "mixed")
 FALLBACK_STATIC = ("/static/style.css",)
@@ -47,24 +46,8 @@ _PRIMARY = {"static": "/", "plaintext": "/plaintext", "echo": "/echo/hello", "io
             "cpu": "/cpu", "stream": "/stream", "mixed": "/plaintext"}
 
 
-def add_arguments(parser) -> None:
-    """Add ``--workload``, ``--think-ms`` and ``--warmup-s`` to locust's argument parser
-    (a listener of ``events.init_command_line_parser``)."""
-    group = parser  # (locust's include_in_web_ui works on the parser itself, not on argument groups)
-    group.add_argument("--workload", choices=WORKLOADS, default="mixed", include_in_web_ui=True,
-                       help="what to request (default: mixed = /, /plaintext and static files)")
-    group.add_argument("--think-ms", type=float, default=0.0, include_in_web_ui=True,
-                       help="constant think time between a user's requests, ms (default: 0)")
-    group.add_argument("--warmup-s", type=float, default=0.0, include_in_web_ui=False,
-                       help="reset the statistics this many s after spawning completes (default: 0)")
-    group.add_argument("--measure-s", type=float, default=0.0, include_in_web_ui=False,
-                       help="headless: quit this many s after the warm-up (default: 0 = use -t only)")
-
-
-events.init_command_line_parser.add_listener(add_arguments)
-
-
-def _option(environment, name: str, default):
+def option(environment, name: str, default):
+    """A parsed locust option of ``environment`` (``default`` when absent or None)."""
     options = getattr(environment, "parsed_options", None)
     value = getattr(options, name, None) if options is not None else None
     return default if value is None else value
@@ -72,12 +55,12 @@ def _option(environment, name: str, default):
 
 def workload_name(environment) -> str:
     """The ``--workload`` of this locust run (``mixed`` when none was parsed)."""
-    return _option(environment, "workload", "mixed") or "mixed"
+    return option(environment, "workload", "mixed") or "mixed"
 
 
 def think_seconds(environment) -> float:
     """``--think-ms`` in seconds (>= 0)."""
-    return max(0.0, float(_option(environment, "think_ms", 0.0) or 0.0)) / 1000.0
+    return max(0.0, float(option(environment, "think_ms", 0.0) or 0.0)) / 1000.0
 
 
 def static_links(html: str) -> list[str]:
@@ -141,53 +124,3 @@ class Workload:
             return f"/echo/{self.rng.choice(_WORDS)}", "/echo/{text}"
         path = self.rng.choice(self._choices)
         return path, ("/static/{path}" if path.startswith("/static/") else path)
-
-
-# -- warm-up: reset the statistics once spawning is over and the warm-up has passed ----------------
-
-@events.spawning_complete.add_listener
-def _on_spawning_complete(user_count: int, **_kw) -> None:
-    import gevent
-
-    from locust.runners import WorkerRunner
-
-    env = _ENV.get("env")
-    if env is None or isinstance(env.runner, WorkerRunner) or _ENV.get("armed"):
-        return
-    _ENV["armed"] = True
-    warmup = float(_option(env, "warmup_s", 0.0) or 0.0)
-    measure = float(_option(env, "measure_s", 0.0) or 0.0)
-    headless = bool(_option(env, "headless", False))
-
-    def measuring() -> None:
-        if warmup > 0:
-            env.runner.stats.reset_all()
-        print(MARK_MEASURING, file=sys.stderr, flush=True)
-        if measure > 0 and headless:  # as locust's own --run-time does
-            gevent.spawn_later(measure, env.runner.quit)
-
-    if warmup > 0:
-        gevent.spawn_later(warmup, measuring)
-    else:
-        measuring()
-
-
-_ENV: dict = {}
-
-
-@events.init.add_listener
-def _on_init(environment, **_kw) -> None:
-    _ENV["env"] = environment
-
-
-@events.test_start.add_listener
-def _on_test_start(environment, **_kw) -> None:
-    _ENV["armed"] = False
-
-
-@events.test_stop.add_listener
-def _on_test_stop(environment, **_kw) -> None:
-    from locust.runners import WorkerRunner
-
-    if not isinstance(environment.runner, WorkerRunner):
-        print(MARK_STOPPED, file=sys.stderr, flush=True)
