@@ -67,3 +67,19 @@ def test_summary_row_agrees_with_locust_csv(swept):
         assert {"git", "python", "cpu", "cores"} <= set(meta["machine"])
         assert meta["samples"]["server_connections_max"] >= 1
         assert float(row["server_rss_mb"]) > 0 and row["cpu"] and row["python"] and row["git_rev"]
+
+
+@pytest.mark.parametrize("tool,protocols", [("wrk", "h1"), ("h2load", "h1,h2c")])
+def test_generator_tools_fill_the_same_schema(tool, protocols, tmp_path):
+    rc = sweep.main(["--engines", "selectors", "--protocols", protocols, "--workloads", "io", "--users", "8",
+                     "--duration", "2", "--warmup", "0", "--tool", tool, "--results", str(tmp_path)])
+    assert rc == 0
+    with open(tmp_path / "summary.csv", newline="") as f:
+        header = f.readline().strip().split(",")
+    assert header == sweep.SUMMARY_COLUMNS
+    rows = sweep.read_summary(str(tmp_path / "summary.csv"))
+    assert [r["protocol"] for r in rows] == protocols.split(",")
+    for row in rows:
+        assert int(row["failures"]) == 0 and float(row["rps"]) == pytest.approx(80.0, rel=0.15), row
+        assert 100 <= float(row["p50_ms"]) <= float(row["p99_ms"]) <= float(row["max_ms"])
+        assert row["generator_cpu_pct"] and row["server_cpu_pct"]
