@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 
+import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -50,13 +51,19 @@ def _present(values, order) -> list:
 
 
 def save(fig: Figure, out_dir: str, name: str) -> list[str]:
-    """Write ``fig`` as ``<out_dir>/<name>.png`` (150 dpi) and ``.svg``; returns the two paths."""
+    """Write ``fig`` as ``<out_dir>/<name>.png`` (150 dpi) and ``.svg``; returns the two paths.
+
+    Raises:
+        OSError: ``out_dir`` cannot be created or written.
+    """
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     for ext in ("png", "svg"):
         path = os.path.join(out_dir, f"{name}.{ext}")
-        fig.savefig(path, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight",
-                    metadata={"Date": None} if ext == "svg" else None)
+        # SVG text stays text (selectable, searchable, smaller); no date, so reruns diff cleanly.
+        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "lab"}):
+            fig.savefig(path, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight",
+                        metadata={"Date": None} if ext == "svg" else None)
         paths.append(path)
     return paths
 
