@@ -82,7 +82,7 @@ def _grid(n: int, ncols: int, w: float = 4.2, h: float = 3.2, sharey: bool = Fal
 def _plain_log(ax) -> None:
     """Label a log y axis 20, 50, 100 rather than 2 x 10^1."""
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "235" else ""))
     ax.tick_params(axis="y", which="minor", labelsize=7)
 
 

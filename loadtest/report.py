@@ -103,6 +103,11 @@ def _ratio(a: float, b: float) -> str:
     return "about the same as" if b and a < 1.1 * b else f"{a / b:.1f}x"
 
 
+def _of(name: str) -> str:
+    """The possessive: "asyncio's", "selectors'"."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
 def _who(r) -> str:
     return f"{r['engine']} ({_num(r['rps'])} req/s)"
 
@@ -152,13 +157,13 @@ def findings_latency(common: pd.DataFrame) -> list[str]:
             continue
         best, worst = sub.iloc[0], sub.iloc[-1]
         users = "/".join(str(u) for u in sorted(set(sub["users"])))
-        s = (f"{wl} at {users} users: the lowest p99 is {best['engine']}'s, {_num(best['p99_ms'])} ms"
-             f"{_caveat(best)}; the highest {worst['engine']}'s, {_num(worst['p99_ms'])} ms"
+        s = (f"{wl} at {users} users: the lowest p99 is {_of(best['engine'])}, {_num(best['p99_ms'])} ms"
+             f"{_caveat(best)}; the highest {_of(worst['engine'])}, {_num(worst['p99_ms'])} ms"
              f"{_caveat(worst)} ({worst['p99_ms'] / best['p99_ms']:.1f}x).")
         tail = (sub["p99_ms"] / sub["p50_ms"]).dropna()
         if not tail.empty:
             r = sub.loc[tail.idxmax()]
-            s += (f" The longest tail relative to the median is {r['engine']}'s: p99 = {tail.max():.1f}x p50 "
+            s += (f" The longest tail relative to the median is {_of(r['engine'])}: p99 = {tail.max():.1f}x p50 "
                   f"({_num(r['p50_ms'])} -> {_num(r['p99_ms'])} ms).")
         out.append(s)
     return out
@@ -172,7 +177,7 @@ def findings_scaling(table: pd.DataFrame) -> list[str]:
         users = sorted(set(sub["users"]))
         if len(users) < 2:
             continue
-        parts, flat, linear, sub_linear = [], [], [], []
+        parts, flat, linear, sub_linear, gen_bound = [], [], [], [], []
         for engine in R.engines_in(sub):
             line = sub[sub["engine"] == engine].sort_values("users")
             if len(line) < 2:
@@ -182,7 +187,9 @@ def findings_scaling(table: pd.DataFrame) -> list[str]:
             ufac = b["users"] / a["users"]
             parts.append(f"{engine} {grow:.1f}x (p99 {_num(a['p99_ms'])} -> {_num(b['p99_ms'])} ms)"
                          + (", saturated generator" if line["saturated"].any() else ""))
-            if grow < 1.2:
+            if grow < 1.2 and line["saturated"].any():
+                gen_bound.append(engine)
+            elif grow < 1.2:
                 flat.append(engine)
             elif grow >= 0.8 * ufac:
                 linear.append(engine)
@@ -199,6 +206,9 @@ def findings_scaling(table: pd.DataFrame) -> list[str]:
         if flat:
             s += (f" Flat ({', '.join(flat)}): at capacity over this range; extra users only queue, "
                   "which shows as a higher p99.")
+        if gen_bound:
+            s += (f" Flat with a saturated generator ({', '.join(gen_bound)}): the generator may be the limit, "
+                  "not the server.")
         out.append(s)
     return out
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 import urllib.parse
 
 import pandas as pd
@@ -143,7 +144,8 @@ def run_meta(runs_dir: str | None, run_id: str) -> dict:
 
 def machine(df: pd.DataFrame, runs_dir: str | None = None) -> dict:
     """Where the rows came from: ``cpu``, ``python``, ``git_rev`` (lists of distinct values), ``cores``,
-    ``kernel``, ``first``/``last`` (run times) from the runs' meta.json when present, and ``runs`` (rows)."""
+    ``kernel`` from the runs' meta.json when present, ``first``/``last`` (start times, from the run ids) and
+    ``runs`` (rows)."""
     def distinct(col: str) -> list[str]:
         return [v for v in dict.fromkeys(df[col].astype(str)) if v] if col in df.columns else []
 
@@ -154,8 +156,10 @@ def machine(df: pd.DataFrame, runs_dir: str | None = None) -> dict:
         meta = run_meta(runs_dir, run_id).get("machine") or {}
         info["cores"] = info["cores"] or meta.get("cores")
         info["kernel"] = info["kernel"] or meta.get("kernel")
-        if meta.get("time"):
-            times.append(meta["time"])
+        try:  # run ids start with the run's local start time, YYYYmmdd-HHMMSS (loadtest/sweep.py)
+            times.append(time.strftime("%Y-%m-%d %H:%M", time.strptime(str(run_id)[:15], "%Y%m%d-%H%M%S")))
+        except ValueError:
+            pass
     if times:
         info["first"], info["last"] = min(times), max(times)
     return info
