@@ -22,7 +22,10 @@ connection and handles the events: ``MessageComplete`` fires locust's ``request`
 response time (ms, from the write of the request to the end of its response) and the body length
 (octets); a status other than 2xx/304, a ``StreamReset`` or a connection error fire it with an
 exception, so they count as failures. A connection that ends (EOF, GOAWAY, error) fails the requests
-it still carries (except those a graceful GOAWAY lets finish) and is replaced on the next step.
+it still carries (except those a graceful GOAWAY lets finish) and is replaced on the next step. A stream
+the server refused unprocessed (RST_STREAM / GOAWAY with REFUSED_STREAM, §8.7) is sent again, not
+counted. A connection idle for more than a second (think time) is read first, so that a GOAWAY sent by
+the server's keep-alive timeout is seen before a request is written to a closing connection.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ from protocol.h2_client import H2ClientConnection  # noqa: E402
 __all__ = ["H2User", "H2Error", "client_tls_context"]
 
 HEADERS = (("user-agent", "lab-h2user/1"),)
+IDLE_CHECK_S = 1.0  # s without socket I/O after which a step first reads what the server may have sent
+REFUSED_STREAM = 0x7  # RFC 9113 §7: the stream was not processed; safe to send again
 RECV_SIZE = 256 * 1024
 
 
@@ -110,6 +115,7 @@ class H2User(User):
         self.inflight: dict[int, _Request] = {}
         self.free: list[float] = [0.0] * self.streams  # when each free slot may start a request
         self._timeout: float | None = -1.0
+        self.last_io = 0.0
         if self.workload.needs_index:  # as a browser would: the page, then what it links
             page = self._fetch_once("/", "/")
             if page:
@@ -122,8 +128,11 @@ class H2User(User):
     def step(self) -> None:
         """Start what may start, read once, report what completed (see the module docstring)."""
         now = time.perf_counter()
-        if self.conn is not None and not self.inflight and (self.conn.closed or not self.conn.available_streams):
-            self._close()  # over (GOAWAY, stream ids used up): a new connection
+        if self.conn is not None and not self.inflight:
+            if now - self.last_io > IDLE_CHECK_S:  # idle a while: the server may have said GOAWAY meanwhile
+                self._read(0.0)
+            if self.conn is not None and (self.conn.closed or not self.conn.available_streams):
+                self._close()  # over (GOAWAY, stream ids used up): a new connection
         if self.conn is None and not self._connect():
             return
         conn = self.conn
@@ -169,6 +178,7 @@ class H2User(User):
             return False
         self.sock = sock
         self._timeout = None
+        self.last_io = time.perf_counter()
         self.conn = H2ClientConnection()
         return True
 
@@ -205,11 +215,14 @@ class H2User(User):
             self._timeout = timeout
         try:
             data = sock.recv(RECV_SIZE)
-        except gsocket.timeout:
+        except (gsocket.timeout, BlockingIOError):  # (timeout 0.0 is non-blocking mode: EAGAIN)
+            if timeout == 0.0:
+                self.last_io = time.perf_counter()
             return
         except OSError as exc:
             self._broken(H2Error(f"receive failed: {exc!r}"))
             return
+        self.last_io = time.perf_counter()
         conn = self.conn
         for e in conn.receive_data(data):
             self._on_event(e)
@@ -244,6 +257,9 @@ class H2User(User):
             r = self.inflight.pop(e.stream_id, None)
             if r is not None:
                 now = time.perf_counter()
+                if e.error_code == REFUSED_STREAM and e.remote:  # not processed (§8.7): sent again, not a failure
+                    self.free.append(now)
+                    return
                 self.free.append(now + self.think)
                 self._report(r.name, r.path, (now - r.start) * 1000.0, r.length,
                              H2Error(f"stream reset, error code {e.error_code}"))
