@@ -28,7 +28,7 @@ import urllib.parse
 
 import pandas as pd
 
-__all__ = ["GROUP", "METRICS", "ENGINE_ORDER", "PROTOCOL_ORDER", "WORKLOAD_ORDER", "DEFAULT_WORKERS",
+__all__ = ["GROUP", "METRICS", "ENGINE_ORDER", "PEERS", "PROTOCOL_ORDER", "WORKLOAD_ORDER", "DEFAULT_WORKERS",
            "load_summary", "aggregate", "engines_in", "ordered", "machine", "run_meta", "io_wait_s",
            "workers_for", "littles_law", "peak", "highest_users", "common_users"]
 
@@ -144,16 +144,21 @@ def run_meta(runs_dir: str | None, run_id: str) -> dict:
 
 def machine(df: pd.DataFrame, runs_dir: str | None = None) -> dict:
     """Where the rows came from: ``cpu``, ``python``, ``git_rev`` (lists of distinct values), ``cores``,
-    ``kernel`` from the runs' meta.json when present, ``first``/``last`` (start times, from the run ids) and
-    ``runs`` (rows)."""
+    ``kernel`` and ``commands`` (the sweep command lines) from the runs' meta.json when present,
+    ``first``/``last`` (start times, from the run ids) and ``runs`` (rows)."""
     def distinct(col: str) -> list[str]:
         return [v for v in dict.fromkeys(df[col].astype(str)) if v] if col in df.columns else []
 
     info = {"cpu": distinct("cpu"), "python": distinct("python"), "git_rev": distinct("git_rev"),
             "runs": len(df), "cores": None, "kernel": None, "first": None, "last": None}
     times = []
+    commands: list[str] = []
     for run_id in df.get("run_id", pd.Series(dtype=str)):
-        meta = run_meta(runs_dir, run_id).get("machine") or {}
+        full = run_meta(runs_dir, run_id)
+        command = " ".join(map(str, full.get("sweep_command") or []))
+        if command and command not in commands:
+            commands.append(command)
+        meta = full.get("machine") or {}
         info["cores"] = info["cores"] or meta.get("cores")
         info["kernel"] = info["kernel"] or meta.get("kernel")
         try:  # run ids start with the run's local start time, YYYYmmdd-HHMMSS (loadtest/sweep.py)
@@ -162,6 +167,7 @@ def machine(df: pd.DataFrame, runs_dir: str | None = None) -> dict:
             pass
     if times:
         info["first"], info["last"] = min(times), max(times)
+    info["commands"] = commands
     return info
 
 
