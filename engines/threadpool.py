@@ -159,8 +159,8 @@ class PollingEngine:
                 return
             if command == "watch":
                 if not arg.closed:
-                    if self.stopping and not arg.session.busy:
-                        self._close(arg)
+                    if self.stopping and not arg.session.busy and arg.session.http_version != "2":
+                        self._close(arg)  # HTTP/2 stays until its two-step GOAWAY is done
                     else:
                         self._watch(arg)
             elif command == "close":
@@ -182,8 +182,8 @@ class PollingEngine:
             conn.session.shutdown()
             if conn in self.watched:
                 self._flush(conn)
-                if conn.session.closed or not conn.session.busy:
-                    self._close(conn)
+                if conn.session.closed or (not conn.session.busy and conn.session.http_version != "2"):
+                    self._close(conn)  # HTTP/2 waits for the PING ack and its final GOAWAY
 
     # -- jobs ---------------------------------------------------------------------------------
 

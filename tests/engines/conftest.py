@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -34,6 +32,7 @@ class Server:
     tls_port: int | None = None
     lines: list[str] = field(default_factory=list)
     _drain: threading.Thread | None = None
+    _seen: threading.Condition = field(default_factory=threading.Condition)
 
     @property
     def url(self) -> str:
@@ -58,7 +57,11 @@ class Server:
         """Keep reading the server's stdout into ``lines`` so that it never blocks on a full pipe."""
         def pump() -> None:
             for line in self.proc.stdout:
-                self.lines.append(line)
+                with self._seen:
+                    self.lines.append(line)
+                    self._seen.notify_all()
+            with self._seen:
+                self._seen.notify_all()
         self._drain = threading.Thread(target=pump, daemon=True)
         self._drain.start()
 
@@ -79,25 +82,26 @@ def start_server(engine: str, *args: str, tmp_path=None, env=None) -> Server:
                             env=env, start_new_session=True)
     server = Server(proc=proc, engine=engine)
     want = 2 if "--tls-port" in args else 1
-    deadline = time.monotonic() + 30
-    while len(server.lines) < want:
-        if time.monotonic() > deadline or proc.poll() is not None:
-            server.stop(signal.SIGKILL)
-            raise RuntimeError(f"server {engine} did not start: {server.lines}")
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                continue
-            server.lines.append(line)
-            m = LINE.search(line)
-            if m and m.group(1) == "https" and ("--tls-port" in args):
-                server.tls_port = int(m.group(3))
-            elif m:
-                server.port = int(m.group(3))
-                if m.group(1) == "https":
-                    server.tls_port = server.port
+    # A thread reads stdout from the start (select() on a text pipe misses lines already
+    # buffered by a previous readline, e.g. the second listening line of --tls-port).
     server.drain_stdout()
+
+    def listening() -> int:
+        return sum(1 for line in server.lines if LINE.search(line))
+
+    with server._seen:
+        server._seen.wait_for(lambda: listening() >= want or proc.poll() is not None, timeout=30)
+    if listening() < want:
+        server.stop(signal.SIGKILL)
+        raise RuntimeError(f"server {engine} did not start: {server.lines}")
+    for line in list(server.lines):
+        m = LINE.search(line)
+        if m and m.group(1) == "https" and ("--tls-port" in args):
+            server.tls_port = int(m.group(3))
+        elif m:
+            server.port = int(m.group(3))
+            if m.group(1) == "https":
+                server.tls_port = server.port
     return server
 
 
