@@ -458,27 +458,33 @@ class H2Core(ControlFrames):
             self._end_block(sid, block, self._hb_end_stream, self._hb_self_dep, events)
 
     def _end_block(self, sid: int, block: bytes, end_stream: int, self_dep: bool, events: list) -> None:
-        # A block made only of one-octet indexed fields (every octet >= 0x80, RFC 7541 §6.1) is a
-        # pure table lookup: it cannot change the dynamic table, so while the table is unchanged
-        # the same octets decode to the same fields. Repeated requests/responses hit this cache.
-        if block.translate(None, _HIGH_OCTETS):
-            key = None
-            self._decoded.clear()
-            self._validated.clear()
-        else:
-            key = block
-            fields = self._decoded.get(block)
-            if fields is not None:
-                self._on_header_block(sid, fields, bool(end_stream), self_dep, events, key)
-                return
+        # HPACK decoding (RFC 7541) is a pure function of the block and the decoder's dynamic
+        # table. A block that leaves the table as it was (indexed fields, literals without
+        # indexing or never indexed -- e.g. h2load sends :path as a literal without indexing)
+        # decodes to the same fields every time until the table changes, so it is cached under
+        # its octets; a block that changed the table (an insertion puts a new entry object at the
+        # front, a size update changes the maximum) empties the caches and is not cached itself.
+        fields = self._decoded.get(block)
+        if fields is not None:
+            self._on_header_block(sid, fields, bool(end_stream), self_dep, events, block)
+            return
+        table = self._decoder.header_table
+        entries = table.dynamic_entries
+        count, first, size = len(entries), entries[0] if entries else None, table._maxsize
         try:
             fields = self._decoder.decode(block, raw=True)
         except hpack.OversizedHeaderListError:
             raise _conn_error(ErrorCode.ENHANCE_YOUR_CALM, "header list too large") from None
         except (hpack.HPACKError, ValueError, IndexError):
             raise _conn_error(ErrorCode.COMPRESSION_ERROR, "HPACK decoding failed") from None
-        if key is not None and len(self._decoded) < 256:
-            self._decoded[key] = fields
+        if len(entries) != count or (entries[0] if entries else None) is not first or table._maxsize != size:
+            key = None
+            self._decoded.clear()
+            self._validated.clear()
+        else:
+            key = block
+            if len(self._decoded) < 256:
+                self._decoded[key] = fields
         self._on_header_block(sid, fields, bool(end_stream), self_dep, events, key)
 
     def _on_header_block(self, sid: int, fields: list, end_stream: bool, self_dep: bool, events: list,

@@ -321,3 +321,20 @@ def test_interop_with_h2_library_client_many_streams_and_large_bodies():
     assert {sid: len(b) for sid, b in got_up.items()} == {2 * i + 1: 3000 * i for i in range(1, 20)}
     assert got_down == {sid: 5000 * sid for sid in range(1, 40, 2)}
     assert server.open_stream_count == 0 and not server.closed
+
+
+def test_rfc7541_decoded_block_cache_follows_the_dynamic_table():
+    """Header blocks that leave the HPACK table unchanged are decoded once and reused; any
+    insertion empties that cache, so a dynamic index means what the table says now."""
+    p = ServerPeer()
+    base = b"\x82\x86\x84\x41\x0bexample.com"          # GET http / (authority: inserted)
+    pure = b"\x82\x86\x04\x87\x62\xba\x06\x6a\x92\x5f\x29\xbe"  # :path literal w/o indexing
+    reqs = p.send(raw(0x1, 0x5, 1, base), raw(0x1, 0x5, 3, pure), raw(0x1, 0x5, 5, pure))
+    assert [r.target for r in reqs if isinstance(r, ev.RequestReceived)] == ["/", "/plaintext", "/plaintext"]
+    assert p.server._decoded  # the table did not change: cached
+    q = b"\x82\x86\x84\x01\x01a\xbe"                # authority "a" (not indexed), dynamic 62
+    for sid, insert, want in ((7, b"\x40\x03x-a\x011", ("x-a", "1")), (13, b"\x40\x03x-b\x012", ("x-b", "2"))):
+        out = p.send(raw(0x1, 0x5, sid, b"\x82\x86\x84\x01\x01a" + insert), raw(0x1, 0x5, sid + 2, q),
+                     raw(0x1, 0x5, sid + 4, q))
+        assert [r.headers for r in out if isinstance(r, ev.RequestReceived)] == [(want,)] * 3
+        assert q in p.server._decoded  # the same octets, cached until the next insertion
