@@ -52,6 +52,7 @@ ENGINES = ("threadpool", "processpool", "selectors", "asyncio")
 H1_PEERS = ("uvicorn-h11", "uvicorn-httptools", "gunicorn-gthread")
 H1_OPTIONAL_PEERS = ("hypercorn",)
 H2_PEERS = ("hypercorn",)
+HYPERCORN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hypercorn.toml")
 # (engine, peer, target): engine requests/s divided by the peer's, measured in the same round.
 RATIOS = (("selectors", "uvicorn-h11", 2.0), ("asyncio", "uvicorn-httptools", 1.0),
           ("threadpool", "gunicorn-gthread", 1.0))
@@ -90,8 +91,9 @@ def server_specs(args: argparse.Namespace, data_dir: str) -> dict[str, ServerSpe
     specs["hypercorn"] = ServerSpec(
         name="hypercorn", kind="peer",
         argv=lambda port: [py, "-m", "hypercorn", "app.asgi:create()", "--bind", f"{HOST}:{port}",
-                           "--workers", "1", "--log-level", "warning"],
-        description="hypercorn (asyncio worker), 1 process, app/asgi.py; h2c prior knowledge")
+                           "--workers", "1", "--log-level", "warning", "--config", HYPERCORN_CONFIG],
+        description="hypercorn (asyncio worker), 1 process, app/asgi.py, loadtest/hypercorn.toml "
+                    "(no cap on requests per connection); h2c prior knowledge")
     return specs
 
 

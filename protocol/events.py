@@ -162,8 +162,11 @@ class ProtocolSwitched(Event):
     """HTTP/1.1 accepted ``Upgrade: h2c`` (RFC 7540 §3.2) and answered 101 Switching Protocols.
 
     The engine's glue must replace the HTTP/1.1 connection by an HTTP/2 server connection made with
-    ``H2Connection.from_upgrade(settings_header, request, leftover)``; ``request`` is the upgraded
-    request, to be answered as stream 1, and ``leftover`` the bytes that followed it.
+    ``H2Connection.from_upgrade(settings_header, request, config)`` (``request`` is the upgraded
+    request, to be answered as stream 1, half-closed (remote)), hand ``request`` with its whole
+    ``body`` to the application as stream 1, and then feed ``leftover`` -- the bytes that followed
+    the request, normally the start of the client preface -- to the new connection's
+    ``receive_data`` (``engines/session.py`` does all three).
     """
 
     protocol: str
