@@ -18,7 +18,18 @@ Routes (``create_app(www_dir, data_dir)``):
 ``GET /sse?count=5&interval_ms=1000``  Server-Sent Events (text/event-stream)
 ``GET /_metrics``                     JSON of :meth:`app.metrics.Metrics.snapshot`
 ``GET /_health``                      ``ok``
+``GET /_conn``                        the request context as JSON: ``request.info`` (peer, TLS
+                                      version, ALPN, SNI, engine, connection id, pid) plus
+                                      stream id, protocol version, request id, authority
+``POST /private``                     ``received N bytes`` with ``authorization: Bearer lab``;
+                                      without it the expect check answers 401 before the body
+                                      is read (a client sending ``Expect: 100-continue`` never
+                                      sends it)
 ====================================  =========================================================
+
+Virtual host ``demo.localhost`` (``app.host``; ``*.localhost`` resolves to loopback, RFC 6761):
+``GET /`` says which host answered, ``GET /_conn`` as above. Every other host name, 127.0.0.1 and
+localhost included, is the default host above.
 
 A query parameter that is not a base-10 integer is a 400; one out of range is clamped.
 """
@@ -32,10 +43,11 @@ import tempfile
 from typing import AsyncIterator
 
 from .messages import HTTPError, Request, Response
-from .routing import App
+from .routing import App, error_response
 from .static import StaticFiles, file_response
 
-__all__ = ["create_app", "cpu_work", "DEFAULT_CPU_N", "MAX_CPU_N", "SAFE_NAME"]
+__all__ = ["create_app", "cpu_work", "request_context", "DEFAULT_CPU_N", "MAX_CPU_N", "SAFE_NAME",
+           "DEMO_HOST", "PRIVATE_AUTHORIZATION"]
 
 log = logging.getLogger("lab.app")
 
@@ -46,6 +58,11 @@ DEFAULT_CPU_N = 50_000
 MAX_CPU_N = 10_000_000
 #: A file name ``/files/{name}`` accepts: 1..128 of ``[A-Za-z0-9._-]``, not starting with ``.``.
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+
+#: The demo virtual host (``*.localhost`` names resolve to loopback, RFC 6761 §6.3).
+DEMO_HOST = "demo.localhost"
+#: What ``POST /private`` wants in ``authorization`` (a demo of the expect check, not security).
+PRIVATE_AUTHORIZATION = "Bearer lab"
 
 _PLAIN_HEADERS = [("content-type", "text/plain")]
 _PLAIN_BODY = b"Hello, World!"
@@ -128,11 +145,58 @@ def create_app(www_dir: str, data_dir: str) -> App:
     async def health(request: Request) -> Response:
         return Response(status=200, headers=[("content-type", _TEXT)], body=b"ok")
 
+    @app.get("/_fail")
+    async def fail(request: Request) -> Response:
+        """Fault injection: a handler that raises, to test the 500 path on every engine (the
+        router logs it and answers 500; HTTP/2 fails only this stream)."""
+        raise RuntimeError("fault injection: GET /_fail")
+
     @app.get("/_metrics")
     async def metrics(request: Request) -> Response:
         resp = Response.json(app.metrics.snapshot(request.info.engine))
         resp.headers.append(("cache-control", "no-store"))
         return resp
+
+    # -- serving features: request context, expect check, a virtual host -------------------
+
+    def conn_response(request: Request, host: str | None) -> Response:
+        resp = Response.json(request_context(request, host))
+        resp.headers.append(("cache-control", "no-store"))
+        return resp
+
+    @app.get("/_conn")
+    async def conn(request: Request) -> Response:
+        return conn_response(request, None)
+
+    def authorized(request: Request) -> bool:
+        return request.header("authorization") == PRIVATE_AUTHORIZATION
+
+    @app.expect
+    def check_body(request: Request) -> Response | None:
+        """Refuse a body before it is read (RFC 9110 §10.1.1): ``POST /private`` needs
+        ``authorization: Bearer lab``, else 401 and no 100 Continue."""
+        if request.path == "/private" and not authorized(request):
+            return error_response(401, "POST /private needs authorization: Bearer lab",
+                                  [("www-authenticate", 'Bearer realm="lab"')])
+        return None
+
+    @app.post("/private")
+    async def private(request: Request) -> Response:
+        if not authorized(request):  # a client that sent its body without Expect
+            raise HTTPError(401, "POST /private needs authorization: Bearer lab",
+                            [("www-authenticate", 'Bearer realm="lab"')])
+        body = await request.body()
+        return Response.text(f"received {len(body)} bytes\n")
+
+    demo = app.host(DEMO_HOST)
+
+    @demo.get("/")
+    async def demo_index(request: Request) -> Response:
+        return Response.text(f"{DEMO_HOST}: a virtual host of the lab (app.host in app/lab.py)\n")
+
+    @demo.get("/_conn")
+    async def demo_conn(request: Request) -> Response:
+        return conn_response(request, DEMO_HOST)
 
     # -- files ------------------------------------------------------------------------------
 
@@ -222,6 +286,17 @@ def create_app(www_dir: str, data_dir: str) -> App:
                                              ("cache-control", "no-cache")], body=events())
 
     return app
+
+
+def request_context(request: Request, host: str | None = None) -> dict:
+    """What ``GET /_conn`` answers: ``request.info.as_dict()`` plus ``stream_id``,
+    ``http_version``, ``request_id``, ``authority``, ``scheme`` and ``vhost`` (the virtual host
+    that answered, ``None`` for the default host)."""
+    ctx = request.info.as_dict()
+    ctx.update(stream_id=request.stream_id, http_version=request.http_version,
+               request_id=request.request_id, authority=request.authority, scheme=request.scheme,
+               vhost=host)
+    return ctx
 
 
 def _chunk(i: int, size: int) -> bytes:

@@ -26,8 +26,12 @@ class ConnectionInfo:
         peer: the client's ``(host, port)``; ``None`` when unknown.
         local: the listening ``(host, port)``.
         tls: true over TLS.
+        tls_version: the TLS version negotiated (``"TLSv1.3"``), or ``None``.
         alpn: the ALPN protocol chosen (``"h2"``, ``"http/1.1"``) or ``None``.
-        sni: the TLS server name the client asked for, or ``None``.
+        sni: the TLS server name the client asked for (RFC 6066 §3), or ``None``.
+        cert_names: the DNS and IP names the certificate sent on this connection covers
+            (chosen by SNI); ``()`` over plain TCP. HTTP/2 answers 421 to other authorities.
+        pid: the serving process (processpool: the worker); 0 when unknown.
     """
 
     connection_id: int = 0
@@ -37,6 +41,18 @@ class ConnectionInfo:
     tls: bool = False
     alpn: str | None = None
     sni: str | None = None
+    tls_version: str | None = None
+    cert_names: tuple[str, ...] = ()
+    pid: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The facts as JSON-ready values: ``{"connection_id": 3, "engine": "selectors",
+        "peer": ["127.0.0.1", 50000], ..., "pid": 1234}`` (tuples become lists)."""
+        return {"connection_id": self.connection_id, "engine": self.engine,
+                "peer": list(self.peer) if self.peer else None,
+                "local": list(self.local) if self.local else None,
+                "tls": self.tls, "tls_version": self.tls_version, "alpn": self.alpn,
+                "sni": self.sni, "cert_names": list(self.cert_names), "pid": self.pid}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

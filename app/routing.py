@@ -19,6 +19,11 @@ ASGI adapter call. It never raises an ``Exception``; every outcome is a :class:`
     BaseException (GeneratorExit, ...)     -> propagates: the glue cancels a handler by closing
                                               its coroutine, and Ctrl-C must stop the server
 
+Virtual hosts: ``app.host("example.com")`` gives another App (same router API) chosen by the
+request's Host / ``:authority`` (port stripped, case-insensitive, ``*.example.com`` for any one
+label); a host without one is served by this app, the default host. A virtual host's routes are
+its own (no fall-through to the default host); its metrics routes read ``example.com/path``.
+
 The response then passes through gzip (:mod:`app.compression`); nothing else is added (the glue
 writes ``date``, ``content-length`` and, for HEAD, drops the body but keeps the length).
 
@@ -38,6 +43,7 @@ from typing import Awaitable, Callable, Iterable, Sequence
 
 from . import compression
 from .effects import wait
+from .hosts import host_of
 from .messages import HTTPError, Request, Response
 from .metrics import Metrics
 
@@ -119,9 +125,13 @@ class App:
 
     Attributes:
         metrics: the :class:`app.metrics.Metrics` the glue reports every response to.
-        expect_check: ``None``, or ``f(request) -> Response | None`` that the glue calls before a
-            body is read when the client sent ``Expect: 100-continue`` (RFC 9110 §10.1.1); a
-            Response answers instead of ``100 Continue`` (e.g. 413, 417).
+        expect_check: ``None``, or ``f(request) -> Response | None`` (set with ``App(expect_check=f)``
+            or ``@app.expect``) that the glue calls through :meth:`check_expect` before a body is
+            read (RFC 9110 §10.1.1): over HTTP/1.1 when the client sent ``Expect``, over HTTP/2
+            for every request whose HEADERS did not end the stream. It sees method, target and
+            headers; a Response answers instead of ``100 Continue`` (e.g. 401, 413, 417) and the
+            body is never read; ``None`` accepts (the default).
+        name: the host name of a virtual host (:meth:`host`); ``None`` for the default host.
         fallback: ``None``, or a handler for GET/HEAD requests that no route matched (the static
             site); its metrics route is ``"/{path:path}"``.
         compress_min_size: bytes; bodies smaller than this are sent as they are (default 1024).
@@ -130,13 +140,96 @@ class App:
     wait = staticmethod(wait)
     expect_check: Callable[[Request], Response | None] | None = None
 
-    def __init__(self, *, compress_min_size: int = compression.DEFAULT_MIN_SIZE) -> None:
+    def __init__(self, *, compress_min_size: int = compression.DEFAULT_MIN_SIZE,
+                 expect_check: Callable[[Request], Response | None] | None = None) -> None:
         self._literal: dict[str, _Route] = {}
         self._params: list[_Route] = []
         self.metrics = Metrics()
         self.fallback: Handler | None = None
         self.compress_min_size = compress_min_size
-        self.expect_check = None
+        self.expect_check = expect_check
+        self.name: str | None = None
+        self._hosts: dict[str, App] = {}        # exact names and "*.suffix" patterns
+        self._host_cache: dict[str, App] = {}   # raw authority -> app (bounded)
+
+    # -- virtual hosts and the expect hook ----------------------------------------------------
+
+    def host(self, name: str) -> "App":
+        """The virtual host ``name`` (created on first use): an App with its own routes, chosen
+        for requests whose Host / ``:authority`` is ``name`` (RFC 9110 §7.2; port stripped,
+        case-insensitive). ``"*.example.com"`` covers any one label before ``example.com``; an
+        exact name wins over a wildcard. Metrics are shared with this app.
+
+        Raises:
+            ValueError: an empty name, one with a port, ``/`` or whitespace, or a wildcard other
+                than a leading ``*.``.
+        """
+        key = name.strip().lower().rstrip(".")
+        body = key[2:] if key.startswith("*.") else key
+        if (not body or "*" in body or "/" in body or any(c.isspace() for c in body)
+                or (":" in body and not body.startswith("["))):
+            raise ValueError(f"invalid virtual host name {name!r}")
+        key = key.strip("[]") if not key.startswith("*.") else key
+        child = self._hosts.get(key)
+        if child is None:
+            child = App(compress_min_size=self.compress_min_size)
+            child.metrics = self.metrics
+            child.name = key
+            self._hosts[key] = child
+            self._host_cache.clear()
+        return child
+
+    def hosts(self) -> list[str]:
+        """The virtual host names registered with :meth:`host`, sorted."""
+        return sorted(self._hosts)
+
+    def for_host(self, authority: str) -> "App":
+        """The app serving ``authority`` (a Host / ``:authority`` value): the virtual host with
+        that name, else one whose ``*.`` pattern covers it, else this (default) app."""
+        if not self._hosts:
+            return self
+        app = self._host_cache.get(authority)
+        if app is not None:
+            return app
+        host = host_of(authority)
+        app = self._hosts.get(host)
+        if app is None and "." in host:
+            app = self._hosts.get("*." + host.partition(".")[2])
+        if app is None:
+            app = self
+        if len(self._host_cache) >= 256:
+            self._host_cache.clear()
+        self._host_cache[authority] = app
+        return app
+
+    def expect(self, hook: Callable[[Request], Response | None]) -> Callable[[Request], Response | None]:
+        """Decorator: ``@app.expect`` sets :attr:`expect_check` (see :meth:`check_expect`)."""
+        self.expect_check = hook
+        return hook
+
+    def check_expect(self, request: Request) -> Response | None:
+        """Decide, from method, target and headers only, whether to take ``request``'s body.
+
+        Called by the glue before the body is read (RFC 9110 §10.1.1). An ``Expect`` other than
+        ``100-continue`` gets 417 Expectation Failed; then the virtual host's ``expect_check``
+        (else this app's) decides: a Response refuses (the glue sends it instead of 100
+        Continue), ``None`` accepts. A hook raising :class:`HTTPError` refuses with its status;
+        any other exception is logged and answered 500. Never raises ``Exception``.
+        """
+        expect = request.header("expect")
+        if expect is not None and expect.strip().lower() != "100-continue":
+            return error_response(417, "only 100-continue is supported")
+        app = self.for_host(request.authority) if self._hosts else self
+        hook = app.expect_check or self.expect_check
+        if hook is None:
+            return None
+        try:
+            return hook(request)
+        except HTTPError as exc:
+            return error_response(exc.status, exc.detail, exc.headers)
+        except Exception:
+            log.exception("expect check failed: %s %s", request.method, request.target)
+            return error_response(500)
 
     # -- registration -----------------------------------------------------------------------
 
@@ -231,13 +324,16 @@ class App:
                 the coroutine, ``KeyboardInterrupt``, ``SystemExit``); everything else is a
                 Response.
         """
+        app = self.for_host(request.authority) if self._hosts else self
         try:
-            response = await self._dispatch(request)
+            response = await app._dispatch(request)
         except HTTPError as exc:
             response = error_response(exc.status, exc.detail, exc.headers)
         except Exception:
             log.exception("handler failed: %s %s (route %s)", request.method, request.target, request.route)
             response = error_response(500)
+        if app is not self and request.route is not None:
+            request.route = f"{app.name}{request.route}"
         if response.status == 200 and isinstance(response.body, bytes) and len(response.body) < self.compress_min_size:
             return response  # the fast path (/plaintext, /json): nothing to compress
         try:

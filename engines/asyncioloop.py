@@ -19,10 +19,8 @@ import signal
 import time
 from typing import Any
 
-from app.messages import ConnectionInfo
-
 from .config import ServerConfig
-from .listeners import Listener
+from .listeners import Listener, connection_info
 from .session import FLUSH, PARK, SendFile, Session, Sleep, Task
 
 __all__ = ["AsyncioEngine"]
@@ -59,11 +57,7 @@ class _Connection(asyncio.Protocol):
         ssl_object = transport.get_extra_info("ssl_object")
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
-        info = ConnectionInfo(connection_id=engine.ids, engine=engine.name,
-                              peer=peer and tuple(peer[:2]), local=sock and tuple(sock[:2]),
-                              tls=ssl_object is not None,
-                              alpn=(ssl_object.selected_alpn_protocol() or "http/1.1") if ssl_object else None,
-                              sni=getattr(ssl_object, "sni_name", None) if ssl_object else None)
+        info = connection_info(engine.ids, engine.name, peer, sock, ssl_object)
         self.session = Session(engine.app, engine.config, info)
         # loop.sendfile is zero-copy on asyncio's own loop over plain TCP (uvloop lacks it).
         self.session.sendfile = ssl_object is None and engine.config.loop == "asyncio"

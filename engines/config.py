@@ -36,9 +36,13 @@ class ServerConfig:
         backlog: the listen() backlog.
         queue_size: threadpool: requests waiting for a worker above this get 503 + Retry-After.
         loop: asyncio engine's event loop, ``"asyncio"`` or ``"uvloop"``.
-        access_log: log one line per request.
+        access_log: log one line per request; access_log_file: where (``"-"`` = stderr, else a
+            file opened for appending); log_format: ``"plain"`` or ``"json"`` (one object a line).
         tls: serve TLS on ``tls_port``; certfile/keyfile: PEM files (a development certificate is
-            made when both are ``None``).
+            made when both are ``None``). ``tls_port`` becomes the bound port once listening.
+        tls_hosts: host names given a development certificate each (SNI, ``--tls-host``);
+            tls_certs: ``(host, certfile, keyfile)`` per host name (SNI, ``--tls-cert``).
+        redirect_http: the plain port answers every request 308 to ``https://host:tls_port``.
     """
 
     engine: str = "selectors"
@@ -60,8 +64,13 @@ class ServerConfig:
     loop: str = "asyncio"
     log_level: str = "INFO"
     access_log: bool = False
+    access_log_file: str = "-"
+    log_format: str = "plain"
     tls: bool = False
     tls_port: int | None = None
     certfile: str | None = None
     keyfile: str | None = None
+    tls_hosts: tuple[str, ...] = ()
+    tls_certs: tuple[tuple[str, str, str], ...] = ()
+    redirect_http: bool = False
     extra: dict = field(default_factory=dict)

@@ -24,10 +24,8 @@ import ssl
 import time
 from typing import Any
 
-from app.messages import ConnectionInfo
-
 from .config import ServerConfig
-from .listeners import Listener, tune_socket
+from .listeners import Listener, connection_info, tune_socket
 from .session import FLUSH, PARK, SendFile, Session, Sleep, Task
 
 __all__ = ["SelectorsEngine"]
@@ -190,16 +188,12 @@ class SelectorsEngine:
 
     def _start_session(self, conn: _Connection, peer: Any = None) -> None:
         sock = conn.sock
-        alpn = None
-        if conn.listener.tls is not None:
-            alpn = sock.selected_alpn_protocol() or "http/1.1"
         try:
             peer = peer or sock.getpeername()
         except OSError:
             peer = None
-        info = ConnectionInfo(connection_id=conn.id, engine=self.name, peer=peer and tuple(peer[:2]),
-                              local=tuple(sock.getsockname()[:2]), tls=conn.listener.tls is not None,
-                              alpn=alpn, sni=getattr(sock, "sni_name", None))
+        info = connection_info(conn.id, self.name, peer, sock.getsockname(),
+                               sock if conn.listener.tls is not None else None)
         conn.session = Session(self.app, self.config, info)
         conn.session.sendfile = conn.listener.tls is None
         self._flush(conn)

@@ -53,7 +53,10 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--data-dir", default=d.data_dir, help="where POST /files/{name} writes (default: data/)")
     p.add_argument("--log-level", default=d.log_level, type=str.upper,
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default: %(default)s)")
-    p.add_argument("--access-log", action="store_true", help="log one line per request")
+    p.add_argument("--access-log", nargs="?", const="-", default=None, metavar="FILE",
+                   help="log one line per request to FILE (appended), or to stderr without FILE")
+    p.add_argument("--log-format", choices=["plain", "json"], default=d.log_format,
+                   help="access log lines: plain text or one JSON object each (default: %(default)s)")
     p.add_argument("--keepalive-timeout", type=float, default=d.keepalive_timeout, help="s (default: %(default)s)")
     p.add_argument("--header-timeout", type=float, default=d.header_timeout, help="s to receive a request head (default: %(default)s)")
     p.add_argument("--send-timeout", type=float, default=d.send_timeout, help="s a client may stall reading (default: %(default)s)")
@@ -68,7 +71,29 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--tls-port", type=int, default=None, help="TLS port beside the plain --port (default: TLS on --port)")
     p.add_argument("--certfile", default=None, help="PEM certificate chain for --tls")
     p.add_argument("--keyfile", default=None, help="PEM private key for --tls")
+    p.add_argument("--tls-cert", action="append", default=[], metavar="HOST=CERT,KEY",
+                   help="certificate for clients asking for HOST by SNI (repeatable; HOST may be *.domain)")
+    p.add_argument("--tls-host", action="append", default=[], metavar="HOST",
+                   help="a development certificate for HOST from the dev CA in .certs/ (repeatable)")
+    p.add_argument("--redirect-http", action="store_true",
+                   help="the plain --port answers 308 Permanent Redirect to https on --tls-port")
     a = p.parse_args(argv)
+    tls_certs = []
+    for spec in a.tls_cert:
+        host, _, files = spec.partition("=")
+        cert, _, key = files.partition(",")
+        if not host or not cert or not key:
+            p.error(f"--tls-cert wants HOST=CERT,KEY, not {spec!r}")
+        tls_certs.append((host, cert, key))
+    if a.tls_cert or a.tls_host:
+        a.tls = True
+    if a.redirect_http and a.tls_port is None:
+        p.error("--redirect-http needs --tls-port (the port to redirect to)")
+    if a.access_log not in (None, "-"):
+        try:
+            open(a.access_log, "a").close()
+        except OSError as exc:
+            p.error(f"--access-log {a.access_log}: {exc.strerror or exc}")
     if a.workers is not None and a.workers < 1:
         p.error("--workers must be >= 1")
     if (a.certfile is None) != (a.keyfile is None):
@@ -77,13 +102,15 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         a.tls = True
     return ServerConfig(
         engine=a.engine, host=a.host, port=a.port, workers=a.workers, www=os.path.abspath(a.www),
-        data_dir=os.path.abspath(a.data_dir), log_level=a.log_level, access_log=a.access_log,
+        data_dir=os.path.abspath(a.data_dir), log_level=a.log_level, access_log=a.access_log is not None,
+        access_log_file=a.access_log or "-", log_format=a.log_format,
         keepalive_timeout=a.keepalive_timeout, header_timeout=a.header_timeout,
         send_timeout=a.send_timeout, drain_timeout=a.drain_timeout,
         max_connections=a.max_connections, max_body_size=a.max_body_size,
         max_target_length=a.max_target_length, max_header_bytes=a.max_header_bytes,
         queue_size=a.queue_size, loop=a.loop, tls=a.tls, tls_port=a.tls_port,
-        certfile=a.certfile, keyfile=a.keyfile)
+        certfile=a.certfile, keyfile=a.keyfile, tls_hosts=tuple(a.tls_host), tls_certs=tuple(tls_certs),
+        redirect_http=a.redirect_http)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"start_server: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    for listener in listeners:
+        if listener.tls is not None:
+            config.tls_port = listener.address[1]  # the bound port (--tls-port 0), for redirects
     engine = engine_class(config.engine)(app, config, listeners)
     for listener in listeners:
         print(f"concurrency-lab: {config.engine} engine listening on {listener.url} "

@@ -42,18 +42,20 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from app.effects import Effect, Sleep
+from app.hosts import cert_covers, host_of, safe_request_id
 from app.messages import ConnectionInfo, FileBody, HTTPError, Request, Response
+from app.routing import error_response
 from protocol import events as ev
 from protocol.errors import ErrorCode, LocalProtocolError
 from protocol.http1 import H1Config, H1Connection
 from protocol.h2_connection import H2Config, H2Connection
 
+from .accesslog import access_log_for
 from .config import ServerConfig
 
 __all__ = ["Session", "Task", "Park", "Flush", "SendFile", "PARK", "FLUSH", "Sleep", "http_date", "H2_PREFACE"]
 
 log = logging.getLogger("lab.session")
-access_log = logging.getLogger("lab.access")
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 FILE_CHUNK = 256 * 1024
@@ -148,7 +150,7 @@ class _Stream:
     """A request in flight: its Request, body as it arrives, and the task answering it."""
 
     __slots__ = ("request", "chunks", "size", "complete", "error", "expect_continue",
-                 "continue_sent", "task", "started", "status", "sent_bytes")
+                 "continue_sent", "task", "started", "status", "sent_bytes", "check", "echo_id")
 
     def __init__(self, request: Request, expect_continue: bool) -> None:
         self.request = request
@@ -162,9 +164,21 @@ class _Stream:
         self.started = time.perf_counter()
         self.status = 0
         self.sent_bytes = 0
+        self.check = False    # ask app.check_expect before the body is read
+        self.echo_id = False  # send X-Request-Id
 
 
 _conn_ids = itertools.count(1)
+_token: list[Any] = [0, ""]
+_SAFE_HOST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-:")
+
+
+def _process_token() -> str:
+    """A short id of this process (pid + 16 random bits; new after a fork) for request ids."""
+    pid = os.getpid()
+    if _token[0] != pid:
+        _token[0], _token[1] = pid, f"{pid:x}{os.urandom(2).hex()}"
+    return _token[1]
 
 
 class Session:
@@ -197,6 +211,11 @@ class Session:
         self.last_activity = now
         self.head_started: float | None = None
         self.requests = 0
+        # Serving features (README "Serving features"): off costs one test per request each.
+        self._access = access_log_for(config.access_log_file, config.log_format) if config.access_log else None
+        self._rid = f"{_process_token()}-{info.connection_id}-"
+        self._gated = bool((config.redirect_http and not info.tls) or (info.tls and info.cert_names))
+        self._authority_ok: tuple[str, bool] = ("", True)
         if info.alpn == "h2":
             self._start_h2()
         elif info.alpn is not None or info.tls:
@@ -402,12 +421,25 @@ class Session:
                     http_version: str | None = None) -> None:
         self.requests += 1
         self.head_started = None
+        client_id = None
+        for name, value in event.headers:
+            if name == "x-request-id":
+                client_id = safe_request_id(value)
+                break
         request = Request(method=event.method, target=event.target, headers=list(event.headers),
                           http_version=http_version or event.http_version,
                           authority=event.authority, scheme=event.scheme,
                           stream_id=event.stream_id, info=self.info,
-                          request_id=f"{self.info.connection_id}-{event.stream_id}")
+                          request_id=client_id or f"{self._rid}{event.stream_id}")
         st = _Stream(request, event.expect_continue)
+        st.echo_id = client_id is not None or self._access is not None
+        if not complete:  # a body is to come: the app may refuse it first (RFC 9110 §10.1.1)
+            if isinstance(self.conn, H2Connection):
+                st.check = True
+                expect = request.header("expect")
+                st.expect_continue = expect is not None and expect.lower() == "100-continue"
+            else:
+                st.check = event.expect_continue or request.header("expect") is not None
         if body:
             st.chunks.append(body)
             st.size = len(body)
@@ -458,33 +490,65 @@ class Session:
     async def _respond(self, st: _Stream) -> None:
         request = st.request
         sid = request.stream_id
+        response = None
         if st.error is not None:
             response = Response.text(f"{st.error}\n", status=st.error)
-        else:
-            check = getattr(self.app, "expect_check", None)
-            response = None
-            if st.expect_continue and check is not None:
+        elif self._gated:
+            response = self._gate(request)
+        if response is None and st.check:
+            check = getattr(self.app, "check_expect", None)
+            if check is not None:
                 response = check(request)
-            if response is None:
-                response = await self.app.handle(request)
+        refused = response is not None  # answered without the app reading the body
+        if response is None:
+            response = await self.app.handle(request)
         await self._send_response(st, response)
         with self.lock:
             self._streams.pop(sid, None)
             self.last_activity = time.monotonic()
-            if isinstance(self.conn, H1Connection) and not self.conn.closed:
-                self._handle_events(self.conn.next_events())
+            if isinstance(self.conn, H1Connection):
+                if not self.conn.closed:
+                    self._handle_events(self.conn.next_events())
+            elif refused and not st.complete:
+                # refused before the body came: ask the client to stop sending it (RFC 9113 §8.1)
+                self.conn.reset_stream(sid, ErrorCode.NO_ERROR)
         duration = time.perf_counter() - st.started
         metrics = getattr(self.app, "metrics", None)
         if metrics is not None:
             metrics.observe(request.route or "(unrouted)", st.status, duration)
-        if self.config.access_log:
-            access_log.info("%s", self._access_line(request, st, duration))
+        if self._access is not None:
+            self._access.write(request, st.status, st.sent_bytes, duration)
 
-    def _access_line(self, request: Request, st: _Stream, duration: float) -> str:
-        peer = self.info.peer[0] if self.info.peer else "-"
-        return (f'{peer} {self.info.engine} conn={self.info.connection_id} id={request.request_id} '
-                f'"{request.method} {request.target} HTTP/{request.http_version}" {st.status} '
-                f'{st.sent_bytes} {duration * 1000:.2f}ms')
+    def _gate(self, request: Request) -> Response | None:
+        """Answers decided by the connection, not the app: 308 to https on the plain port
+        (``--redirect-http``), 421 over HTTP/2 + TLS when the certificate does not cover
+        ``:authority`` (RFC 9110 §15.5.20, RFC 9113 §9.1.1). ``None`` = go on."""
+        if not self.info.tls:
+            return self._redirect(request) if self.config.redirect_http else None
+        authority = request.authority
+        if not authority or not isinstance(self.conn, H2Connection):
+            return None
+        cached, ok = self._authority_ok
+        if cached != authority:
+            ok = cert_covers(self.info.cert_names, host_of(authority))
+            self._authority_ok = (authority, ok)
+        if ok:
+            return None
+        return error_response(421, "the connection's certificate does not cover this authority")
+
+    def _redirect(self, request: Request) -> Response:
+        """308 Permanent Redirect (RFC 9110 §15.4.9) to the same host and target over https on
+        the TLS port; the method and body are to be repeated there."""
+        host = host_of(request.authority)
+        if not host or not set(host) <= _SAFE_HOST:
+            host = self.info.local[0] if self.info.local else self.config.host
+        if ":" in host:
+            host = f"[{host}]"
+        port = self.config.tls_port
+        netloc = host if port in (443, None) else f"{host}:{port}"
+        target = request.target if request.target.startswith("/") else "/"
+        location = f"https://{netloc}{target}"
+        return error_response(308, location, [("location", location)])
 
     async def _send_response(self, st: _Stream, response: Response) -> None:
         request = st.request
@@ -492,6 +556,8 @@ class Session:
         body = response.body
         headers = list(response.headers)
         headers.append(("date", http_date()))
+        if st.echo_id:
+            headers.append(("x-request-id", request.request_id))
         st.status = response.status
         head_only = request.method == "HEAD" or response.status in (204, 304)
         if isinstance(body, (bytes, bytearray)):

@@ -28,10 +28,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from app.messages import ConnectionInfo
-
 from .config import ServerConfig
-from .listeners import Listener, tune_socket
+from .listeners import Listener, connection_info, tune_socket
 from .session import FLUSH, PARK, SendFile, Session, Sleep, Task
 
 __all__ = ["ThreadPoolEngine", "PollingEngine"]
@@ -248,10 +246,7 @@ class PollingEngine:
     def _start_session(self, conn: _Connection, peer: Any) -> None:
         sock = conn.sock
         tls = conn.listener.tls is not None
-        alpn = (sock.selected_alpn_protocol() or "http/1.1") if tls else None
-        info = ConnectionInfo(connection_id=conn.id, engine=self.name, peer=peer and tuple(peer[:2]),
-                              local=tuple(sock.getsockname()[:2]), tls=tls, alpn=alpn,
-                              sni=getattr(sock, "sni_name", None))
+        info = connection_info(conn.id, self.name, peer, sock.getsockname(), sock if tls else None)
         conn.session = Session(self.app, self.config, info, lock=self.session_lock())
         conn.session.sendfile = not tls
         if tls or conn.session.http_version:
