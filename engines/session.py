@@ -26,6 +26,14 @@ response. The coroutine yields effects to its engine:
 - :class:`SendFile` (HTTP/1.x on plain TCP, when the engine set ``session.sendfile``): write the
   pending output, then a static file's bytes with ``sendfile`` (zero-copy), then resume it.
 
+Serving features (README, "Serving features"), decided here once for every engine and both
+protocols, before the app runs: ``--redirect-http`` (308 on the plain port) and 421 over HTTP/2 +
+TLS for an ``:authority`` the connection's certificate does not cover (``_gate``); the app's
+expect check (``app.check_expect``) for a request whose body is still to come (HTTP/1.1 with
+``Expect``, every such HTTP/2 stream; an HTTP/2 refusal ends with RST_STREAM(NO_ERROR)); the
+request id (a safe client ``X-Request-Id`` or ``<process>-<connection>-<stream>``, echoed when
+the client sent one or the access log is on); one access log line per request when on.
+
 Threads: single-threaded engines pass no lock. The threadpool engine passes a ``threading.Lock``
 that guards the protocol object, which is not thread-safe; handlers themselves run outside it.
 """

@@ -462,3 +462,31 @@ def test_lab_app_is_unchanged_for_localhost(tmp_path):
     assert app.hosts() == [DEMO]
     assert app.for_host("127.0.0.1:8080") is app and app.for_host("localhost") is app
     assert app.for_host("DEMO.localhost:1") is not app
+
+
+def test_json_line_is_json_dumps(tmp_path):
+    """The hand-written JSON line equals json.dumps of the entry, escapes included."""
+    from engines.accesslog import format_json
+
+    log = AccessLog(str(tmp_path / "j.log"), "json")
+    os.close(log.fd)
+    for target in ("/plain", '/q"b\\s', "/\u00e9\x01\x7f", "/" + "x" * 300):
+        entry = log.entry(_request(target=target), 201, 5, 0.0123456)
+        assert format_json(entry) == json.dumps(entry, separators=(",", ":"))
+        assert list(json.loads(format_json(entry))) == JSON_FIELDS
+
+
+def test_cli_options():
+    from engines.server import parse_args
+
+    c = parse_args(["--tls-port", "0", "--redirect-http", "--tls-host", "a.test", "--tls-host", "b.test",
+                    "--tls-cert", "*.x.test=c.pem,k.pem", "--access-log", "--log-format", "json"])
+    assert c.tls and c.redirect_http and c.tls_hosts == ("a.test", "b.test")
+    assert c.tls_certs == (("*.x.test", "c.pem", "k.pem"),)
+    assert c.access_log and c.access_log_file == "-" and c.log_format == "json"
+    off = parse_args([])
+    assert not off.access_log and not off.redirect_http and not off.tls
+    for bad in (["--redirect-http"], ["--tls-cert", "nohost"], ["--tls-cert", "h=only-cert"],
+                ["--access-log", "/nonexistent-dir/x.log"], ["--log-format", "xml"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
