@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"start_server: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     for listener in listeners:
-        if listener.tls is not None:
+        if listener.tls is not None and config.tls_port is not None:
             config.tls_port = listener.address[1]  # the bound port (--tls-port 0), for redirects
     engine = engine_class(config.engine)(app, config, listeners)
     for listener in listeners:
