@@ -27,6 +27,10 @@ __all__ = ["AsyncioEngine"]
 
 log = logging.getLogger("lab.asyncio")
 
+#: Static files go out with ``loop.sendfile`` in pieces of this many bytes, so that progress is
+#: seen between pieces and a client that stops reading is cut off after ``--send-timeout``.
+SENDFILE_PIECE = 1024 * 1024
+
 
 class _Connection(asyncio.Protocol):
     """One connection: the transport, its session, and tasks waiting for the buffer to drain."""
@@ -84,10 +88,16 @@ class _Connection(asyncio.Protocol):
         self.flush_waiters = []
 
     def pause_writing(self) -> None:
+        # Backpressure both ways: a peer that does not read our output is not read from either,
+        # so what it sends (requests, PINGs, SETTINGS) cannot pile answers up in memory.
         self.paused = True
+        if not self.closed:
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.paused = False
+        if not self.closed:
+            self.transport.resume_reading()
         self.last_progress = time.monotonic()
         if self.flush_waiters:
             waiters, self.flush_waiters = self.flush_waiters, []
@@ -113,24 +123,33 @@ class _Connection(asyncio.Protocol):
                         break
                     if effect is FLUSH:
                         self._flush()
-                        if self.paused and not self.closed:
+                        if self.closed:  # nobody to write to: stop producing the body
+                            task.cancel()
+                        elif self.paused:
                             self.flush_waiters.append(task)
                             break
                     if effect.__class__ is SendFile:
                         self._flush()
+                        self.last_progress = time.monotonic()
                         self.sendfile_task = self.loop.create_task(self._sendfile(task, effect))
                         break
             tasks = session.runnable()
         self._flush()
 
     async def _sendfile(self, task: Task, effect: SendFile) -> None:
-        """Write a file range with ``loop.sendfile`` (os.sendfile underneath), then resume."""
+        """Write a file range with ``loop.sendfile`` (os.sendfile underneath) in pieces of
+        :data:`SENDFILE_PIECE` (progress for the send timeout), then resume the task."""
         try:
             with open(effect.path, "rb") as f:
-                sent = await self.loop.sendfile(self.transport, f, effect.offset, effect.count)
-            if sent != effect.count:
-                raise OSError("file shrank while sending it")
-        except (OSError, RuntimeError):
+                offset, left = effect.offset, effect.count
+                while left > 0:
+                    n = min(left, SENDFILE_PIECE)
+                    if await self.loop.sendfile(self.transport, f, offset, n) != n:
+                        raise OSError("file shrank while sending it")
+                    offset += n
+                    left -= n
+                    self.last_progress = time.monotonic()
+        except (OSError, RuntimeError, asyncio.CancelledError):  # cancelled: the send timeout
             self.sendfile_task = None
             if not self.closed:
                 self.transport.abort()
@@ -225,7 +244,11 @@ class AsyncioEngine:
             for conn in list(self.connections):
                 if conn.closed:
                     continue
-                if conn.paused and now - conn.last_progress > self.config.send_timeout:
+                if ((conn.paused or conn.sendfile_task is not None)
+                        and now - conn.last_progress > self.config.send_timeout):
+                    if conn.sendfile_task is not None:
+                        conn.sendfile_task.cancel()  # before the abort: loop.sendfile unregisters
+                        await asyncio.sleep(0)
                     conn.transport.abort()
                 elif conn.session.check_timeouts(now):
                     conn._flush()

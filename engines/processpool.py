@@ -21,6 +21,7 @@ blocking inside a connection: 20 streams of ``/io?ms=200`` multiplexed on one co
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import select
 import signal
@@ -38,14 +39,37 @@ log = logging.getLogger("lab.processpool")
 
 
 class _WorkerEngine(PollingEngine):
-    """Inside one worker process: the polling loop with every job run inline."""
+    """Inside one worker process: the polling loop with every job run inline.
+
+    ``counts`` is an array in shared memory with one slot per worker: each worker writes its own
+    number of open connections there and checks ``--max-connections`` against the sum, so the
+    limit holds for the whole server, not per process.
+    """
 
     name = "processpool"
+
+    def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener],
+                 counts: Any = None, slot: int = 0) -> None:
+        super().__init__(app, config, listeners)
+        self.counts = counts
+        self.slot = slot
 
     def _dispatch(self, job: Callable[..., None], *args: Any) -> bool:
         job(*args)
         self._run_commands()
         return True
+
+    def _after_sleep(self) -> None:
+        # A SIGTERM that came while the handler waited: start the drain before its response is
+        # written, so that it already carries Connection: close.
+        self._run_commands()
+
+    def _connection_count(self) -> int:
+        return sum(self.counts) if self.counts is not None else len(self.connections)
+
+    def _connections_changed(self) -> None:
+        if self.counts is not None:
+            self.counts[self.slot] = len(self.connections)
 
 
 class ProcessPoolEngine:
@@ -59,6 +83,8 @@ class ProcessPoolEngine:
         self.listeners = listeners
         self.size = config.workers or os.cpu_count() or 2
         self.children: dict[int, int] = {}  # pid -> slot
+        # open connections per worker slot, in shared memory (inherited by fork)
+        self.counts = multiprocessing.RawArray("i", self.size)
         self.stopping = False
 
     def describe(self) -> str:
@@ -139,13 +165,14 @@ class ProcessPoolEngine:
                 pass
 
     def _spawn(self, slot: int) -> None:
+        self.counts[slot] = 0  # a dead worker's connections died with it
         pid = os.fork()
         if pid:
             self.children[pid] = slot
             return
         code = 0
         try:
-            worker = _WorkerEngine(self.app, self.config, self.listeners)
+            worker = _WorkerEngine(self.app, self.config, self.listeners, self.counts, slot)
             worker.serve()
         except BaseException:
             log.exception("worker %d crashed", os.getpid())

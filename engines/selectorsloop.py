@@ -271,7 +271,9 @@ class SelectorsEngine:
                     break
                 if effect is FLUSH:
                     self._flush(conn)
-                    if len(conn.out) > HIGH_WATER and not conn.closed:
+                    if conn.closed:  # nobody to write to: stop producing the body
+                        task.cancel()
+                    elif len(conn.out) > HIGH_WATER:
                         conn.flush_waiters.append(task)
                         break
                     continue
@@ -311,7 +313,9 @@ class SelectorsEngine:
             conn.last_progress = time.monotonic()
         if not out and conn.file is not None and not self._write_file(conn):
             return
-        read = 0 if conn.eof else READ
+        # Backpressure both ways: while the peer leaves more than HIGH_WATER unread, stop reading
+        # it, so its input (pipelined requests, PING/SETTINGS floods) cannot pile up answers.
+        read = 0 if conn.eof or len(out) > HIGH_WATER else READ
         if out:
             self._set_mask(conn, read | WRITE)
             return

@@ -45,6 +45,7 @@ import email.utils
 import itertools
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -124,7 +125,7 @@ class Task:
     """One request's coroutine, stepped by an engine. ``step()`` returns the next effect, or
     ``None`` when the request is finished (or was cancelled)."""
 
-    __slots__ = ("session", "stream_id", "coro", "cancelled", "parked", "woken", "waiting")
+    __slots__ = ("session", "stream_id", "coro", "cancelled", "parked", "woken", "waiting", "wakeup")
 
     def __init__(self, session: "Session", stream_id: int, coro: Any) -> None:
         self.session = session
@@ -134,11 +135,15 @@ class Task:
         self.parked = False   # the engine has let go of it; the session owns it
         self.woken = False    # woken after registering a wait, before park() ran
         self.waiting = False  # registered as waiting (body data or flow-control window)
+        self.wakeup: threading.Event | None = None  # set while sleep() blocks a thread
 
     def step(self) -> Effect | None:
         """Run until the next effect. Returns ``None`` when done; never raises ``Exception``."""
         if self.cancelled:
-            self.coro.close()
+            try:
+                self.coro.close()
+            except (RuntimeError, ValueError):  # ignored GeneratorExit / running in another thread
+                log.warning("request task on stream %d did not close cleanly", self.stream_id)
             return None
         try:
             return self.coro.send(None)
@@ -150,15 +155,31 @@ class Task:
             return None
 
     def cancel(self) -> None:
-        """Mark cancelled; the next ``step()`` closes the coroutine (GeneratorExit in the handler)."""
+        """Mark cancelled; the next ``step()`` closes the coroutine (GeneratorExit in the handler).
+        A thread blocked in :meth:`sleep` for this task wakes at once."""
         self.cancelled = True
+        wakeup = self.wakeup
+        if wakeup is not None:
+            wakeup.set()
+
+    def sleep(self, seconds: float) -> None:
+        """Blocking engines' way to honour a :class:`Sleep` effect: block this thread for
+        ``seconds`` (s), or less when the task is cancelled meanwhile (an HTTP/2 stream reset,
+        the connection lost), so that the worker is freed at once."""
+        if self.cancelled:
+            return
+        event = self.wakeup = threading.Event()
+        if not self.cancelled:
+            event.wait(seconds)
+        self.wakeup = None
 
 
 class _Stream:
     """A request in flight: its Request, body as it arrives, and the task answering it."""
 
     __slots__ = ("request", "chunks", "size", "complete", "error", "expect_continue",
-                 "continue_sent", "task", "started", "status", "sent_bytes", "check", "echo_id")
+                 "continue_sent", "task", "started", "status", "sent_bytes", "check", "echo_id",
+                 "blocked_since")
 
     def __init__(self, request: Request, expect_continue: bool) -> None:
         self.request = request
@@ -174,6 +195,7 @@ class _Stream:
         self.sent_bytes = 0
         self.check = False    # ask app.check_expect before the body is read
         self.echo_id = False  # send X-Request-Id
+        self.blocked_since: float | None = None  # HTTP/2: waiting for a window since (monotonic)
 
 
 _conn_ids = itertools.count(1)
@@ -205,6 +227,7 @@ class Session:
         self.config = config
         self.info = info
         self.lock = lock if lock is not None else contextlib.nullcontext()
+        self._threaded = lock is not None
         # The engine sets this when it handles the SendFile effect (plain TCP, not TLS).
         self.sendfile = False
         self.conn: Any = None
@@ -316,13 +339,21 @@ class Session:
             return False
 
     def check_timeouts(self, now: float) -> bool:
-        """Apply the request-head and keep-alive idle timeouts (s, ``time.monotonic()``).
+        """Apply the request-head and keep-alive idle timeouts (s, ``time.monotonic()``), and the
+        send timeout of HTTP/2 streams waiting for a flow-control window (RFC 9113 §6.9): a peer
+        that leaves a window at zero for ``send_timeout`` is ended with GOAWAY(ENHANCE_YOUR_CALM).
 
         Returns True when the engine should flush ``data_to_send()`` (a 408, a GOAWAY) and close.
         """
         c = self.config
         with self.lock:
             if self._streams:
+                if isinstance(self.conn, H2Connection) and any(
+                        st.blocked_since is not None and now - st.blocked_since > c.send_timeout
+                        for st in self._streams.values()):
+                    self.conn.close_connection(ErrorCode.ENHANCE_YOUR_CALM, "send timeout: window left at zero")
+                    self._closed = True
+                    return True
                 return False
             if self.conn is None:
                 return now - self.opened_at > c.header_timeout
@@ -468,6 +499,10 @@ class Session:
             self._runnable.append(task)
         else:
             task.woken = True
+            if force and task.cancelled and not self._threaded:
+                # Single-threaded engines: a cancelled task sleeping on a timer is closed now,
+                # not when the timer fires (stepping a cancelled task again is a no-op).
+                self._runnable.append(task)
 
     def _count_error(self, status: int) -> None:
         metrics = getattr(self.app, "metrics", None)
@@ -637,7 +672,10 @@ class Session:
                     piece = bytes(view[:n])
                     self.conn.send_data(sid, piece)
                     st.sent_bytes += len(piece)
+                    st.blocked_since = None
                     view = view[n:]
                     continue
+                if st.blocked_since is None:
+                    st.blocked_since = time.monotonic()
                 st.task.waiting = True
             await _PARK_AWAIT

@@ -195,6 +195,16 @@ class PollingEngine:
         """Run ``job(*args)`` somewhere; False when there is no room (the caller answers 503)."""
         raise NotImplementedError
 
+    def _after_sleep(self) -> None:
+        """Hook: a job's handler woke from a wait (inline engines take a pending stop here)."""
+
+    def _connection_count(self) -> int:
+        """Open connections counted against ``--max-connections``."""
+        return len(self.connections)
+
+    def _connections_changed(self) -> None:
+        """Hook: a connection was added or closed (processpool shares the count)."""
+
     # -- connections --------------------------------------------------------------------------
 
     def _accept(self, listener: Listener) -> None:
@@ -207,7 +217,7 @@ class PollingEngine:
                 log.warning("accept failed: %s", exc)
                 return
             tune_socket(sock)
-            if len(self.connections) >= self.config.max_connections:
+            if self._connection_count() >= self.config.max_connections:
                 try:
                     sock.setblocking(False)
                     sock.send(BUSY_503)
@@ -219,6 +229,7 @@ class PollingEngine:
             self.ids += 1
             conn = _Connection(sock, listener, self.ids)
             self.connections.add(conn)
+            self._connections_changed()
             if listener.tls is None:
                 self._start_session(conn, peer)
                 self._watch(conn)
@@ -313,7 +324,8 @@ class PollingEngine:
                     break
                 if effect.__class__ is Sleep:
                     self._flush(conn)
-                    time.sleep(effect.seconds)
+                    task.sleep(effect.seconds)
+                    self._after_sleep()
                 elif effect is PARK:
                     self._flush(conn)
                     if not session.park(task):
@@ -323,6 +335,8 @@ class PollingEngine:
                 elif effect.__class__ is SendFile:
                     self._flush(conn)
                     self._sendfile(conn, effect)
+                if conn.closed:  # a write failed or timed out: stop producing output for it
+                    task.cancel()
             pending.extend(session.runnable())
         self._flush(conn)
         if session.http_version == "2" and session.closed:
@@ -359,6 +373,7 @@ class PollingEngine:
         self._unwatch(conn)
         if conn in self.connections:
             self.connections.discard(conn)
+            self._connections_changed()
             conn.closed = True
             try:
                 conn.sock.close()
