@@ -37,6 +37,8 @@ __all__ = ["ProcessPoolEngine"]
 
 log = logging.getLogger("lab.processpool")
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
 
 class _WorkerEngine(PollingEngine):
     """Inside one worker process: the polling loop with every job run inline.
@@ -58,6 +60,12 @@ class _WorkerEngine(PollingEngine):
         job(*args)
         self._run_commands()
         return True
+
+    def poll_forever(self) -> None:
+        """The polling loop, once this worker's own SIGTERM/SIGINT handlers are in place: only
+        then are the signals that ``_spawn`` blocked around the fork let through."""
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        super().poll_forever()
 
     def _after_sleep(self) -> None:
         # A SIGTERM that came while the handler waited: start the drain before its response is
@@ -166,8 +174,13 @@ class ProcessPoolEngine:
 
     def _spawn(self, slot: int) -> None:
         self.counts[slot] = 0  # a dead worker's connections died with it
+        # A SIGTERM between the fork and the worker's own handlers would run the parent's handler
+        # (inherited) in the child, and the worker would never drain: block the stop signals
+        # across the fork; the worker unblocks them once its handlers are set (poll_forever).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         pid = os.fork()
         if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             self.children[pid] = slot
             return
         code = 0

@@ -17,8 +17,8 @@ import time
 
 import psutil
 import pytest
-from conftest import ENGINES
-from h2wire import CLOSED, GoAwayFrame, H2Wire, HeadersFrame, SettingsFrame
+from conftest import ENGINES, start_server
+from h2wire import CLOSED, GoAwayFrame, H2Wire, HeadersFrame, PingFrame, SettingsFrame
 from rawhttp import RawClient
 
 GET = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -77,6 +77,28 @@ def wait_workers(pid: int, count: int, timeout: float = 10.0) -> list[psutil.Pro
             return children
         time.sleep(0.05)
     raise AssertionError(f"{len(parent.children())} workers, expected {count}")
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """One default server per engine for the module's stateless tests (bad input, a handler that
+    raises), started on first use and stopped at the end."""
+    started: dict = {}
+
+    def get(engine: str):
+        if engine not in started:
+            started[engine] = start_server(engine, tmp_path=tmp_path_factory.mktemp(engine))
+        return started[engine]
+
+    yield get
+    for srv in started.values():
+        srv.stop()
+
+
+@pytest.fixture
+def shared(engine, servers):
+    """The module's server of ``engine``."""
+    return servers(engine)
 
 
 # -- slow and idle clients ----------------------------------------------------------------------
@@ -179,11 +201,26 @@ def _stalled_client(port: int, requests: bytes) -> socket.socket:
     return s
 
 
+def _h2_greedy_requests(port: int, path: bytes, count: int) -> bytes:
+    """HTTP/2 bytes: preface, SETTINGS and connection window opened to 2^31-1 (the server may
+    send as much as it likes), then ``count`` GETs of ``path``; nothing is ever read back."""
+    import hpack
+    from h2wire import PREFACE, HeadersFrame, WindowUpdateFrame
+
+    enc = hpack.Encoder()
+    frames = [SettingsFrame(0, settings={4: 2**31 - 1}), WindowUpdateFrame(0, window_increment=2**31 - 1 - 65535)]
+    for i in range(count):
+        block = enc.encode([(":method", "GET"), (":scheme", "http"), (":path", path.decode()),
+                            (":authority", f"127.0.0.1:{port}")])
+        frames.append(HeadersFrame(1 + 2 * i, data=block, flags=["END_HEADERS", "END_STREAM"]))
+    return PREFACE + b"".join(f.serialize() for f in frames)
+
+
 def test_client_that_stops_reading_is_cut_off_and_memory_stays_bounded(engine, server_factory):
-    """Clients that pipeline big responses (static via sendfile, a generated 200 MiB /stream) and
-    read nothing are cut off after --send-timeout: reading afterwards yields far less than asked
-    and then EOF. Meanwhile the server's RSS (all processes) grows by less than 64 MiB and a
-    normal request is served."""
+    """Clients that pipeline big responses (static via sendfile, a generated 200 MiB /stream, ten
+    HTTP/2 streams of /static/1mb.bin with windows wide open) and read nothing are cut off after
+    --send-timeout: reading afterwards yields far less than asked and then EOF. Meanwhile the
+    server's RSS (all processes) grows by less than 64 MiB and a normal request is served."""
     srv = server_factory(engine, "--send-timeout", "2")
     if engine == "processpool":
         wait_workers(srv.proc.pid, 2)
@@ -192,14 +229,15 @@ def test_client_that_stops_reading_is_cut_off_and_memory_stays_bounded(engine, s
     static = GET % b"/static/1mb.bin" * 20
     stream = GET % b"/stream?chunks=200&size=1048576"
     clients = [_stalled_client(srv.port, static), _stalled_client(srv.port, stream),
-               _stalled_client(srv.port, stream)]
+               _stalled_client(srv.port, stream),
+               _stalled_client(srv.port, _h2_greedy_requests(srv.port, b"/static/1mb.bin", 10))]
     try:
         time.sleep(1.0)  # let the server fill the buffers it can
         assert timed_get(srv.port)[0] == 200
         grown = tree_rss(srv.proc.pid) - base
         assert grown < 64 * MB, f"RSS grew by {grown / MB:.1f} MiB"
         time.sleep(3.5)  # past --send-timeout (2 s) plus the once-a-second check
-        for s, asked in zip(clients, (20 * MB, 200 * MB, 200 * MB)):
+        for s, asked in zip(clients, (20 * MB, 200 * MB, 200 * MB, 10 * MB)):
             got, closed = closed_within(s, 10)
             assert closed, "a stalled client was not cut off"
             assert len(got) < asked // 2, len(got)
@@ -382,15 +420,49 @@ def test_sigterm_under_load_drains(engine, server_factory):
     assert time.monotonic() - t0 < 4 + 2
 
 
-def test_handler_that_raises_is_500_and_the_connection_goes_on(server):
+def test_sigterm_under_load_http2_two_step_goaway(engine, server_factory):
+    """SIGTERM while five HTTP/2 streams wait in their handlers: GOAWAY(2^31-1) and a PING, then,
+    after our ACK, GOAWAY naming stream 9; all five streams complete with 200; then the close and
+    the exit within the drain timeout. (Processpool serves a connection's streams in order, so
+    five waits would take five times as long: one stream there; test_http2.py covers it too.)"""
+    srv = server_factory(engine, "--drain-timeout", "4")
+    sids = (1,) if engine == "processpool" else (1, 3, 5, 7, 9)
+    with H2Wire(srv.port, timeout=6) as w:
+        w.handshake()
+        for sid in sids:
+            w.request(sid, path="/io?ms=1000")
+        time.sleep(0.3)  # the handlers reach their waits
+        t0 = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        goaways, done = [], set()
+        while True:
+            f = w.next_frame()
+            if f == CLOSED:
+                break
+            assert not isinstance(f, str), f"{f} after {goaways}, done {done}"
+            if isinstance(f, GoAwayFrame):
+                goaways.append((f.last_stream_id, f.error_code))
+            elif isinstance(f, PingFrame) and "ACK" not in f.flags:
+                w.send(PingFrame(0, opaque_data=f.opaque_data, flags=["ACK"]))
+            elif isinstance(f, HeadersFrame):
+                assert dict(f.decoded)[":status"] == "200"
+            if "END_STREAM" in f.flags and f.stream_id:
+                done.add(f.stream_id)
+    assert goaways == [(2**31 - 1, 0), (sids[-1], 0)]
+    assert done == set(sids)
+    srv.proc.wait(6)
+    assert time.monotonic() - t0 < 4 + 2
+
+
+def test_handler_that_raises_is_500_and_the_connection_goes_on(shared):
     """``GET /_fail`` (the fault-injection route) raises inside its handler: 500, and the same
     connection serves the next request; over HTTP/2 only that stream fails."""
-    with RawClient(server.port) as c:
+    with RawClient(shared.port) as c:
         c.send(GET % b"/_fail" + GET % b"/plaintext")
         r = c.read_response()
         assert r.status == 500 and r.header("connection") != "close"
         assert c.read_response().body == b"Hello, World!"
-    with H2Wire(server.port, timeout=5) as w:
+    with H2Wire(shared.port, timeout=5) as w:
         w.handshake()
         w.request(1, path="/_fail")
         heads, _, _ = w.response(1)
@@ -491,10 +563,10 @@ def test_static_path_escapes_are_404(engine, server_factory, www_with_symlinks):
 
 
 @pytest.mark.parametrize("target", [b"/static/\\..\\..\\etc\\passwd", b"/a\x00b", b"/\xc0\xae\xc0\xae/etc/passwd"])
-def test_raw_escape_bytes_in_the_target_are_refused(server, target):
+def test_raw_escape_bytes_in_the_target_are_refused(shared, target):
     """Raw backslashes, NUL and non-ASCII octets in a request target: 400 (not a token the
     request line allows) or 404, never a file."""
-    with RawClient(server.port) as c:
+    with RawClient(shared.port) as c:
         c.send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target)
         r = c.read_response()
         assert r.status in (400, 404) and b"root:" not in r.body
@@ -515,10 +587,10 @@ INJECTIONS = [
 
 
 @pytest.mark.parametrize("raw", INJECTIONS, ids=range(len(INJECTIONS)))
-def test_response_headers_never_carry_cr_lf_from_the_request(server, raw):
+def test_response_headers_never_carry_cr_lf_from_the_request(shared, raw):
     """Percent-encoded or escaped CR/LF in the target or in header values never becomes a
     response header line (HTTP response splitting)."""
-    with RawClient(server.port) as c:
+    with RawClient(shared.port) as c:
         c.send(raw)
         r = c.read_response()
         assert r.status < 600
@@ -567,12 +639,12 @@ SMUGGLING = {
 
 
 @pytest.mark.parametrize("case", list(SMUGGLING))
-def test_request_smuggling_attempts(server, case):
+def test_request_smuggling_attempts(shared, case):
     """Each ambiguous framing is refused with its RFC 9112 status and the connection closed, so
     no bytes of it can be read as a second request; the unambiguous variants are served and the
     connection stays open for the next request."""
     raw, status = SMUGGLING[case]
-    with RawClient(server.port) as c:
+    with RawClient(shared.port) as c:
         c.send(raw)
         r = c.read_response()
         if status is None:
