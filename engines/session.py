@@ -240,6 +240,8 @@ class Session:
         now = time.monotonic()
         self.opened_at = now
         self.last_activity = now
+        self.last_exchange = now  # HTTP/2 idle: a request or response, not PING/SETTINGS/bytes
+        self._partial_since: float | None = None  # HTTP/2: a partial frame seen buffered since
         self.head_started: float | None = None
         self.requests = 0
         # Serving features (README "Serving features"): off costs one test per request each.
@@ -370,7 +372,18 @@ class Session:
                     self._closed = True
                     return True
                 return False
-            if now - self.last_activity > c.keepalive_timeout:
+            # HTTP/2 without streams: a frame or header block left partial for header_timeout
+            # (slowloris), or no request for keepalive_timeout (frames such as PING do not count).
+            if self.conn.awaiting_frame_bytes:
+                if self._partial_since is None:
+                    self._partial_since = now
+                elif now - self._partial_since > c.header_timeout:
+                    self.conn.close_connection(ErrorCode.ENHANCE_YOUR_CALM, "request head timeout")
+                    self._closed = True
+                    return True
+            else:
+                self._partial_since = None
+            if now - self.last_exchange > c.keepalive_timeout:
                 self.conn.close_connection(ErrorCode.NO_ERROR)
                 self._closed = True
                 return True
@@ -460,6 +473,7 @@ class Session:
                     http_version: str | None = None) -> None:
         self.requests += 1
         self.head_started = None
+        self.last_exchange = time.monotonic()
         client_id = None
         for name, value in event.headers:
             if name == "x-request-id":
@@ -548,7 +562,7 @@ class Session:
         await self._send_response(st, response)
         with self.lock:
             self._streams.pop(sid, None)
-            self.last_activity = time.monotonic()
+            self.last_activity = self.last_exchange = time.monotonic()
             if isinstance(self.conn, H1Connection):
                 if not self.conn.closed:
                     self._handle_events(self.conn.next_events())

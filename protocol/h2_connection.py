@@ -178,6 +178,11 @@ class H2Connection(H2Core):
         self._out += ping_frame(_SHUTDOWN_PING)
 
     @property
+    def awaiting_frame_bytes(self) -> bool:
+        """True while part of the client preface, of a frame or of a header block is buffered."""
+        return bool(self._preface_got) or super().awaiting_frame_bytes
+
+    @property
     def shutting_down(self) -> bool:
         """True once ``start_shutdown`` was called."""
         return self._shutdown_state > 0

@@ -118,6 +118,12 @@ class H2Core(ControlFrames):
         return self._terminated
 
     @property
+    def awaiting_frame_bytes(self) -> bool:
+        """True while part of a frame, or a header block without its END_HEADERS (§4.3), is
+        buffered: the engine's request-head timeout applies (a slowloris over HTTP/2)."""
+        return bool(self._buf) or self._hb_sid != 0
+
+    @property
     def open_stream_count(self) -> int:
         """Streams open or half-closed (they count against MAX_CONCURRENT_STREAMS, §5.1.2)."""
         return len(self._streams)

@@ -18,7 +18,7 @@ import time
 import psutil
 import pytest
 from conftest import ENGINES, start_server
-from h2wire import CLOSED, GoAwayFrame, H2Wire, HeadersFrame, PingFrame, SettingsFrame
+from h2wire import CLOSED, TIMEOUT, GoAwayFrame, H2Wire, HeadersFrame, PingFrame, SettingsFrame
 from rawhttp import RawClient
 
 GET = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -187,6 +187,45 @@ def test_http2_idle_connection_gets_goaway_then_close(engine, server_factory):
         assert f.error_code == 0 and f.last_stream_id == 1
         w.expect_close()
         assert time.monotonic() - start < 4
+
+
+def test_http2_slowloris_partial_frame_is_cut_off_at_header_timeout(engine, server_factory):
+    """Over HTTP/2 a request's HEADERS frame trickled a byte every 0.5 s (each byte is activity)
+    is cut off once it has been partial for --header-timeout: GOAWAY(ENHANCE_YOUR_CALM), close."""
+    srv = server_factory(engine, "--header-timeout", "1.5", "--keepalive-timeout", "30")
+    with H2Wire(srv.port, timeout=0.5) as w:
+        w.handshake()
+        frame = w.headers(1, w.fields(path="/plaintext", extra=[("x-trickle", "t" * 100)])).serialize()
+        start = time.monotonic()
+        for i in range(len(frame)):
+            w.send(frame[i:i + 1])
+            f = w.next_frame(timeout=0.5)
+            if f != TIMEOUT:
+                break
+        assert isinstance(f, GoAwayFrame) and f.error_code == 0xB, f
+        w.timeout = 3
+        w.expect_close()
+        assert time.monotonic() - start < 5
+
+
+def test_http2_pings_do_not_keep_an_idle_connection_open(engine, server_factory):
+    """A client that opens no stream but sends a PING every 0.5 s is still idle: GOAWAY(NO_ERROR)
+    and close at --keepalive-timeout."""
+    srv = server_factory(engine, "--keepalive-timeout", "1.5")
+    with H2Wire(srv.port, timeout=0.5) as w:
+        w.handshake()
+        start = time.monotonic()
+        while time.monotonic() - start < 6:
+            w.send(PingFrame(0, opaque_data=b"stillhere"[:8]))
+            f = w.next_frame()
+            while isinstance(f, PingFrame):
+                f = w.next_frame()
+            if f != TIMEOUT:
+                break
+        assert isinstance(f, GoAwayFrame) and f.error_code == 0, f
+        w.timeout = 3
+        w.expect_close()
+        assert time.monotonic() - start < 4.5
 
 
 # -- clients that stop reading ------------------------------------------------------------------
