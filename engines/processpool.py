@@ -49,6 +49,7 @@ class _WorkerEngine(PollingEngine):
     """
 
     name = "processpool"
+    accept_batch = 1
 
     def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener],
                  counts: Any = None, slot: int = 0) -> None:

@@ -65,6 +65,9 @@ class PollingEngine:
     """
 
     name = "polling"
+    #: connections accepted per wake-up of the listener (processpool takes one, so that workers
+    #: woken together share a burst of new connections instead of the first taking them all)
+    accept_batch = 64
     session_lock: Callable[[], Any] = staticmethod(lambda: None)
 
     def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
@@ -179,8 +182,8 @@ class PollingEngine:
                 continue
             conn.session.shutdown()
             if conn in self.watched:
-                self._flush(conn)
-                if conn.session.closed or (not conn.session.busy and conn.session.http_version != "2"):
+                closed = self._flush(conn)
+                if closed or (not conn.session.busy and conn.session.http_version != "2"):
                     self._close(conn)  # HTTP/2 waits for the PING ack and its final GOAWAY
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -208,7 +211,7 @@ class PollingEngine:
     # -- connections --------------------------------------------------------------------------
 
     def _accept(self, listener: Listener) -> None:
-        for _ in range(64):
+        for _ in range(self.accept_batch):
             try:
                 sock, peer = listener.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -338,22 +341,27 @@ class PollingEngine:
                 if conn.closed:  # a write failed or timed out: stop producing output for it
                     task.cancel()
             pending.extend(session.runnable())
-        self._flush(conn)
-        if session.http_version == "2" and session.closed:
+        if self._flush(conn) and session.http_version == "2":
             self._post("close", conn)
 
-    def _flush(self, conn: _Connection) -> None:
+    def _flush(self, conn: _Connection) -> bool:
+        """Write what the session has to send. Returns whether the session was already closed
+        when its bytes were taken: then everything it will ever send has been written. (Reading
+        ``closed`` after taking the bytes would race with another worker thread ending the last
+        HTTP/2 stream in between: the socket would be closed under that thread's final frames.)"""
         if conn.closed or conn.session is None:
-            return
+            return False
         with conn.write_lock:
+            closed = conn.session.closed
             data = conn.session.data_to_send()
             if not data:
-                return
+                return closed
             try:
                 conn.sock.sendall(data)
             except OSError:  # includes socket.timeout: the send timeout
                 conn.closed = True
                 self._post("close", conn)
+        return closed
 
     def _sendfile(self, conn: _Connection, effect: SendFile) -> None:
         """Write a file range with ``socket.sendfile`` (zero-copy; honours the send timeout)."""

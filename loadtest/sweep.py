@@ -169,8 +169,10 @@ def server_argv(spec: RunSpec, port: int, args: argparse.Namespace, data_dir: st
         return [py, "-m", "uvicorn", "app.asgi:create", "--factory", "--host", HOST, "--port", str(port),
                 "--http", "httptools", "--loop", "asyncio", "--no-access-log", "--log-level", "warning",
                 "--lifespan", "off"]
+    from .bench import HYPERCORN_CONFIG  # lifts hypercorn's cap of 1000 requests per connection
+
     argv = [py, "-m", "hypercorn", "app.asgi:create()", "--bind", f"{HOST}:{port}", "--workers", "1",
-            "--log-level", "warning"]
+            "--log-level", "warning", "--config", HYPERCORN_CONFIG]
     if tls:
         from engines.listeners import dev_certificate
 
