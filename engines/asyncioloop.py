@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from .config import ServerConfig
-from .listeners import Listener, connection_info
+from .listeners import Listener, connection_info, tune_socket
 from .session import FLUSH, PARK, SendFile, Session, Sleep, Task
 
 __all__ = ["AsyncioEngine"]
@@ -58,6 +58,13 @@ class _Connection(asyncio.Protocol):
             return
         engine.connections.add(self)
         engine.ids += 1
+        # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and sockets
+        # accepted from a listener made with socket.socket(AF_INET, SOCK_STREAM) have proto 0:
+        # without this, a response head followed by a small sendfile body waited ~40 ms for the
+        # client's delayed ACK (Nagle).
+        raw = transport.get_extra_info("socket")
+        if raw is not None:
+            tune_socket(raw)
         ssl_object = transport.get_extra_info("ssl_object")
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
