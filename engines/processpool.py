@@ -16,6 +16,12 @@ between streams); concurrency comes from connections spread over workers. The co
 blocking inside a connection: 20 streams of ``/io?ms=200`` multiplexed on one connection take
 20 x 200 ms = 4 s here, against about 200 ms on threadpool, selectors and asyncio
 (tests/engines/test_http2.py checks both).
+
+Connections are not moved between workers: a worker accepts one connection per wake-up of the
+shared listener (``accept_batch = 1``), so that a burst of new connections is shared. When the
+workers share one core, the first one woken can still take every connection that sends no
+request at once (HTTP/2 clients send a preface first); its peers then idle while it serves them
+all. Per-worker ``SO_REUSEPORT`` listeners would let the kernel balance them; not done here.
 """
 
 from __future__ import annotations
