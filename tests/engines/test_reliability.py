@@ -91,16 +91,28 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def wait_workers(pid: int, count: int, timeout: float = 10.0) -> list[psutil.Process]:
-    """Poll the process table until ``pid`` has ``count`` children (forks have no event)."""
+def wait_workers(
+    pid: int, count: int, timeout: float = 10.0, without: tuple[int, ...] = ()
+) -> list[psutil.Process]:
+    """Poll the process table until ``pid`` has ``count`` live children, none of them in
+    ``without`` (forks have no event). A killed worker stays a child (a zombie) until the
+    supervisor reaps it, so a replacement is awaited by naming the dead pid in ``without``."""
     parent = psutil.Process(pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        children = parent.children()
+        children = [c for c in parent.children() if c.pid not in without and _alive(c)]
         if len(children) == count:
             return children
         time.sleep(0.05)
-    raise AssertionError(f"{len(parent.children())} workers, expected {count}")
+    raise AssertionError(f"{len(parent.children())} workers, expected {count} without {without}")
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Whether ``proc`` runs (not a zombie, not gone)."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -430,7 +442,7 @@ def test_processpool_worker_killed_under_load_is_replaced(server_factory):
         while load.ok < 50 and time.monotonic() < deadline:
             time.sleep(0.05)
         os.kill(children[0].pid, signal.SIGKILL)
-        now = wait_workers(srv.proc.pid, 2)
+        now = wait_workers(srv.proc.pid, 2, without=(children[0].pid,))
         assert children[0].pid not in {p.pid for p in now}
         before = load.ok
         deadline = time.monotonic() + 5
