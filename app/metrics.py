@@ -11,6 +11,10 @@ Definitions:
     client_errors: status 400..499 (the request was refused; counted apart, not as errors).
     latency: a bounded reservoir of the route's last ``reservoir`` durations; percentiles by the
     nearest-rank method, in milliseconds.
+    in_flight: a gauge, the requests whose handler has started and not yet returned (the
+    ``/_metrics`` request that reads it included). Tests poll it to know that requests reached
+    their handlers. Under the processpool engine the gauge is shared by every worker (see
+    :meth:`Metrics.share_in_flight`), so any worker's answer counts the whole server.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import threading
 import time
 from collections import deque
+from typing import Any
 
 __all__ = ["Metrics", "percentile", "DEFAULT_RESERVOIR", "MAX_ROUTES"]
 
@@ -63,6 +68,38 @@ class Metrics:
         self._routes: dict[str, _RouteStats] = {}
         self._lock = threading.Lock()
         self._started = time.monotonic()
+        self._in_flight = 0
+        self._shared: Any = None
+
+    def share_in_flight(self, value: Any) -> None:
+        """Keep the in-flight gauge in ``value``, a ``multiprocessing.Value("i")`` created before
+        the workers fork (its own lock guards it), so that every process counts into one gauge."""
+        self._shared = value
+
+    def begin(self) -> None:
+        """A handler starts: the in-flight gauge goes up by one."""
+        shared = self._shared
+        if shared is None:
+            with self._lock:
+                self._in_flight += 1
+        else:
+            with shared.get_lock():
+                shared.value += 1
+
+    def end(self) -> None:
+        """A handler returned or was cancelled: the in-flight gauge goes down by one."""
+        shared = self._shared
+        if shared is None:
+            with self._lock:
+                self._in_flight -= 1
+        else:
+            with shared.get_lock():
+                shared.value -= 1
+
+    def in_flight(self) -> int:
+        """The in-flight gauge: handlers started and not yet ended (see the module docstring)."""
+        shared = self._shared
+        return self._in_flight if shared is None else shared.value
 
     def observe(self, route: str, status: int, duration_s: float) -> None:
         """Count one response: ``route`` (pattern), ``status`` (int), ``duration_s`` (seconds)."""
@@ -92,7 +129,7 @@ class Metrics:
         """A JSON-ready dict::
 
             {"engine": "selectors", "pid": 1234, "uptime_s": 12.5,
-             "requests": 10, "errors": 0, "client_errors": 1,
+             "requests": 10, "errors": 0, "client_errors": 1, "in_flight": 1,
              "routes": {"/plaintext": {"requests": 9, "errors": 0, "client_errors": 0,
                                        "statuses": {"200": 9},
                                        "latency_ms": {"p50": 0.05, "p95": 0.09, "p99": 0.1,
@@ -123,4 +160,4 @@ class Metrics:
             totals[2] += client_errors
         return {"engine": engine, "pid": os.getpid(), "uptime_s": round(uptime, 3),
                 "requests": totals[0], "errors": totals[1], "client_errors": totals[2],
-                "routes": routes}
+                "in_flight": self.in_flight(), "routes": routes}

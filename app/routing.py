@@ -325,6 +325,7 @@ class App:
                 Response.
         """
         app = self.for_host(request.authority) if self._hosts else self
+        self.metrics.begin()
         try:
             response = await app._dispatch(request)
         except HTTPError as exc:
@@ -332,6 +333,8 @@ class App:
         except Exception:
             log.exception("handler failed: %s %s (route %s)", request.method, request.target, request.route)
             response = error_response(500)
+        finally:
+            self.metrics.end()
         if app is not self and request.route is not None:
             request.route = f"{app.name}{request.route}"
         if response.status == 200 and isinstance(response.body, bytes) and len(response.body) < self.compress_min_size:

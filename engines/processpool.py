@@ -101,6 +101,9 @@ class ProcessPoolEngine:
         # open connections per worker slot, in shared memory (inherited by fork)
         self.counts = multiprocessing.RawArray("i", self.size)
         self.stopping = False
+        metrics = getattr(app, "metrics", None)
+        if metrics is not None:  # one in-flight gauge for the whole server, in shared memory
+            metrics.share_in_flight(multiprocessing.Value("i", 0))
 
     def describe(self) -> str:
         """A few words for the start-up line."""

@@ -7,7 +7,6 @@ these tests pin the adapter's contract without depending on the router.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -139,17 +138,27 @@ def test_request_fields_from_scope(fake):
     assert req.info.peer == ("127.0.0.1", 5000) and req.info.local == ("127.0.0.1", 8000)
 
 
-def test_sleep_effect_waits_without_blocking_the_loop(fake):
+def test_sleep_effect_waits_without_blocking_the_loop(fake, monkeypatch):
+    """20 concurrent /io?ms=100 requests are all asleep at once (the adapter awaits the server
+    loop's sleep, never blocks it): the fake sleep releases them only when all 20 are inside."""
+    inside: list[float] = []
+    all_in = asyncio.Event()
+
+    async def fake_sleep(seconds: float) -> None:
+        inside.append(seconds)
+        if len(inside) == 20:
+            all_in.set()
+        await asyncio.wait_for(all_in.wait(), 10)  # a blocking adapter would never get here 20x
+
+    monkeypatch.setattr(asgi_module.anyio, "sleep", fake_sleep)
     application = asgi_app(fake)
 
     async def many():
-        t0 = time.perf_counter()
-        results = await asyncio.gather(*(call(application, scope("/io", query=b"ms=100")) for _ in range(20)))
-        return time.perf_counter() - t0, results
+        return await asyncio.gather(*(call(application, scope("/io", query=b"ms=100")) for _ in range(20)))
 
-    elapsed, results = asyncio.run(many())
+    results = asyncio.run(many())
     assert all(r[0] == 200 and r[2] == b"waited" for r in results)
-    assert 0.1 <= elapsed < 0.5  # 20 concurrent 100 ms waits overlap
+    assert inside == [0.1] * 20
 
 
 def test_request_body_from_several_messages(fake):

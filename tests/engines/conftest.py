@@ -12,8 +12,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
+import psutil
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -94,6 +96,11 @@ def start_server(engine: str, *args: str, tmp_path=None, env=None) -> Server:
     if listening() < want:
         server.stop(signal.SIGKILL)
         raise RuntimeError(f"server {engine} did not start: {server.lines}")
+    if engine == "processpool":  # the workers are forked after the listening line: await them
+        workers = int(args[list(args).index("--workers") + 1]) if "--workers" in args else 2
+        parent, deadline = psutil.Process(proc.pid), time.monotonic() + 30
+        while len(parent.children()) < workers and time.monotonic() < deadline:
+            time.sleep(0.02)
     for line in list(server.lines):
         m = LINE.search(line)
         if m and m.group(1) == "https" and ("--tls-port" in args):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import time
 from dataclasses import dataclass, field
 
-__all__ = ["RawResponse", "RawClient", "exchange"]
+__all__ = ["RawResponse", "RawClient", "exchange", "wait_in_flight"]
 
 
 @dataclass
@@ -107,3 +109,21 @@ def exchange(port: int, data: bytes, count: int = 1, head: bool = False) -> list
     with RawClient(port) as c:
         c.send(data)
         return [c.read_response(head=head) for _ in range(count)]
+
+
+def wait_in_flight(port: int, count: int, timeout: float = 10.0) -> None:
+    """Poll ``GET /_metrics`` (a new connection each time) until at least ``count`` handlers are
+    in flight besides the poll itself: the requests sent before have reached their handlers.
+
+    Raises:
+        AssertionError: not within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        resp = exchange(port, b"GET /_metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")[0]
+        seen = json.loads(resp.body)["in_flight"] - 1
+        if seen >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{seen} handlers in flight, expected {count}")

@@ -14,6 +14,7 @@ import pytest
 from conftest import ENGINES, start_server
 from h2wire import (CLOSED, TIMEOUT, ContinuationFrame, DataFrame, GoAwayFrame, H2Wire, HeadersFrame,
                     PingFrame, RstStreamFrame, SettingsFrame, raw)
+from rawhttp import wait_in_flight
 
 ENHANCE_YOUR_CALM = 0xB
 REFUSED_STREAM = 0x7
@@ -66,15 +67,15 @@ def test_rapid_reset_is_goaway_enhance_your_calm(srv):
     still_serving(srv.port)
 
 
-def test_reset_stream_cancels_its_handler(srv):
+@pytest.mark.parametrize("engine", ["threadpool", "selectors", "asyncio"])  # not processpool: it
+def test_reset_stream_cancels_its_handler(engine, servers):  # runs a connection's streams inline
+    srv = servers(engine)
     """Streams reset while their handlers wait (``/io?ms=4000``) are cancelled at once, and no
     ``/io`` response is ever counted for them. On threadpool (4 workers; three held by the waits,
     the fourth reads the connection) the three workers are free again at once: four more
     ``/io?ms=300`` streams then finish together, in well under the 4 s the waits had left.
     (Processpool runs a connection's streams inline: its worker reads the RST_STREAM only after
     the wait.)"""
-    if srv.engine == "processpool":
-        pytest.skip("processpool serves one connection's streams inline, one at a time")
     held = (3, 5, 7)
     with H2Wire(srv.port, timeout=6) as w:
         w.handshake()
@@ -83,7 +84,7 @@ def test_reset_stream_cancels_its_handler(srv):
             w.request(sid, path="/io?ms=4000")
         w.send(PingFrame(0, opaque_data=b"in-hand!"))
         w.expect_ping_ack(b"in-hand!")
-        time.sleep(0.2)  # the handlers reach their wait (nothing to poll from outside)
+        wait_in_flight(srv.port, len(held))  # the handlers reached their wait
         w.send(*[RstStreamFrame(sid, error_code=CANCEL) for sid in held])
         start = time.monotonic()
         for sid in (9, 11, 13, 15):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from rawhttp import RawClient, exchange
+from rawhttp import RawClient, exchange, wait_in_flight
 
 GET = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
@@ -210,9 +210,8 @@ def test_gzip(server):
         assert b"<html" in gzip.decompress(body).lower()
 
 
-def test_concurrent_waits_overlap(engine, server_factory):
-    if engine in ("threadpool", "processpool"):
-        pytest.skip("blocking engines hold a worker per waiting request (checked by Little's law)")
+@pytest.mark.parametrize("engine", ["selectors", "asyncio"])  # the blocking engines hold a worker
+def test_concurrent_waits_overlap(engine, server_factory):  # per wait (checked by Little's law)
     srv = server_factory(engine)
 
     def one(_):
@@ -244,7 +243,7 @@ def test_graceful_stop_finishes_in_flight(engine, server_factory):
     srv = server_factory(engine, "--drain-timeout", "5")
     with RawClient(srv.port) as c:
         c.send(GET % b"/io?ms=500")
-        time.sleep(0.1)  # let the request reach its handler before the signal
+        wait_in_flight(srv.port, 1)  # the request reached its handler before the signal
         srv.proc.send_signal(signal.SIGTERM)
         r = c.read_response()
         assert r.status == 200 and r.body == b"waited 500 ms\n"

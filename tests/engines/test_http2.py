@@ -408,7 +408,13 @@ def test_nghttp_multiplexed_requests(srv):
     out = _run([nghttp, "-n", "-s", f"http://127.0.0.1:{srv.port}/plaintext",
                 f"http://127.0.0.1:{srv.port}/json", f"http://127.0.0.1:{srv.port}/static/style.css"])
     assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.count("200") >= 1 or "responseEnd" in out.stdout
+    # The statistics table: one row per stream, "id responseEnd requestStart process code size path".
+    rows = {cols[-1]: (cols[-3], cols[-2]) for line in out.stdout.splitlines()
+            if len(cols := line.split()) == 7 and cols[-1].startswith("/")}
+    css = os.path.getsize(os.path.join(WWW, "static", "style.css"))
+    assert rows.keys() == {"/plaintext", "/json", "/static/style.css"}, out.stdout
+    assert rows["/plaintext"] == ("200", "13") and rows["/json"] == ("200", "27"), out.stdout
+    assert rows["/static/style.css"][0] == "200" and 0 < int(rows["/static/style.css"][1]) < css  # gzip
     out = _run([nghttp, "-v", f"https://127.0.0.1:{srv.tls_port}/plaintext"])
     assert out.returncode == 0 and "Hello, World!" in out.stdout, out.stdout[-2000:]
 

@@ -9,9 +9,12 @@ each test stays within a few seconds; the bounds asserted are generous multiples
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
+import struct
+import termios
 import threading
 import time
 
@@ -19,7 +22,7 @@ import psutil
 import pytest
 from conftest import ENGINES, start_server
 from h2wire import CLOSED, TIMEOUT, GoAwayFrame, H2Wire, HeadersFrame, PingFrame, SettingsFrame
-from rawhttp import RawClient
+from rawhttp import RawClient, wait_in_flight
 
 GET = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
 MB = 1024 * 1024
@@ -291,6 +294,22 @@ def _h2_greedy_requests(port: int, path: bytes, count: int) -> bytes:
     return PREFACE + b"".join(f.serialize() for f in frames)
 
 
+def buffers_filled(clients: list[socket.socket], timeout: float = 10.0) -> None:
+    """Poll each stalled client's receive queue (``FIONREAD``) until every one holds bytes and
+    none grew over the last 0.1 s: the server has written what the socket buffers take."""
+    def queued() -> list[int]:
+        return [struct.unpack("i", fcntl.ioctl(s.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0] for s in clients]
+    deadline = time.monotonic() + timeout
+    last = queued()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = queued()
+        if all(now) and now == last:
+            return
+        last = now
+    raise AssertionError(f"receive queues never settled: {last}")
+
+
 def test_client_that_stops_reading_is_cut_off_and_memory_stays_bounded(engine, server_factory):
     """Clients that pipeline big responses (static via sendfile, a generated 200 MiB /stream, ten
     HTTP/2 streams of /static/1mb.bin with windows wide open) and read nothing are cut off after
@@ -307,7 +326,7 @@ def test_client_that_stops_reading_is_cut_off_and_memory_stays_bounded(engine, s
                _stalled_client(srv.port, stream),
                _stalled_client(srv.port, _h2_greedy_requests(srv.port, b"/static/1mb.bin", 10))]
     try:
-        time.sleep(1.0)  # let the server fill the buffers it can
+        buffers_filled(clients)  # the server has written all the kernel lets it
         assert timed_get(srv.port)[0] == 200
         grown = tree_rss(srv.proc.pid) - base
         assert grown < 64 * MB, f"RSS grew by {grown / MB:.1f} MiB"
@@ -482,7 +501,7 @@ def test_sigterm_under_load_drains(engine, server_factory):
     for t in threads:
         t.start()
     started.wait()
-    time.sleep(0.3)  # the slow requests reach their handlers (no event to wait on from outside)
+    wait_in_flight(srv.port, n)  # the slow requests reached their handlers
     t0 = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
     time.sleep(0.2)
@@ -509,7 +528,7 @@ def test_sigterm_under_load_http2_two_step_goaway(engine, server_factory):
         w.handshake()
         for sid in sids:
             w.request(sid, path="/io?ms=1000")
-        time.sleep(0.3)  # the handlers reach their waits
+        wait_in_flight(srv.port, len(sids))  # the handlers reached their waits
         t0 = time.monotonic()
         srv.proc.send_signal(signal.SIGTERM)
         goaways, done = [], set()
