@@ -126,7 +126,7 @@ class AccessLog:
         return {"time": _now_iso(time.time()), "engine": info.engine, "pid": info.pid or os.getpid(),
                 "connection_id": info.connection_id, "stream_id": request.stream_id,
                 "request_id": request.request_id, "peer": info.peer[0] if info.peer else None,
-                "protocol": "HTTP/2" if version == "2" else f"HTTP/{version}", "tls": info.tls,
+                "protocol": f"HTTP/{version}", "tls": info.tls,
                 "method": request.method, "target": target, "host": request.authority[:256],
                 "status": status, "bytes": sent, "duration_ms": int(duration * 1_000_000) / 1000}
 

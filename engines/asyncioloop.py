@@ -20,8 +20,9 @@ import time
 from typing import Any
 
 from .config import ServerConfig
+from .lifecycle import BUSY, TICK_S, Driver
 from .listeners import Listener, connection_info, tune_socket
-from .session import FLUSH, PARK, SendFile, Session, Sleep, Task
+from .session import SendFile, Session, Task
 
 __all__ = ["AsyncioEngine"]
 
@@ -32,67 +33,33 @@ log = logging.getLogger("lab.asyncio")
 SENDFILE_PIECE = 1024 * 1024
 
 
-class _Connection(asyncio.Protocol):
-    """One connection: the transport, its session, and tasks waiting for the buffer to drain."""
+class Connection(asyncio.Protocol):
+    """asyncio's callbacks for one connection, passed on to the engine's hooks; holds the
+    transport, the session, and the tasks waiting for the write buffer to drain."""
 
     def __init__(self, engine: "AsyncioEngine", listener: Listener) -> None:
         self.engine = engine
         self.listener = listener
-        self.loop = engine.loop
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self.paused = False
         self.flush_waiters: list[Task] = []
         self.closed = False
         self.last_progress = time.monotonic()
-
-    # -- lifecycle ----------------------------------------------------------------------------
+        self.sendfile_task: asyncio.Task | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        engine = self.engine
-        self.transport = transport  # type: ignore[assignment]
-        if len(engine.connections) >= engine.config.max_connections:
-            transport.write(engine.BUSY_503)  # type: ignore[attr-defined]
-            transport.close()
-            self.closed = True
-            return
-        engine.connections.add(self)
-        engine.ids += 1
-        # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and sockets
-        # accepted from a listener made with socket.socket(AF_INET, SOCK_STREAM) have proto 0:
-        # without this, a response head followed by a small sendfile body waited ~40 ms for the
-        # client's delayed ACK (Nagle).
-        raw = transport.get_extra_info("socket")
-        if raw is not None:
-            tune_socket(raw)
-        ssl_object = transport.get_extra_info("ssl_object")
-        peer = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("sockname")
-        info = connection_info(engine.ids, engine.name, peer, sock, ssl_object)
-        self.session = Session(engine.app, engine.config, info)
-        # loop.sendfile is zero-copy on asyncio's own loop over plain TCP (uvloop lacks it).
-        self.session.sendfile = ssl_object is None and engine.config.loop == "asyncio"
-        self.sendfile_task: asyncio.Task | None = None
-        if engine.stopping:
-            self.session.shutdown()
-        self._flush()
+        self.engine.guard(self.engine.open, self, transport)
 
     def data_received(self, data: bytes) -> None:
-        self._run(self.session.receive(data))
+        self.engine.guard(self.engine.read, self, data)
 
     def eof_received(self) -> bool:
-        self._run(self.session.receive(b""))
-        if self.session.busy and not self.session.closed:
-            return True  # half-closed: answer what is in flight, then close
-        return False
+        self.engine.guard(self.engine.read, self, b"")
+        return bool(self.session is not None and self.session.busy and not self.session.closed)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.engine.connections.discard(self)
-        if self.session is not None:
-            for task in self.session.connection_lost() + self.flush_waiters:
-                task.step()
-        self.flush_waiters = []
+        self.engine.close(self)
 
     def pause_writing(self) -> None:
         # Backpressure both ways: a peer that does not read our output is not read from either,
@@ -108,94 +75,19 @@ class _Connection(asyncio.Protocol):
         self.last_progress = time.monotonic()
         if self.flush_waiters:
             waiters, self.flush_waiters = self.flush_waiters, []
-            self._run(waiters)
-
-    # -- requests -----------------------------------------------------------------------------
-
-    def _run(self, tasks: list[Task]) -> None:
-        """Step tasks until each sleeps (call_later), parks, waits for the buffer, or ends."""
-        session = self.session
-        while tasks:
-            for task in tasks:
-                while True:
-                    effect = task.step()
-                    if effect is None:
-                        break
-                    if effect.__class__ is Sleep:
-                        self.loop.call_later(effect.seconds, self._resume, task)
-                        break
-                    if effect is PARK:
-                        if session.park(task):
-                            continue
-                        break
-                    if effect is FLUSH:
-                        self._flush()
-                        if self.closed:  # nobody to write to: stop producing the body
-                            task.cancel()
-                        elif self.paused:
-                            self.flush_waiters.append(task)
-                            break
-                    if effect.__class__ is SendFile:
-                        self._flush()
-                        self.last_progress = time.monotonic()
-                        self.sendfile_task = self.loop.create_task(self._sendfile(task, effect))
-                        break
-            tasks = session.runnable()
-        self._flush()
-
-    async def _sendfile(self, task: Task, effect: SendFile) -> None:
-        """Write a file range with ``loop.sendfile`` (os.sendfile underneath) in pieces of
-        :data:`SENDFILE_PIECE` (progress for the send timeout), then resume the task."""
-        try:
-            with open(effect.path, "rb") as f:
-                offset, left = effect.offset, effect.count
-                while left > 0:
-                    n = min(left, SENDFILE_PIECE)
-                    if await self.loop.sendfile(self.transport, f, offset, n) != n:
-                        raise OSError("file shrank while sending it")
-                    offset += n
-                    left -= n
-                    self.last_progress = time.monotonic()
-        except (OSError, RuntimeError, asyncio.CancelledError):  # cancelled: the send timeout
-            self.sendfile_task = None
-            if not self.closed:
-                self.transport.abort()
-            task.cancel()
-            task.step()
-            return
-        self.sendfile_task = None
-        self.last_progress = time.monotonic()
-        if not self.closed:
-            self._run([task])
-
-    def _resume(self, task: Task) -> None:
-        self._run([task])
-
-    def _flush(self) -> None:
-        if self.closed:
-            return
-        data = self.session.data_to_send()
-        if data:
-            self.transport.write(data)
-            if not self.paused:
-                self.last_progress = time.monotonic()
-        if self.session.closed:
-            self.closed = True
-            self.transport.close()
+            self.engine.guard(self.engine.run, self, waiters)
 
 
-class AsyncioEngine:
+class AsyncioEngine(Driver):
     """Serve ``app`` on ``listeners`` with asyncio (``--loop asyncio``) or uvloop (``--loop uvloop``)."""
 
     name = "asyncio"
-    BUSY_503 = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 20\r\n"
-                b"retry-after: 1\r\nconnection: close\r\n\r\ntoo many connections")
 
     def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
         self.app = app
         self.config = config
         self.listeners = listeners
-        self.connections: set[_Connection] = set()
+        self.connections: set[Connection] = set()
         self.ids = 0
         self.stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -213,9 +105,11 @@ class AsyncioEngine:
         else:
             runner = asyncio.Runner()
         with runner:
-            runner.run(self._main())
+            runner.run(self.main())
 
-    async def _main(self) -> None:
+    async def main(self) -> None:
+        """The lifecycle on asyncio's loop: its servers accept, its signal handlers (run by the
+        loop, not in the handler) stop, a task ticks once a second, then the drain."""
         self.loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for s in (signal.SIGINT, signal.SIGTERM):
@@ -225,40 +119,163 @@ class AsyncioEngine:
             tls_options = ({"ssl": listener.tls, "ssl_handshake_timeout": self.config.header_timeout}
                            if listener.tls is not None else {})
             servers.append(await self.loop.create_server(
-                lambda listener=listener: _Connection(self, listener), sock=listener.sock,
+                lambda listener=listener: Connection(self, listener), sock=listener.sock,
                 backlog=self.config.backlog, **tls_options))
-        checker = self.loop.create_task(self._check_timeouts())
+        ticker = self.loop.create_task(self.tick())
         await stop.wait()
         log.info("signal: draining %d connections", len(self.connections))
         self.stopping = True
         for server in servers:
             server.close()
-        for conn in list(self.connections):
-            conn.session.shutdown()
-            conn._flush()
+        self.shutdown_connections()
         deadline = time.monotonic() + self.config.drain_timeout
         while self.connections and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for conn in list(self.connections):
             conn.transport.abort()
-        checker.cancel()
+        ticker.cancel()
         await asyncio.sleep(0)
 
-    async def _check_timeouts(self) -> None:
+    async def tick(self) -> None:
+        """Once a second: ``check_timeouts``."""
         while True:
-            await asyncio.sleep(1.0)
-            now = time.monotonic()
-            for conn in list(self.connections):
-                if conn.closed:
-                    continue
-                if ((conn.paused or conn.sendfile_task is not None)
-                        and now - conn.last_progress > self.config.send_timeout):
-                    if conn.sendfile_task is not None:
-                        conn.sendfile_task.cancel()  # before the abort: loop.sendfile unregisters
-                        await asyncio.sleep(0)
-                    conn.transport.abort()
-                elif conn.session.check_timeouts(now):
-                    conn._flush()
-                    if not conn.closed:
-                        conn.closed = True
-                        conn.transport.close()
+            await asyncio.sleep(TICK_S)
+            await self.check_timeouts(time.monotonic())
+
+    def guard(self, hook: Any, conn: Connection, *args: Any) -> None:
+        """Run ``hook(conn, *args)``; an unexpected exception closes only ``conn``, logged once."""
+        try:
+            hook(conn, *args)
+        except Exception:
+            log.exception("asyncio: a connection failed; closing it")
+            if conn.transport is not None:
+                conn.transport.abort()
+
+    # -- the model's hooks, in the order of engines/lifecycle.py ------------------------------
+
+    def open(self, conn: Connection, transport: asyncio.BaseTransport) -> None:
+        """asyncio accepted a connection (and finished its TLS handshake): refuse it past
+        ``--max-connections``, else start its session."""
+        conn.transport = transport  # type: ignore[assignment]
+        if len(self.connections) >= self.config.max_connections:
+            transport.write(BUSY)  # type: ignore[attr-defined]
+            transport.close()
+            conn.closed = True
+            return
+        self.connections.add(conn)
+        self.ids += 1
+        # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and sockets
+        # accepted from a listener made with socket.socket(AF_INET, SOCK_STREAM) have proto 0:
+        # without this, a response head followed by a small sendfile body waited ~40 ms for the
+        # client's delayed ACK (Nagle).
+        raw = transport.get_extra_info("socket")
+        if raw is not None:
+            tune_socket(raw)
+        ssl_object = transport.get_extra_info("ssl_object")
+        info = connection_info(self.ids, self.name, transport.get_extra_info("peername"),
+                               transport.get_extra_info("sockname"), ssl_object)
+        conn.session = Session(self.app, self.config, info)
+        # loop.sendfile is zero-copy on asyncio's own loop over plain TCP (uvloop lacks it).
+        conn.session.sendfile = ssl_object is None and self.config.loop == "asyncio"
+        if self.stopping:
+            conn.session.shutdown()
+        self.flush(conn)
+
+    def read(self, conn: Connection, data: bytes) -> None:
+        """Bytes arrived (``b""``: EOF): feed the session, run the tasks it completes."""
+        if conn.session is not None:
+            self.run(conn, conn.session.receive(data))
+
+    def on_sleep(self, conn: Connection, task: Task, seconds: float) -> bool:
+        """``loop.call_later``: what ``asyncio.sleep`` does underneath; the loop never blocks."""
+        self.loop.call_later(seconds, self.guard, self.run, conn, [task])
+        return False
+
+    def on_park(self, conn: Connection, task: Task) -> bool:
+        """The session hands the task back from a later ``receive()`` (or now, if woken)."""
+        return conn.session.park(task)
+
+    def on_flush(self, conn: Connection, task: Task) -> bool:
+        """Write to the transport; while it is paused (past its high-water mark), wait."""
+        self.flush(conn)
+        if conn.closed or not conn.paused:
+            return True
+        conn.flush_waiters.append(task)
+        return False
+
+    def on_sendfile(self, conn: Connection, task: Task, effect: SendFile) -> bool:
+        """Write pending output, then the file range from a task of its own (``loop.sendfile``)."""
+        self.flush(conn)
+        conn.last_progress = time.monotonic()
+        conn.sendfile_task = self.loop.create_task(self.sendfile(conn, task, effect))
+        return False
+
+    async def sendfile(self, conn: Connection, task: Task, effect: SendFile) -> None:
+        """Write a file range with ``loop.sendfile`` (os.sendfile underneath) in pieces of
+        :data:`SENDFILE_PIECE` (progress for the send timeout), then resume the task."""
+        try:
+            with open(effect.path, "rb") as f:
+                offset, left = effect.offset, effect.count
+                while left > 0:
+                    n = min(left, SENDFILE_PIECE)
+                    if await self.loop.sendfile(conn.transport, f, offset, n) != n:
+                        raise OSError("file shrank while sending it")
+                    offset += n
+                    left -= n
+                    conn.last_progress = time.monotonic()
+        except (OSError, RuntimeError, asyncio.CancelledError):  # cancelled: the send timeout
+            conn.sendfile_task = None
+            if not conn.closed:
+                conn.transport.abort()
+            task.cancel()
+            task.step()
+            return
+        conn.sendfile_task = None
+        conn.last_progress = time.monotonic()
+        if not conn.closed:
+            self.guard(self.run, conn, [task])
+
+    def flush(self, conn: Connection) -> None:
+        """Write the session's bytes to the transport; close it once the session has ended."""
+        if conn.closed:
+            return
+        data = conn.session.data_to_send()
+        if data:
+            conn.transport.write(data)
+            if not conn.paused:
+                conn.last_progress = time.monotonic()
+        if conn.session.closed:
+            conn.closed = True
+            conn.transport.close()
+
+    def close(self, conn: Connection) -> None:
+        """asyncio lost the connection: forget it, cancel its tasks."""
+        conn.closed = True
+        self.connections.discard(conn)
+        if conn.session is not None:
+            for task in conn.session.connection_lost() + conn.flush_waiters:
+                task.step()
+        conn.flush_waiters = []
+
+    async def check_timeouts(self, now: float) -> None:
+        """Send timeout (paused or sendfile without progress), and the session's own."""
+        for conn in list(self.connections):
+            if conn.closed:
+                continue
+            if ((conn.paused or conn.sendfile_task is not None)
+                    and now - conn.last_progress > self.config.send_timeout):
+                if conn.sendfile_task is not None:
+                    conn.sendfile_task.cancel()  # before the abort: loop.sendfile unregisters
+                    await asyncio.sleep(0)
+                conn.transport.abort()
+            elif conn.session.check_timeouts(now):
+                self.flush(conn)
+                if not conn.closed:
+                    conn.closed = True
+                    conn.transport.close()
+
+    def shutdown_connections(self) -> None:
+        """Drain: every session shuts down (Connection: close, GOAWAY)."""
+        for conn in list(self.connections):
+            conn.session.shutdown()
+            self.flush(conn)

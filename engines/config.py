@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from . import ENGINES  # re-exported: the registry lives in engines/__init__.py
+
 __all__ = ["ServerConfig", "ENGINES", "ROOT"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-ENGINES = ("threadpool", "processpool", "selectors", "asyncio")
 
 
 @dataclass(kw_only=True, slots=True)

@@ -29,15 +29,18 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import select
 import signal
 import socket
 import time
 from typing import Any, Callable
 
+from .blocking import BlockingEngine, Connection
 from .config import ServerConfig
+from .lifecycle import SignalCommands
 from .listeners import Listener
-from .threadpool import PollingEngine
+from .session import Task
 
 __all__ = ["ProcessPoolEngine"]
 
@@ -46,8 +49,8 @@ log = logging.getLogger("lab.processpool")
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
-class _WorkerEngine(PollingEngine):
-    """Inside one worker process: the polling loop with every job run inline.
+class _Worker(BlockingEngine):
+    """Inside one worker process: the lifecycle's loop with every job run inline.
 
     ``counts`` is an array in shared memory with one slot per worker: each worker writes its own
     number of open connections there and checks ``--max-connections`` against the sum, so the
@@ -63,26 +66,37 @@ class _WorkerEngine(PollingEngine):
         self.counts = counts
         self.slot = slot
 
-    def _dispatch(self, job: Callable[..., None], *args: Any) -> bool:
-        job(*args)
-        self._run_commands()
+    # -- the model: where a job runs ----------------------------------------------------------
+
+    def start(self) -> None:
+        """This worker's own SIGTERM/SIGINT handlers are in place: only now are the signals that
+        ``_spawn`` blocked around the fork let through."""
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+    def dispatch(self, job: Callable[..., None], conn: Connection, *args: Any) -> bool:
+        """Run ``job(conn, *args)`` here and now (the process blocks), then take commands."""
+        job(conn, *args)
+        self.run_commands()
         return True
 
-    def poll_forever(self) -> None:
-        """The polling loop, once this worker's own SIGTERM/SIGINT handlers are in place: only
-        then are the signals that ``_spawn`` blocked around the fork let through."""
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-        super().poll_forever()
+    def on_sleep(self, conn: Connection, task: Task, seconds: float) -> bool:
+        """Block the whole process for the wait, in ``select`` on the wake-up channel: a SIGTERM
+        meanwhile starts the drain at once (the listeners close, the response in progress will
+        carry Connection: close), then the wait goes on."""
+        self.flush(conn)
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not task.cancelled:
+            if select.select([self.wake_r], [], [], left)[0]:
+                self.drain_wakeups()
+                self.run_commands()
+        return True
 
-    def _after_sleep(self) -> None:
-        # A SIGTERM that came while the handler waited: start the drain before its response is
-        # written, so that it already carries Connection: close.
-        self._run_commands()
-
-    def _connection_count(self) -> int:
+    def connection_count(self) -> int:
+        """Open connections of every worker (shared memory)."""
         return sum(self.counts) if self.counts is not None else len(self.connections)
 
-    def _connections_changed(self) -> None:
+    def connections_changed(self) -> None:
+        """Publish this worker's count of open connections."""
         if self.counts is not None:
             self.counts[self.slot] = len(self.connections)
 
@@ -114,26 +128,25 @@ class ProcessPoolEngine:
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)
-        old_fd = signal.set_wakeup_fd(wake_w.fileno())
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        commands: queue.SimpleQueue = queue.SimpleQueue()
         old_chld = signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() below
         try:
-            for slot in range(self.size):
-                self._spawn(slot)
-            while self.children and not self.stopping:
-                self._reap()
-                select.select([wake_r], [], [], 1.0)
-                try:
-                    while wake_r.recv(512):
+            with SignalCommands(commands, wake_w):
+                for slot in range(self.size):
+                    self._spawn(slot)
+                while self.children and not self.stopping:
+                    self._reap()
+                    select.select([wake_r], [], [], 1.0)
+                    try:
+                        while wake_r.recv(512):
+                            pass
+                    except (BlockingIOError, InterruptedError):
                         pass
-                except (BlockingIOError, InterruptedError):
-                    pass
+                    if not commands.empty():
+                        self._stop_workers()
+                self._kill_stragglers()
         finally:
-            self._kill_stragglers()
-            for s, handler in old.items():
-                signal.signal(s, handler)
             signal.signal(signal.SIGCHLD, old_chld)
-            signal.set_wakeup_fd(old_fd)
             wake_r.close()
             wake_w.close()
             for listener in self.listeners:
@@ -154,10 +167,13 @@ class ProcessPoolEngine:
                 log.warning("worker %d exited (status %d); starting a new one", pid, status)
                 self._spawn(slot)
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if self.stopping:
-            return
+    def _stop_workers(self) -> None:
+        """Pass the stop on to every worker (each drains its own connections) and close this
+        process's copies of the listeners, so that the kernel refuses new connections once the
+        workers have closed theirs."""
         self.stopping = True
+        for listener in self.listeners:
+            listener.sock.close()
         for pid in list(self.children):
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -186,7 +202,7 @@ class ProcessPoolEngine:
         self.counts[slot] = 0  # a dead worker's connections died with it
         # A SIGTERM between the fork and the worker's own handlers would run the parent's handler
         # (inherited) in the child, and the worker would never drain: block the stop signals
-        # across the fork; the worker unblocks them once its handlers are set (poll_forever).
+        # across the fork; the worker unblocks them once its handlers are set (_Worker.start).
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         pid = os.fork()
         if pid:
@@ -195,7 +211,7 @@ class ProcessPoolEngine:
             return
         code = 0
         try:
-            worker = _WorkerEngine(self.app, self.config, self.listeners, self.counts, slot)
+            worker = _Worker(self.app, self.config, self.listeners, self.counts, slot)
             worker.serve()
         except BaseException:
             log.exception("worker %d crashed", os.getpid())

@@ -12,35 +12,29 @@ non-blocking (``do_handshake`` retried on readiness).
 
 from __future__ import annotations
 
-import collections
 import heapq
 import itertools
 import logging
 import os
-import selectors
-import signal
 import socket
 import ssl
 import time
 from typing import Any
 
 from .config import ServerConfig
-from .listeners import Listener, connection_info, tune_socket
-from .session import FLUSH, PARK, SendFile, Session, Sleep, Task
+from .lifecycle import READ, WRITE, Lifecycle, has_unread_bytes, refuse
+from .listeners import Listener, connection_info
+from .session import SendFile, Session, Task
 
 __all__ = ["SelectorsEngine"]
 
 log = logging.getLogger("lab.selectors")
 
-READ = selectors.EVENT_READ
-WRITE = selectors.EVENT_WRITE
 HIGH_WATER = 256 * 1024
 RECV_SIZE = 256 * 1024
-BUSY_503 = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 20\r\n"
-            b"retry-after: 1\r\nconnection: close\r\n\r\ntoo many connections")
 
 
-class _Connection:
+class Connection:
     """One accepted socket, its session and its output buffer."""
 
     __slots__ = ("sock", "session", "out", "mask", "handshaking", "listener", "last_progress",
@@ -61,7 +55,7 @@ class _Connection:
         self.file: list[Any] | None = None  # [file object, offset, bytes left, task] of a sendfile
 
 
-class SelectorsEngine:
+class SelectorsEngine(Lifecycle):
     """Serve ``app`` on ``listeners`` from one thread with a ``selectors`` loop.
 
     Args:
@@ -71,122 +65,71 @@ class SelectorsEngine:
     name = "selectors"
 
     def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
-        self.app = app
-        self.config = config
-        self.listeners = listeners
-        self.selector = selectors.DefaultSelector()
-        self.connections: dict[int, _Connection] = {}
-        self.timers: list[tuple[float, int, Task, _Connection]] = []
+        super().__init__(app, config, listeners)
+        self.timers: list[tuple[float, int, Task, Connection]] = []
         self.seq = itertools.count()
-        self.ids = itertools.count(1)
-        self.stopping = False
-        self.drain_deadline = 0.0
 
     def describe(self) -> str:
         """A few words for the start-up line."""
         return "1 thread, non-blocking selectors loop"
 
-    # -- lifecycle ----------------------------------------------------------------------------
+    # -- the model: timers on a heap ------------------------------------------------------------
 
-    def serve(self) -> None:
-        """Run until SIGINT/SIGTERM, then drain in-flight requests for ``drain_timeout`` s."""
-        wake_r, wake_w = socket.socketpair()
-        wake_r.setblocking(False)
-        wake_w.setblocking(False)
-        old_fd = signal.set_wakeup_fd(wake_w.fileno())
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        self.selector.register(wake_r, READ, "wake")
-        for listener in self.listeners:
-            listener.sock.setblocking(False)
-            self.selector.register(listener.sock, READ, listener)
-        next_check = time.monotonic() + 1.0
-        try:
-            while not (self.stopping and (not self.connections or time.monotonic() > self.drain_deadline)):
-                now = time.monotonic()
-                timeout = next_check - now
-                if self.timers:
-                    timeout = min(timeout, self.timers[0][0] - now)
-                for key, mask in self.selector.select(max(0.0, timeout)):
-                    data = key.data
-                    if data == "wake":
-                        try:
-                            while wake_r.recv(512):
-                                pass
-                        except BlockingIOError:
-                            pass
-                    elif isinstance(data, Listener):
-                        self._accept(data)
-                    else:
-                        if mask & WRITE and not data.closed:
-                            self._on_writable(data)
-                        if mask & READ and not data.closed:
-                            self._on_readable(data)
-                now = time.monotonic()
-                while self.timers and self.timers[0][0] <= now:
-                    _, _, task, conn = heapq.heappop(self.timers)
-                    self._run(conn, [task])
-                if now >= next_check:
-                    next_check = now + 1.0
-                    self._check_timeouts(now)
-        finally:
-            for conn in list(self.connections.values()):
-                self._close(conn)
-            for listener in self.listeners:
-                listener.sock.close()
-            for s, handler in old.items():
-                signal.signal(s, handler)
-            signal.set_wakeup_fd(old_fd)
-            self.selector.close()
-            wake_r.close()
-            wake_w.close()
+    def next_timer(self) -> float:
+        """When the earliest sleeping handler is due (monotonic s)."""
+        return self.timers[0][0] if self.timers else float("inf")
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if self.stopping:
+    def run_timers(self, now: float) -> None:
+        """Resume every handler whose wait is over."""
+        while self.timers and self.timers[0][0] <= now:
+            _, _, task, conn = heapq.heappop(self.timers)
+            self.guard(self.run, conn, [task])
+
+    # -- the model's hooks, in the order of engines/lifecycle.py ------------------------------
+
+    def open(self, sock: socket.socket, peer: Any, listener: Listener) -> None:
+        """Accepted: non-blocking, watched for reading (TLS: the handshake starts)."""
+        sock.setblocking(False)
+        if listener.tls is not None:
+            sock = listener.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        conn = Connection(sock, listener, next(self.ids))
+        self.connections.add(conn)
+        self.set_mask(conn, READ)
+        if listener.tls is None:
+            self.start_session(conn, peer)
+        else:
+            self.handshake(conn)
+
+    def on_event(self, conn: Connection, mask: int) -> None:
+        """Readable and/or writable: read and run, or write what is pending."""
+        if conn.handshaking:
+            self.handshake(conn)
             return
-        log.info("signal %d: draining %d connections", signum, len(self.connections))
-        self.stopping = True
-        self.drain_deadline = time.monotonic() + self.config.drain_timeout
-        for listener in self.listeners:
-            self.selector.unregister(listener.sock)
-            listener.sock.close()
-        for conn in list(self.connections.values()):
-            if conn.session is None:
-                self._close(conn)
-            else:
-                conn.session.shutdown()
-                self._flush(conn)
+        if mask & WRITE and not conn.closed:
+            self.write(conn)
+        if mask & READ and not conn.closed:
+            self.read(conn)
 
-    # -- connections --------------------------------------------------------------------------
+    def handshake(self, conn: Connection) -> None:
+        """Advance a non-blocking TLS handshake (``do_handshake`` retried on readiness)."""
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self.set_mask(conn, READ)
+            return
+        except ssl.SSLWantWriteError:
+            self.set_mask(conn, READ | WRITE)
+            return
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake failed: %s", exc)
+            self.close(conn)
+            return
+        conn.handshaking = False
+        self.set_mask(conn, READ)
+        self.start_session(conn)
 
-    def _accept(self, listener: Listener) -> None:
-        for _ in range(64):
-            try:
-                sock, peer = listener.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                log.warning("accept failed: %s", exc)
-                return
-            sock.setblocking(False)
-            tune_socket(sock)
-            if len(self.connections) >= self.config.max_connections:
-                try:
-                    sock.send(BUSY_503)
-                except OSError:
-                    pass
-                sock.close()
-                continue
-            if listener.tls is not None:
-                sock = listener.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            conn = _Connection(sock, listener, next(self.ids))
-            self.connections[sock.fileno()] = conn
-            self._set_mask(conn, READ)
-            if listener.tls is None:
-                self._start_session(conn, peer)
-            else:
-                self._handshake(conn)
-
-    def _start_session(self, conn: _Connection, peer: Any = None) -> None:
+    def start_session(self, conn: Connection, peer: Any = None) -> None:
+        """The connection's :class:`Session` (its protocol is sniffed from the first bytes)."""
         sock = conn.sock
         try:
             peer = peer or sock.getpeername()
@@ -196,110 +139,77 @@ class SelectorsEngine:
                                sock if conn.listener.tls is not None else None)
         conn.session = Session(self.app, self.config, info)
         conn.session.sendfile = conn.listener.tls is None
-        self._flush(conn)
+        self.flush(conn)
 
-    def _handshake(self, conn: _Connection) -> None:
-        try:
-            conn.sock.do_handshake()
-        except ssl.SSLWantReadError:
-            self._set_mask(conn, READ)
-            return
-        except ssl.SSLWantWriteError:
-            self._set_mask(conn, READ | WRITE)
-            return
-        except (ssl.SSLError, OSError) as exc:
-            log.debug("TLS handshake failed: %s", exc)
-            self._close(conn)
-            return
-        conn.handshaking = False
-        self._set_mask(conn, READ)
-        self._start_session(conn)
-
-    def _on_readable(self, conn: _Connection) -> None:
-        if conn.handshaking:
-            self._handshake(conn)
-            return
+    def read(self, conn: Connection) -> None:
+        """Read until the socket would block, feed the session, run the tasks it completes."""
         while True:
             try:
                 data = conn.sock.recv(RECV_SIZE)
             except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
                 return
             except ssl.SSLWantWriteError:
-                self._set_mask(conn, READ | WRITE)
+                self.set_mask(conn, READ | WRITE)
                 return
             except OSError:
-                self._close(conn)
+                self.close(conn)
                 return
-            if conn.session is None:
+            session = conn.session
+            if session is None:
                 return
-            if not data:
-                conn.eof = True
-            self._run(conn, conn.session.receive(data))
+            self.run(conn, self.feed(conn, data))
             if conn.closed:
                 return
             if conn.eof:
-                if not conn.session.busy:
-                    self._close(conn)
+                if not session.busy:
+                    self.close(conn)
                 else:
-                    self._set_mask(conn, WRITE if conn.out else 0)
+                    self.set_mask(conn, WRITE if conn.out else 0)
                 return
             if conn.listener.tls is None or not conn.sock.pending():
                 return
 
-    def _on_writable(self, conn: _Connection) -> None:
-        if conn.handshaking:
-            self._handshake(conn)
-            return
-        self._write(conn)
+    def on_sleep(self, conn: Connection, task: Task, seconds: float) -> bool:
+        """Park the task on the timer heap; the loop never blocks."""
+        heapq.heappush(self.timers, (time.monotonic() + seconds, next(self.seq), task, conn))
+        return False
 
-    def _run(self, conn: _Connection, tasks: list[Task]) -> None:
-        """Step tasks until each sleeps, parks, waits for a flush, or ends; then write."""
-        queue = collections.deque(tasks)
-        session = conn.session
-        while queue:
-            task = queue.popleft()
-            while True:
-                effect = task.step()
-                if effect is None:
-                    break
-                if effect.__class__ is Sleep:
-                    heapq.heappush(self.timers, (time.monotonic() + effect.seconds, next(self.seq), task, conn))
-                    break
-                if effect is PARK:
-                    if session.park(task):
-                        continue
-                    break
-                if effect is FLUSH:
-                    self._flush(conn)
-                    if conn.closed:  # nobody to write to: stop producing the body
-                        task.cancel()
-                    elif len(conn.out) > HIGH_WATER:
-                        conn.flush_waiters.append(task)
-                        break
-                    continue
-                if effect.__class__ is SendFile:
-                    try:
-                        f = open(effect.path, "rb")
-                    except OSError:
-                        self._close(conn)
-                        task.cancel()
-                        task.step()
-                        break
-                    conn.file = [f, effect.offset, effect.count, task]
-                    self._flush(conn)
-                    break
-            queue.extend(session.runnable())
-        self._flush(conn)
+    def on_park(self, conn: Connection, task: Task) -> bool:
+        """The session hands the task back from a later ``receive()`` (or now, if woken)."""
+        return conn.session.park(task)
 
-    def _flush(self, conn: _Connection) -> None:
+    def on_flush(self, conn: Connection, task: Task) -> bool:
+        """Write what the socket takes; past HIGH_WATER unsent, wait for writability."""
+        self.flush(conn)
+        if conn.closed or len(conn.out) <= HIGH_WATER:
+            return True
+        conn.flush_waiters.append(task)
+        return False
+
+    def on_sendfile(self, conn: Connection, task: Task, effect: SendFile) -> bool:
+        """Queue the file range; ``write`` sends it with ``os.sendfile`` as the socket drains."""
+        try:
+            f = open(effect.path, "rb")
+        except OSError:
+            self.close(conn)
+            task.cancel()
+            task.step()
+            return False
+        conn.file = [f, effect.offset, effect.count, task]
+        self.flush(conn)
+        return False
+
+    def flush(self, conn: Connection) -> None:
+        """Move the session's bytes to the output buffer and write what the socket takes."""
         if conn.closed or conn.session is None:
             return
         data = conn.session.data_to_send()
         if data:
             conn.out += data
-        self._write(conn)
+        self.write(conn)
 
-    def _write(self, conn: _Connection) -> None:
+    def write(self, conn: Connection) -> None:
+        """Write the output buffer, then a pending file; set the selector mask for what is left."""
         out = conn.out
         while out:
             try:
@@ -307,27 +217,27 @@ class SelectorsEngine:
             except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 break
             except OSError:
-                self._close(conn)
+                self.close(conn)
                 return
             del out[:n]
             conn.last_progress = time.monotonic()
-        if not out and conn.file is not None and not self._write_file(conn):
+        if not out and conn.file is not None and not self.write_file(conn):
             return
         # Backpressure both ways: while the peer leaves more than HIGH_WATER unread, stop reading
         # it, so its input (pipelined requests, PING/SETTINGS floods) cannot pile up answers.
         read = 0 if conn.eof or len(out) > HIGH_WATER else READ
         if out:
-            self._set_mask(conn, read | WRITE)
+            self.set_mask(conn, read | WRITE)
             return
-        self._set_mask(conn, read)
+        self.set_mask(conn, read)
         if conn.session is not None and (conn.session.closed or (conn.eof and not conn.session.busy)):
-            self._close(conn)
+            self.close(conn)
             return
         if conn.flush_waiters:
             waiters, conn.flush_waiters = conn.flush_waiters, []
-            self._run(conn, waiters)
+            self.run(conn, waiters)
 
-    def _write_file(self, conn: _Connection) -> bool:
+    def write_file(self, conn: Connection) -> bool:
         """Send the pending file range with ``os.sendfile`` until done (True: its task resumed)
         or the socket would block (False: now waiting for writability)."""
         f, offset, left, task = conn.file
@@ -336,23 +246,24 @@ class SelectorsEngine:
                 n = os.sendfile(conn.sock.fileno(), f.fileno(), offset, left)
             except (BlockingIOError, InterruptedError):
                 conn.file[1], conn.file[2] = offset, left
-                self._set_mask(conn, (0 if conn.eof else READ) | WRITE)
+                self.set_mask(conn, (0 if conn.eof else READ) | WRITE)
                 return False
             except OSError:
-                self._close(conn)
+                self.close(conn)
                 return False
             if n == 0:  # the file shrank under us: the framing can no longer be honoured
-                self._close(conn)
+                self.close(conn)
                 return False
             offset += n
             left -= n
             conn.last_progress = time.monotonic()
         f.close()
         conn.file = None
-        self._run(conn, [task])
+        self.run(conn, [task])
         return not conn.closed
 
-    def _set_mask(self, conn: _Connection, mask: int) -> None:
+    def set_mask(self, conn: Connection, mask: int) -> None:
+        """Register, modify or unregister ``conn`` with the selector for ``mask``."""
         if conn.mask == mask or conn.closed:
             return
         if mask == 0:
@@ -363,16 +274,20 @@ class SelectorsEngine:
             self.selector.modify(conn.sock, mask, conn)
         conn.mask = mask
 
-    def _close(self, conn: _Connection) -> None:
+    def close(self, conn: Connection, answer: bytes | None = None) -> None:
+        """Forget ``conn``, cancel its tasks and a pending file (``answer``: Lifecycle.close)."""
         if conn.closed:
             return
         conn.closed = True
-        self.connections.pop(conn.sock.fileno(), None)
+        self.connections.discard(conn)
         if conn.mask:
             try:
                 self.selector.unregister(conn.sock)
             except (KeyError, ValueError):
                 pass
+        if (answer is not None and conn.session is not None and not conn.session.busy
+                and not conn.session.multiplexed and not conn.out and has_unread_bytes(conn.sock)):
+            refuse(conn.sock, answer)
         try:
             conn.sock.close()
         except OSError:
@@ -388,14 +303,25 @@ class SelectorsEngine:
                 task.step()
             conn.flush_waiters = []
 
-    def _check_timeouts(self, now: float) -> None:
-        for conn in list(self.connections.values()):
+    def check_timeouts(self, now: float) -> None:
+        """Send timeout (no write progress), TLS handshake timeout, and the session's own."""
+        for conn in list(self.connections):
             if (conn.out or conn.file) and now - conn.last_progress > self.config.send_timeout:
-                self._close(conn)
+                self.close(conn)
             elif conn.session is None:
                 if now - conn.last_progress > self.config.header_timeout:
-                    self._close(conn)
+                    self.close(conn)
             elif conn.session.check_timeouts(now):
-                self._flush(conn)
+                self.flush(conn)
                 if not conn.closed and not conn.out:
-                    self._close(conn)
+                    self.close(conn)
+
+    def shutdown_connections(self) -> None:
+        """Drain: every session shuts down (Connection: close, GOAWAY) unless its next HTTP/1.x
+        request is already in the socket buffer: ``read`` serves that one first."""
+        for conn in list(self.connections):
+            if conn.session is None:
+                self.close(conn)
+            elif conn.session.multiplexed or conn.session.busy or not has_unread_bytes(conn.sock):
+                conn.session.shutdown()
+                self.flush(conn)

@@ -11,33 +11,15 @@ free one).
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 
-from .config import ENGINES, ServerConfig
+from . import ENGINES, engine_class
+from .config import ServerConfig
 from .listeners import open_listeners
 
 __all__ = ["parse_args", "main", "engine_class"]
-
-_MODULES = {
-    "threadpool": ("engines.threadpool", "ThreadPoolEngine"),
-    "processpool": ("engines.processpool", "ProcessPoolEngine"),
-    "selectors": ("engines.selectorsloop", "SelectorsEngine"),
-    "asyncio": ("engines.asyncioloop", "AsyncioEngine"),
-}
-
-
-def engine_class(name: str) -> type:
-    """The engine class for ``name`` (one of :data:`engines.config.ENGINES`).
-
-    Raises:
-        KeyError: unknown engine name.
-    """
-    module, cls = _MODULES[name]
-    return getattr(importlib.import_module(module), cls)
-
 
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
     """Command-line options -> :class:`ServerConfig`. ``--help`` lists them."""

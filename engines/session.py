@@ -266,8 +266,7 @@ class Session:
 
     def _start_h1(self) -> None:
         self.conn = H1Connection(self._h1_config(), scheme="https" if self.info.tls else "http")
-        if hasattr(self.conn, "set_date"):
-            self.conn.set_date(http_date())
+        self.conn.set_date(http_date())
 
     def _start_h2(self) -> None:
         self.conn = H2Connection(self._h2_config())
@@ -296,7 +295,7 @@ class Session:
                     return []
             if self.head_started is None and data and not self._streams:
                 self.head_started = self.last_activity
-            if isinstance(self.conn, H1Connection) and data:
+            if not self.conn.multiplexed and data:
                 self.conn.set_date(http_date())
             self._handle_events(self.conn.receive_data(data))
             ready, self._runnable = self._runnable, []
@@ -319,6 +318,12 @@ class Session:
             if self._prefix:
                 out, self._prefix = self._prefix + out, b""
             return out
+
+    @property
+    def multiplexed(self) -> bool:
+        """True when streams of this connection run concurrently (HTTP/2): the engine may run
+        each task as its own job and keeps the connection for its two-step GOAWAY on drain."""
+        return self.conn is not None and self.conn.multiplexed
 
     @property
     def closed(self) -> bool:
@@ -350,7 +355,7 @@ class Session:
         c = self.config
         with self.lock:
             if self._streams:
-                if isinstance(self.conn, H2Connection) and any(
+                if self.conn.multiplexed and any(
                         st.blocked_since is not None and now - st.blocked_since > c.send_timeout
                         for st in self._streams.values()):
                     self.conn.close_connection(ErrorCode.ENHANCE_YOUR_CALM, "send timeout: window left at zero")
@@ -359,7 +364,7 @@ class Session:
                 return False
             if self.conn is None:
                 return now - self.opened_at > c.header_timeout
-            if isinstance(self.conn, H1Connection):
+            if not self.conn.multiplexed:
                 if self.conn.awaiting_head_bytes:
                     start = self.head_started or self.last_activity
                     if now - start > c.header_timeout:
@@ -398,7 +403,7 @@ class Session:
                 self._closed = True
             else:
                 self.conn.start_shutdown()
-                if not self._streams and isinstance(self.conn, H1Connection):
+                if not self._streams and not self.conn.multiplexed:
                     self._closed = True
 
     def connection_lost(self) -> list[Task]:
@@ -487,7 +492,7 @@ class Session:
         st = _Stream(request, event.expect_continue)
         st.echo_id = client_id is not None or self._access is not None
         if not complete:  # a body is to come: the app may refuse it first (RFC 9110 §10.1.1)
-            if isinstance(self.conn, H2Connection):
+            if self.conn.multiplexed:
                 st.check = True
                 expect = request.header("expect")
                 st.expect_continue = expect is not None and expect.lower() == "100-continue"
@@ -563,7 +568,7 @@ class Session:
         with self.lock:
             self._streams.pop(sid, None)
             self.last_activity = self.last_exchange = time.monotonic()
-            if isinstance(self.conn, H1Connection):
+            if not self.conn.multiplexed:
                 if not self.conn.closed:
                     self._handle_events(self.conn.next_events())
             elif refused and not st.complete:
@@ -583,7 +588,7 @@ class Session:
         if not self.info.tls:
             return self._redirect(request) if self.config.redirect_http else None
         authority = request.authority
-        if not authority or not isinstance(self.conn, H2Connection):
+        if not authority or not self.conn.multiplexed:
             return None
         cached, ok = self._authority_ok
         if cached != authority:
@@ -639,7 +644,7 @@ class Session:
                 self.conn.send_headers(sid, response.status, headers, end_stream=head_only or not body.count)
             if head_only or not body.count:
                 return
-            if self.sendfile and isinstance(self.conn, H1Connection):
+            if self.sendfile and not self.conn.multiplexed:
                 with self.lock:
                     external = self.conn.send_data_external(sid, body.count)
                 if external:

@@ -42,13 +42,14 @@ from dataclasses import asdict, dataclass, field
 from rich.console import Console
 from rich.table import Table
 
+from engines import ENGINES
+
 from .servers import HOST, ROOT, RunningServer, ServerSpec, check_plaintext, pinned, running
 from .tools import BenchError, parse_h2load, parse_wrk, run_tool
 
 __all__ = ["Result", "server_specs", "measure", "machine_info", "report", "build_parser", "main",
            "ENGINES", "H1_PEERS", "H2_PEERS", "RATIOS"]
 
-ENGINES = ("threadpool", "processpool", "selectors", "asyncio")
 H1_PEERS = ("uvicorn-h11", "uvicorn-httptools", "gunicorn-gthread")
 H1_OPTIONAL_PEERS = ("hypercorn",)
 H2_PEERS = ("hypercorn",)

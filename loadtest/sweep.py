@@ -54,6 +54,8 @@ from dataclasses import asdict, dataclass
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from engines import ENGINES
+
 from . import measure
 from .servers import HOST, ROOT, free_port
 from .tools import BenchError
@@ -61,7 +63,6 @@ from .tools import BenchError
 __all__ = ["SUMMARY_COLUMNS", "ENGINES", "PEERS", "PROTOCOLS", "TOOLS", "SATURATED", "RunSpec", "SweepError",
            "build_parser", "plan", "run_one", "read_summary", "main"]
 
-ENGINES = ("threadpool", "processpool", "selectors", "asyncio")
 PEERS = ("uvicorn", "hypercorn")
 PROTOCOLS = ("h1", "h2c", "h2")
 TOOLS = ("locust", "wrk", "h2load")

@@ -26,11 +26,14 @@ class ServerConnection(Protocol):
 
     Attributes:
         http_version: ``"1.1"`` (also for 1.0 peers) or ``"2"``.
+        multiplexed: ``True`` when streams are concurrent (HTTP/2), ``False`` when exchanges are
+            one after another (HTTP/1.x): what an engine needs to know, never the version.
         closed: true when the engine should close the socket once ``data_to_send()`` is flushed
             (an error ended it, ``Connection: close`` was honoured, GOAWAY finished, EOF seen).
     """
 
     http_version: str
+    multiplexed: bool
 
     @property
     def closed(self) -> bool: ...

@@ -32,6 +32,7 @@ __all__ = [
     "check_line_ends",
     "head_overflow",
     "status_line",
+    "error_response",
     "is_token",
 ]
 
@@ -67,6 +68,20 @@ def status_line(status: int) -> bytes:
         line = b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "").encode("ascii"))
         _STATUS_LINES[status] = line
     return line
+
+
+def error_response(status: int, reason: str, head: str = "", retry_after_s: int | None = None) -> bytes:
+    """A complete HTTP/1.1 error response that ends the connection: status line, ``head`` (extra
+    field lines, each ending CRLF: a Date, a Server), ``Retry-After`` in seconds when given
+    (RFC 9110 §10.2.3), ``Connection: close`` (RFC 9112 §9.6) and a text/plain body
+    ``"<status> <reason phrase>: <reason>\\n"``. Used for every answer the protocol layer or an
+    engine sends without a request to answer (400s, 408, the 503 past ``--max-connections``)."""
+    body = f"{status} {REASONS.get(status, '')}: {reason}\n".encode("ascii", "replace")
+    if retry_after_s is not None:
+        head += f"retry-after: {retry_after_s}\r\n"
+    head += (f"content-type: text/plain; charset=utf-8\r\ncontent-length: {len(body)}\r\n"
+             f"connection: close\r\n\r\n")
+    return status_line(status) + head.encode("latin-1") + body
 
 
 _TCHAR = r"!#$%&'*+\-.^_`|~0-9A-Za-z"

@@ -15,8 +15,6 @@ stateless encoder (static table + literals without indexing, RFC 7541 §6.2.2) f
 
 from __future__ import annotations
 
-from hpack.table import HeaderTable
-
 from . import events as ev
 from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError
 from .h2_core import _HIGH_OCTETS, H2Core
@@ -25,55 +23,12 @@ from .h2_headers import CONNECTION_SPECIFIC, encode_fields, validate_response
 from .h2_settings import H2Config
 from .h2_streams import CloseReason, H2Stream, StreamInput, StreamState
 
-__all__ = ["H2ClientConnection", "CLIENT_CONFIG", "encode_header_block"]
+__all__ = ["H2ClientConnection", "CLIENT_CONFIG"]
 
 CLIENT_CONFIG = H2Config(initial_window_size=1 << 20, connection_window_size=1 << 24)
 """Default client settings: large receive windows, so big responses need few WINDOW_UPDATEs."""
 
 _DROP = CONNECTION_SPECIFIC | {"host", "te"}
-_STATIC_PAIR: dict[tuple[bytes, bytes], int] = {}
-_STATIC_NAME: dict[bytes, int] = {}
-for _i, (_n, _v) in enumerate(HeaderTable.STATIC_TABLE, 1):
-    _STATIC_PAIR.setdefault((_n, _v), _i)
-    _STATIC_NAME.setdefault(_n, _i)
-
-
-def _int(value: int, prefix_bits: int, first: int) -> bytes:
-    """RFC 7541 §5.1 integer with an N-bit prefix; ``first`` holds the bits above the prefix."""
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes((first | value,))
-    out = bytearray((first | limit,))
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _string(s: bytes) -> bytes:
-    """RFC 7541 §5.2 string literal, not Huffman-coded."""
-    return _int(len(s), 7, 0) + s
-
-
-def encode_header_block(fields: list[tuple[bytes, bytes]]) -> bytes:
-    """HPACK-encode ``fields`` statelessly: static-table indexes where the pair or the name is
-    there, literals without indexing otherwise (RFC 7541 §6.1, §6.2.2)."""
-    parts = []
-    for name, value in fields:
-        idx = _STATIC_PAIR.get((name, value))
-        if idx is not None:
-            parts.append(_int(idx, 7, 0x80))
-            continue
-        idx = _STATIC_NAME.get(name)
-        if idx is not None:
-            parts.append(_int(idx, 4, 0x00) + _string(value))
-        else:
-            parts.append(b"\x00" + _string(name) + _string(value))
-    return b"".join(parts)
-
-
 class H2ClientConnection(H2Core):
     """Client role of one HTTP/2 connection.
 

@@ -33,6 +33,7 @@ Theory of operation
 from __future__ import annotations
 
 import base64
+import enum
 import re
 from collections import deque
 
@@ -44,10 +45,34 @@ from .h2_headers import encode_fields, header_list_size, validate_request
 from .h2_settings import H2Config
 from .h2_streams import CloseReason, H2Stream, StreamInput, StreamState
 
-__all__ = ["H2Connection", "H2Config"]
+__all__ = ["H2Connection", "Shutdown", "ShutdownInput", "SHUTDOWN_TRANSITIONS", "H2Config"]
 
 _SHUTDOWN_PING = b"shutdown"
 _B64URL = re.compile(r"[A-Za-z0-9_-]*=*")
+
+
+class Shutdown(enum.Enum):
+    """Where a graceful stop of the connection stands (RFC 9113 §6.8, two-step GOAWAY)."""
+
+    __hash__ = object.__hash__
+    RUNNING = "serving; no GOAWAY sent"
+    FIRST_GOAWAY_SENT = "GOAWAY(2^31-1) and a PING sent; new streams still accepted"
+    FINAL_GOAWAY_SENT = "GOAWAY(last stream id) sent on the PING's ACK; ends with the last stream"
+
+
+class ShutdownInput(enum.Enum):
+    """What moves a graceful stop on."""
+
+    __hash__ = object.__hash__
+    START = "start_shutdown() called"
+    PING_ACK = "the ACK of the shutdown PING arrived"
+
+
+#: (state, input) -> next state; a missing entry means the input changes nothing.
+SHUTDOWN_TRANSITIONS: dict[tuple[Shutdown, ShutdownInput], Shutdown] = {
+    (Shutdown.RUNNING, ShutdownInput.START): Shutdown.FIRST_GOAWAY_SENT,
+    (Shutdown.FIRST_GOAWAY_SENT, ShutdownInput.PING_ACK): Shutdown.FINAL_GOAWAY_SENT,
+}
 
 
 class H2Connection(H2Core):
@@ -68,7 +93,7 @@ class H2Connection(H2Core):
         super().__init__(config)
         self._need_preface = True
         self._preface_got = b""
-        self._shutdown_state = 0          # 0 running, 1 first GOAWAY + PING sent, 2 final GOAWAY
+        self._shutdown = Shutdown.RUNNING
         self._goaway_last = MAX_STREAM_ID
         self._refused = 0
         self._resets: deque[int] = deque(maxlen=self.config.rapid_reset_max + 1)
@@ -171,11 +196,19 @@ class H2Connection(H2Core):
     def start_shutdown(self) -> None:
         """Begin a graceful stop (§6.8): GOAWAY(2^31-1, NO_ERROR) and a PING; the PING's ACK
         triggers the final GOAWAY with the last stream id actually received."""
-        if self._terminated or self._shutdown_state:
+        if self._terminated or not self._shutdown_step(ShutdownInput.START):
             return
-        self._shutdown_state = 1
         self._out += goaway_frame(MAX_STREAM_ID, ErrorCode.NO_ERROR)
         self._out += ping_frame(_SHUTDOWN_PING)
+
+    def _shutdown_step(self, inp: ShutdownInput) -> bool:
+        """Apply ``inp`` to the graceful-stop state (:data:`SHUTDOWN_TRANSITIONS`); False when
+        it changes nothing (a second ``start_shutdown``, an ACK of another PING)."""
+        nxt = SHUTDOWN_TRANSITIONS.get((self._shutdown, inp))
+        if nxt is None:
+            return False
+        self._shutdown = nxt
+        return True
 
     @property
     def awaiting_frame_bytes(self) -> bool:
@@ -185,7 +218,7 @@ class H2Connection(H2Core):
     @property
     def shutting_down(self) -> bool:
         """True once ``start_shutdown`` was called."""
-        return self._shutdown_state > 0
+        return self._shutdown is not Shutdown.RUNNING
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -264,8 +297,7 @@ class H2Connection(H2Core):
             raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "too many streams reset (rapid reset)")
 
     def _on_ping_ack(self, payload: bytes, events: list) -> None:
-        if payload == _SHUTDOWN_PING and self._shutdown_state == 1:
-            self._shutdown_state = 2
+        if payload == _SHUTDOWN_PING and self._shutdown_step(ShutdownInput.PING_ACK):
             self._goaway_last = self._last_peer_stream
             self._out += goaway_frame(self._goaway_last, ErrorCode.NO_ERROR)
             if not self._streams:
@@ -277,5 +309,5 @@ class H2Connection(H2Core):
                                               remote=True, reason=debug or "GOAWAY received"))
 
     def _stream_closed(self, s: H2Stream) -> None:
-        if self._shutdown_state == 2 and not self._streams:
+        if self._shutdown is Shutdown.FINAL_GOAWAY_SENT and not self._streams:
             self._terminated = True

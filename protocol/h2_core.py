@@ -35,29 +35,24 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import hpack
+from hyperframe.frame import PriorityFrame, RstStreamFrame
 
 from . import events as ev
 from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError
-from .h2_frames import (data_frames, goaway_frame, header_block_frames, ping_frame,
-                        rst_stream_frame, settings_frame, strip_padding,
-                        window_update_frame)
+from .h2_frames import (FrameSizeError, data_frames, goaway_frame, header_block_frames, parse_control,
+                        ping_frame, rst_stream_frame, settings_frame, strip_padding, window_update_frame)
 from .h2_control import ControlFrames
 from .h2_headers import encode_fields, validate_trailers
 from .h2_settings import MAX_WINDOW, DEFAULT_SETTINGS, H2Config, local_settings, window_update_due
-from .h2_streams import RECV_ERRORS, TRANSITIONS, CloseReason, H2Stream, StreamInput, StreamState
+from .h2_streams import (CAN_RECV, CAN_SEND, RECV_ERRORS, TRANSITIONS, CloseReason, H2Stream, StreamInput,
+                         StreamState)
 
 __all__ = ["H2Core"]
 
 _S = StreamState
 _I = StreamInput
-_CAN_SEND = (_S.OPEN, _S.HALF_CLOSED_REMOTE)
-_CAN_RECV = (_S.OPEN, _S.HALF_CLOSED_LOCAL)
 _PROTO = ErrorCode.PROTOCOL_ERROR
 _HIGH_OCTETS = bytes(range(0x80, 0x100))
-
-
-def _conn_error(code: ErrorCode, reason: str) -> H2ConnectionError:
-    return H2ConnectionError(code, reason)
 
 
 class H2Core(ControlFrames):
@@ -68,6 +63,7 @@ class H2Core(ControlFrames):
     """
 
     http_version = "2"
+    multiplexed = True
     _client = False
     _huffman = True
 
@@ -146,7 +142,7 @@ class H2Core(ControlFrames):
         """Octets ``send_data`` accepts now: min of the stream and connection send windows
         (§6.9.1), never negative; 0 for a stream that cannot send."""
         s = self._streams.get(stream_id)
-        if s is None or s.state not in _CAN_SEND:
+        if s is None or s.state not in CAN_SEND:
             return 0
         w = s.send_window if s.send_window < self._send_window else self._send_window
         return w if w > 0 else 0
@@ -234,7 +230,7 @@ class H2Core(ControlFrames):
             while n - pos >= 9:
                 length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
                 if length > max_frame:
-                    raise _conn_error(ErrorCode.FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE")
+                    raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE")
                 end = pos + 9 + length
                 if end > n:
                     break
@@ -245,10 +241,10 @@ class H2Core(ControlFrames):
                 pos = end
                 if self._need_settings:
                     if type_ != 4 or flags & 1:
-                        raise _conn_error(_PROTO, "the preface must be followed by SETTINGS (§3.4)")
+                        raise H2ConnectionError(_PROTO, "the preface must be followed by SETTINGS (§3.4)")
                     self._need_settings = False
                 if self._hb_sid and type_ != 9:
-                    raise _conn_error(_PROTO, "frame interleaved in a header block (§6.10)")
+                    raise H2ConnectionError(_PROTO, "frame interleaved in a header block (§6.10)")
                 if type_ < 10:
                     try:
                         handlers[type_](flags, sid, payload, events)
@@ -297,7 +293,7 @@ class H2Core(ControlFrames):
                 raise LocalProtocolError(f"cannot {inp.name} on stream {s.stream_id} in state {s.state.name}")
             conn, code = RECV_ERRORS.get((s.state, inp), (False, ErrorCode.STREAM_CLOSED))
             if conn:
-                raise _conn_error(code, f"{inp.name} on a stream in state {s.state.name}")
+                raise H2ConnectionError(code, f"{inp.name} on a stream in state {s.state.name}")
             raise H2StreamError(s.stream_id, code, f"{inp.name} in state {s.state.name}")
         s.state = new
         if new is _S.CLOSED:
@@ -322,21 +318,21 @@ class H2Core(ControlFrames):
         """A frame for a stream that is not in the table: idle or closed (§5.1). Returns when the
         frame is to be ignored, raises the error to answer otherwise."""
         if self._is_idle(sid):
-            raise _conn_error(_PROTO, f"{inp.name} on idle stream {sid}")
+            raise H2ConnectionError(_PROTO, f"{inp.name} on idle stream {sid}")
         reason = self._closed_streams.get(sid)
         if reason is CloseReason.SENT_RESET or inp is _I.RECV_PRIORITY:
             return
         if reason is CloseReason.END_STREAM:
             if inp in (_I.RECV_WINDOW_UPDATE, _I.RECV_RST_STREAM):
                 return
-            raise _conn_error(ErrorCode.STREAM_CLOSED, f"{inp.name} on closed stream {sid}")
+            raise H2ConnectionError(ErrorCode.STREAM_CLOSED, f"{inp.name} on closed stream {sid}")
         if inp is _I.RECV_RST_STREAM or inp is _I.RECV_WINDOW_UPDATE:
             return
         raise H2StreamError(sid, ErrorCode.STREAM_CLOSED, f"{inp.name} on closed stream {sid}")
 
     def _sendable(self, stream_id: int) -> H2Stream | None:
         s = self._streams.get(stream_id)
-        if s is not None and s.state in _CAN_SEND:
+        if s is not None and s.state in CAN_SEND:
             return s
         if self._terminated:
             return None
@@ -379,7 +375,7 @@ class H2Core(ControlFrames):
 
     def _on_data(self, flags: int, sid: int, payload: bytes, events: list) -> None:
         if sid == 0:
-            raise _conn_error(_PROTO, "DATA on stream 0")
+            raise H2ConnectionError(_PROTO, "DATA on stream 0")
         flow = len(payload)
         if flags & 0x8:
             start, end = strip_padding(payload, flags)
@@ -387,15 +383,15 @@ class H2Core(ControlFrames):
         else:
             data = payload
         if flow > self._recv_window:
-            raise _conn_error(ErrorCode.FLOW_CONTROL_ERROR, "DATA exceeds the connection window")
+            raise H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "DATA exceeds the connection window")
         self._recv_window -= flow
         if self._recv_window <= self.config.connection_window_size >> 1:
             self._restore_connection_window()
         s = self._streams.get(sid)
         if s is None:
             return self._late_frame(sid, _I.RECV_DATA)
-        if s.state not in _CAN_RECV or (self._client and not s.head_received):
-            if s.state in _CAN_RECV:
+        if s.state not in CAN_RECV or (self._client and not s.head_received):
+            if s.state in CAN_RECV:
                 raise H2StreamError(sid, _PROTO, "DATA before the response head")
             self._transition(s, _I.RECV_DATA)
         if flow > s.recv_window:
@@ -411,7 +407,7 @@ class H2Core(ControlFrames):
         elif not end_stream:
             self._empty_data += 1
             if self._empty_data > self.config.max_empty_data_frames:
-                raise _conn_error(ErrorCode.ENHANCE_YOUR_CALM, "too many empty DATA frames")
+                raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "too many empty DATA frames")
         if end_stream:
             self._recv_end(s, (), events)
         elif s.recv_window <= self.config.initial_window_size >> 1:
@@ -429,7 +425,7 @@ class H2Core(ControlFrames):
 
     def _on_headers(self, flags: int, sid: int, payload: bytes, events: list) -> None:
         if sid == 0:
-            raise _conn_error(_PROTO, "HEADERS on stream 0")
+            raise H2ConnectionError(_PROTO, "HEADERS on stream 0")
         if flags & 0x20:
             start, end = strip_padding(payload, flags, 5)
             self_dep = int.from_bytes(payload[start - 5:start - 1], "big") & 0x7FFFFFFF == sid
@@ -441,7 +437,7 @@ class H2Core(ControlFrames):
             self._end_block(sid, fragment, flags & 1, self_dep, events)
             return
         if len(fragment) > self.config.max_header_block_size:
-            raise _conn_error(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
+            raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
         self._hb_sid = sid
         self._hb_parts = [fragment]
         self._hb_size = len(fragment)
@@ -451,11 +447,11 @@ class H2Core(ControlFrames):
 
     def _on_continuation(self, flags: int, sid: int, payload: bytes, events: list) -> None:
         if not self._hb_sid or sid != self._hb_sid:
-            raise _conn_error(_PROTO, "CONTINUATION without a header block on that stream")
+            raise H2ConnectionError(_PROTO, "CONTINUATION without a header block on that stream")
         self._hb_count += 1
         self._hb_size += len(payload)
         if self._hb_count > self.config.max_continuation_frames or self._hb_size > self.config.max_header_block_size:
-            raise _conn_error(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
+            raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
         self._hb_parts.append(payload)
         if flags & 0x4:
             self._hb_sid = 0
@@ -480,9 +476,9 @@ class H2Core(ControlFrames):
         try:
             fields = self._decoder.decode(block, raw=True)
         except hpack.OversizedHeaderListError:
-            raise _conn_error(ErrorCode.ENHANCE_YOUR_CALM, "header list too large") from None
+            raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header list too large") from None
         except (hpack.HPACKError, ValueError, IndexError):
-            raise _conn_error(ErrorCode.COMPRESSION_ERROR, "HPACK decoding failed") from None
+            raise H2ConnectionError(ErrorCode.COMPRESSION_ERROR, "HPACK decoding failed") from None
         if len(entries) != count or (entries[0] if entries else None) is not first or table._maxsize != size:
             key = None
             self._decoded.clear()
@@ -501,7 +497,7 @@ class H2Core(ControlFrames):
 
     def _on_trailers(self, s: H2Stream, fields: list, end_stream: bool, events: list) -> None:
         """A header block on a stream whose head arrived: trailers (§8.1)."""
-        if s.state not in _CAN_RECV:
+        if s.state not in CAN_RECV:
             self._transition(s, _I.RECV_HEADERS)
         if not end_stream:
             raise H2StreamError(s.stream_id, _PROTO, "trailers without END_STREAM")
@@ -509,22 +505,26 @@ class H2Core(ControlFrames):
 
     def _on_priority(self, flags: int, sid: int, payload: bytes, events: list) -> None:
         if sid == 0:
-            raise _conn_error(_PROTO, "PRIORITY on stream 0")
-        if len(payload) != 5:
-            raise H2StreamError(sid, ErrorCode.FRAME_SIZE_ERROR, "PRIORITY length is not 5")
-        if int.from_bytes(payload[:4], "big") & 0x7FFFFFFF == sid:
+            raise H2ConnectionError(_PROTO, "PRIORITY on stream 0")
+        try:
+            frame = parse_control(PriorityFrame, sid, payload)
+        except FrameSizeError:
+            raise H2StreamError(sid, ErrorCode.FRAME_SIZE_ERROR, "PRIORITY length is not 5") from None
+        if frame.depends_on == sid:
             raise H2StreamError(sid, _PROTO, "stream depends on itself (§5.3.1)")
 
     def _on_rst_stream(self, flags: int, sid: int, payload: bytes, events: list) -> None:
         if sid == 0:
-            raise _conn_error(_PROTO, "RST_STREAM on stream 0")
-        if len(payload) != 4:
-            raise _conn_error(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM length is not 4")
+            raise H2ConnectionError(_PROTO, "RST_STREAM on stream 0")
+        try:
+            frame = parse_control(RstStreamFrame, sid, payload)
+        except FrameSizeError:
+            raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM length is not 4") from None
         s = self._streams.get(sid)
         if s is None:
             return self._late_frame(sid, _I.RECV_RST_STREAM)
         self._close_stream(s, CloseReason.RECV_RESET)
-        events.append(ev.StreamReset(stream_id=sid, error_code=int.from_bytes(payload, "big"), remote=True))
+        events.append(ev.StreamReset(stream_id=sid, error_code=frame.error_code, remote=True))
         self._peer_reset(s)
 
     def _peer_reset(self, s: H2Stream) -> None:

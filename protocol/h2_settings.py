@@ -10,7 +10,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from hyperframe.frame import SettingsFrame
+
 from .errors import ErrorCode, H2ConnectionError
+from .h2_frames import FrameSizeError, parse_control
 
 __all__ = [
     "SettingCode",
@@ -138,12 +141,12 @@ def parse_settings(payload: bytes, *, from_server: bool = False) -> list[tuple[i
             PROTOCOL_ERROR for ENABLE_PUSH not 0/1 (or 1 from a server) or MAX_FRAME_SIZE outside
             2^14..2^24-1; FLOW_CONTROL_ERROR for INITIAL_WINDOW_SIZE above 2^31-1.
     """
-    if len(payload) % 6:
-        raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS length not a multiple of 6")
+    try:
+        pairs = parse_control(SettingsFrame, 0, payload).settings
+    except FrameSizeError:
+        raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS length not a multiple of 6") from None
     out = []
-    for i in range(0, len(payload), 6):
-        code = int.from_bytes(payload[i:i + 2], "big")
-        value = int.from_bytes(payload[i + 2:i + 6], "big")
+    for code, value in pairs.items():
         if code == SettingCode.ENABLE_PUSH:
             if value > 1 or (from_server and value):
                 raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "invalid SETTINGS_ENABLE_PUSH")

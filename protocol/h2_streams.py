@@ -43,7 +43,8 @@ import enum
 
 from .errors import ErrorCode
 
-__all__ = ["StreamState", "StreamInput", "CloseReason", "TRANSITIONS", "RECV_ERRORS", "H2Stream"]
+__all__ = ["StreamState", "StreamInput", "CloseReason", "TRANSITIONS", "RECV_ERRORS", "H2Stream", "CAN_SEND",
+           "CAN_RECV"]
 
 
 class StreamState(enum.Enum):
@@ -194,3 +195,9 @@ class H2Stream:
 
     def __repr__(self) -> str:
         return f"<H2Stream {self.stream_id} {self.state.name}>"
+
+
+#: States in which a stream may send DATA / receive DATA (§5.1: open and the half-closed side
+#: that is still open).
+CAN_SEND = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
+CAN_RECV = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from .errors import H1Error, LocalProtocolError
 from .events import (ConnectionTerminated, DataReceived, Event, Headers, MessageComplete,
                      ProtocolSwitched, RequestReceived)
-from .h1_parse import (REASONS, RequestHead, check_line_ends, field_cache, head_overflow, is_token,
+from .h1_parse import (RequestHead, check_line_ends, error_response, field_cache, head_overflow, is_token,
                        parse_chunk_size, parse_fields, parse_head, status_line)
 
 __all__ = ["H1Config", "H1Connection"]
@@ -172,6 +172,17 @@ def _message_complete(stream_id, trailers, _new=object.__new__, _cls=MessageComp
     return obj
 
 
+def _take(buf: bytearray, most: int) -> bytes:
+    """Remove and return up to ``most`` bytes from the front of ``buf`` (body bytes)."""
+    if len(buf) <= most:
+        data = bytes(buf)
+        buf.clear()
+    else:
+        data = bytes(buf[:most])
+        del buf[:most]
+    return data
+
+
 def _header_block(headers: Headers) -> str:
     """``name: value\\r\\n`` lines for trailers/informational responses, validated."""
     parts = []
@@ -204,6 +215,7 @@ class H1Connection:
     """
 
     http_version = "1.1"
+    multiplexed = False
 
     def __init__(self, config: H1Config | None = None, *, scheme: str = "http") -> None:
         self.config = config if config is not None else H1Config()
@@ -389,14 +401,8 @@ class H1Connection:
         buf = self._buf
         if not buf:
             return False
-        left = self._left
-        if len(buf) <= left:
-            data = bytes(buf)
-            buf.clear()
-        else:
-            data = bytes(buf[:left])
-            del buf[:left]
-        self._left = left = left - len(data)
+        data = _take(buf, self._left)
+        self._left = left = self._left - len(data)
         events.append(DataReceived(stream_id=self._stream_id, data=data))
         if left:
             return False
@@ -411,14 +417,8 @@ class H1Connection:
         if state is _Recv.CHUNK_DATA:
             if not buf:
                 return False
-            left = self._left
-            if len(buf) <= left:
-                data = bytes(buf)
-                buf.clear()
-            else:
-                data = bytes(buf[:left])
-                del buf[:left]
-            self._left = left - len(data)
+            data = _take(buf, self._left)
+            self._left -= len(data)
             events.append(DataReceived(stream_id=self._stream_id, data=data))
             if self._left:
                 return False
@@ -525,10 +525,7 @@ class H1Connection:
         return ConnectionTerminated(error_code=1, status=status, reason=reason)
 
     def _queue_error(self, status: int, reason: str) -> None:
-        body = f"{status} {REASONS.get(status, '')}: {reason}\n".encode("ascii", "replace")
-        head = (f"{self._date}{self._server}content-type: text/plain; charset=utf-8\r\n"
-                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
-        self._out.append(status_line(status) + head.encode("latin-1") + body)
+        self._out.append(error_response(status, reason, f"{self._date}{self._server}"))
 
     def send_timeout_error(self) -> None:
         """The request-head timeout fired: queue 408 Request Timeout unless a response has started

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 import psutil
 import pytest
 
+from engines import ENGINES as ALL_ENGINES
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENGINES = ["threadpool", "processpool", "selectors", "asyncio"]
+ENGINES = list(ALL_ENGINES)
 LINE = re.compile(r"listening on (https?)://([^\s]+):(\d+) ")
 
 

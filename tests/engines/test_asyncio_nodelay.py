@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from engines.asyncioloop import AsyncioEngine, _Connection
+from engines.asyncioloop import AsyncioEngine, Connection
 from engines.config import ServerConfig
 
 
@@ -43,7 +43,7 @@ def test_connection_made_sets_tcp_nodelay():
         engine = AsyncioEngine(app=None, config=ServerConfig(), listeners=[])
         engine.loop = asyncio.new_event_loop()
         try:
-            conn = _Connection(engine, listener=None)
+            conn = Connection(engine, listener=None)
             conn.connection_made(_Transport(sock))
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         finally:

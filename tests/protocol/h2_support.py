@@ -8,6 +8,7 @@ package's own frame code is checked by an independent implementation.
 from __future__ import annotations
 
 import hpack
+from hpack.table import HeaderTable
 from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame,
                               PingFrame, PriorityFrame, RstStreamFrame, SettingsFrame,
                               WindowUpdateFrame)
@@ -17,7 +18,7 @@ from protocol.h2_connection import H2Config, H2Connection
 
 __all__ = ["PREFACE", "REQ", "raw", "parse_frames", "ServerPeer", "ContinuationFrame", "DataFrame",
            "GoAwayFrame", "HeadersFrame", "PingFrame", "PriorityFrame", "RstStreamFrame",
-           "SettingsFrame", "WindowUpdateFrame"]
+           "SettingsFrame", "WindowUpdateFrame", "encode_header_block"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 REQ = [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "example.com")]
@@ -129,3 +130,49 @@ class ServerPeer:
         frames = self.read()
         assert any(isinstance(f, PingFrame) and "ACK" in f.flags and f.opaque_data == data for f in frames), frames
         assert not self.server.closed
+
+
+# -- a stateless HPACK encoder (RFC 7541), for tests that need a header block without an
+# -- encoder's dynamic table; it lived in protocol/h2_client.py, which never used it.
+
+STATIC_PAIR: dict[tuple[bytes, bytes], int] = {}
+STATIC_NAME: dict[bytes, int] = {}
+for _i, (_n, _v) in enumerate(HeaderTable.STATIC_TABLE, 1):
+    STATIC_PAIR.setdefault((_n, _v), _i)
+    STATIC_NAME.setdefault(_n, _i)
+
+
+def _int(value: int, prefix_bits: int, first: int) -> bytes:
+    """RFC 7541 §5.1 integer with an N-bit prefix; ``first`` holds the bits above the prefix."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes((first | value,))
+    out = bytearray((first | limit,))
+    value -= limit
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _string(s: bytes) -> bytes:
+    """RFC 7541 §5.2 string literal, not Huffman-coded."""
+    return _int(len(s), 7, 0) + s
+
+
+def encode_header_block(fields: list[tuple[bytes, bytes]]) -> bytes:
+    """HPACK-encode ``fields`` statelessly: static-table indexes where the pair or the name is
+    there, literals without indexing otherwise (RFC 7541 §6.1, §6.2.2)."""
+    parts = []
+    for name, value in fields:
+        idx = STATIC_PAIR.get((name, value))
+        if idx is not None:
+            parts.append(_int(idx, 7, 0x80))
+            continue
+        idx = STATIC_NAME.get(name)
+        if idx is not None:
+            parts.append(_int(idx, 4, 0x00) + _string(value))
+        else:
+            parts.append(b"\x00" + _string(name) + _string(value))
+    return b"".join(parts)

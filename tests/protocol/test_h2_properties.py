@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from h2_support import GoAwayFrame, parse_frames, raw
 from protocol import H2ClientConnection, H2Connection
 from protocol import events as ev
-from protocol.h2_client import encode_header_block
+from h2_support import encode_header_block
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SETTINGS = raw(0x4, 0, 0, b"\x00\x04\x00\x01\x00\x00")

@@ -1,0 +1,287 @@
+"""Blocking I/O on a connection, shared by the threadpool engine and each processpool worker.
+
+The model (gunicorn's gthread worker): the loop of :class:`engines.lifecycle.Lifecycle` polls the
+listeners and every idle connection; a connection with bytes to read is handed to a job
+(``dispatch``), which reads, feeds the session, runs the handlers and writes the answer with
+blocking ``sendall``. A handler that awaits ``app.wait(s)`` blocks the job's thread in
+``Task.sleep``. Where a job runs is the one thing the two engines choose: on a worker thread
+(threadpool.py) or inline in the worker process (processpool.py) — socketserver's
+``ThreadingMixIn`` against ``ForkingMixIn``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from typing import Any, Callable
+
+from .lifecycle import OVERLOADED, READ, Lifecycle, has_unread_bytes, refuse
+from .listeners import Listener, connection_info
+from .session import SendFile, Session, Task
+
+__all__ = ["BlockingEngine", "Connection"]
+
+log = logging.getLogger("lab.blocking")
+
+RECV_SIZE = 256 * 1024
+
+
+class Connection:
+    """One accepted socket (blocking, with a send timeout) and its session."""
+
+    __slots__ = ("sock", "session", "listener", "write_lock", "closed", "id", "eof", "idle_since")
+
+    def __init__(self, sock: socket.socket, listener: Listener, cid: int, write_lock: Any) -> None:
+        self.sock = sock
+        self.listener = listener
+        self.session: Session | None = None
+        self.write_lock = write_lock
+        self.closed = False
+        self.id = cid
+        self.eof = False
+        self.idle_since = time.monotonic()
+
+
+class BlockingEngine(Lifecycle):
+    """The lifecycle's loop plus blocking jobs; subclasses say where a job runs (``dispatch``)
+    and what guards a session shared between threads (``session_lock``)."""
+
+    session_lock: Callable[[], Any] = staticmethod(lambda: None)
+    write_lock: Callable[[], Any] = staticmethod(lambda: _NO_LOCK)
+
+    def __init__(self, app: Any, config: Any, listeners: list[Listener]) -> None:
+        super().__init__(app, config, listeners)
+        self.watched: set[Connection] = set()
+
+    def dispatch(self, job: Callable[..., None], conn: Connection, *args: Any) -> bool:
+        """Run ``job(conn, *args)`` somewhere; False when there is no room for it."""
+        raise NotImplementedError
+
+    def connections_changed(self) -> None:
+        """A connection was added or closed (processpool shares the count)."""
+
+    # -- the model's hooks, in the order of engines/lifecycle.py ------------------------------
+
+    def open(self, sock: socket.socket, peer: Any, listener: Listener) -> None:
+        """Accepted: a blocking socket with the send timeout, watched for its first bytes (TLS:
+        the handshake is a job)."""
+        sock.settimeout(self.config.send_timeout)
+        conn = Connection(sock, listener, next(self.ids), self.write_lock())
+        self.connections.add(conn)
+        self.connections_changed()
+        if listener.tls is None:
+            self.start_session(conn, peer)
+            self.watch(conn)
+        elif not self.dispatch(self.handshake, conn, peer):
+            self.close(conn)
+
+    def on_event(self, conn: Connection, mask: int) -> None:
+        """Readable: stop watching it and hand it to a job; when there is no room, 503."""
+        self.unwatch(conn)
+        if not self.dispatch(self.read, conn):
+            conn.sock.settimeout(0.5)
+            refuse(conn.sock, OVERLOADED)
+            self.close(conn)
+
+    def handshake(self, conn: Connection, peer: Any) -> None:
+        """Job: blocking TLS handshake (bounded by the head timeout), then watch the connection."""
+        try:
+            conn.sock.settimeout(self.config.header_timeout)
+            conn.sock = conn.listener.tls.wrap_socket(conn.sock, server_side=True)
+            conn.sock.settimeout(self.config.send_timeout)
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake failed: %s", exc)
+            self.post("close", conn)
+            return
+        self.start_session(conn, peer)
+        self.flush(conn)
+        self.post("watch", conn)
+
+    def start_session(self, conn: Connection, peer: Any) -> None:
+        """The connection's :class:`Session` (its protocol is sniffed from the first bytes)."""
+        sock = conn.sock
+        tls = conn.listener.tls is not None
+        info = connection_info(conn.id, self.name, peer, sock.getsockname(), sock if tls else None)
+        conn.session = Session(self.app, self.config, info, lock=self.session_lock())
+        conn.session.sendfile = not tls
+        self.flush(conn)  # ALPN chose HTTP/2: the server's SETTINGS go first
+
+    def read(self, conn: Connection) -> None:
+        """Job: read what is there, feed the session, run or dispatch the requests it completes."""
+        session = conn.session
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except (socket.timeout, BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+            self.post("watch", conn)
+            return
+        except OSError:
+            self.post("close", conn)
+            return
+        tasks = self.feed(conn, data)
+        if session.multiplexed and not conn.eof and not session.closed:
+            self.flush(conn)
+            self.post("watch", conn)
+            for task in tasks:  # each stream a job of its own; no room: run it here
+                if not self.dispatch(self.run, conn, [task]):
+                    self.run(conn, [task])
+            return
+        self.run(conn, tasks)
+        if not session.multiplexed:
+            self.after_exchange(conn)
+
+    def after_exchange(self, conn: Connection) -> None:
+        """HTTP/1.x: the exchange is answered; close, read on, or watch for the next request."""
+        session = conn.session
+        if conn.closed:
+            return
+        if session.closed or (conn.eof and not session.busy):
+            self.post("close", conn)
+        elif not conn.eof:
+            if conn.listener.tls is not None and conn.sock.pending():
+                self.read(conn)
+            else:
+                self.post("watch", conn)
+
+    def on_sleep(self, conn: Connection, task: Task, seconds: float) -> bool:
+        """Block this thread (a worker, or the whole worker process) for the wait."""
+        self.flush(conn)
+        task.sleep(seconds)
+        return True
+
+    def on_flush(self, conn: Connection, task: Task) -> bool:
+        """Write it now: ``sendall`` blocks until the peer has taken it."""
+        self.flush(conn)
+        return True
+
+    def on_sendfile(self, conn: Connection, task: Task, effect: SendFile) -> bool:
+        """Write a file range with ``socket.sendfile`` (zero-copy; honours the send timeout)."""
+        self.flush(conn)
+        if conn.closed:
+            return True
+        with conn.write_lock:
+            try:
+                with open(effect.path, "rb") as f:
+                    sent = conn.sock.sendfile(f, effect.offset, effect.count)
+                if sent != effect.count:
+                    raise OSError("file shrank while sending it")
+            except OSError:
+                conn.closed = True
+                self.post("close", conn)
+        return True
+
+    def ran(self, conn: Connection) -> None:
+        """After a job's tasks: write, and close an HTTP/2 connection whose session ended."""
+        if self.flush(conn) and conn.session.multiplexed:
+            self.post("close", conn)
+
+    def flush(self, conn: Connection) -> bool:
+        """Write what the session has to send. Returns whether the session was already closed
+        when its bytes were taken: then everything it will ever send has been written. (Reading
+        ``closed`` after taking the bytes would race with another worker thread ending the last
+        HTTP/2 stream in between: the socket would be closed under that thread's final frames.)"""
+        if conn.closed or conn.session is None:
+            return False
+        with conn.write_lock:
+            closed = conn.session.closed
+            data = conn.session.data_to_send()
+            if not data:
+                return closed
+            try:
+                conn.sock.sendall(data)
+            except OSError:  # includes socket.timeout: the send timeout
+                conn.closed = True
+                self.post("close", conn)
+        return closed
+
+    def close(self, conn: Connection, answer: bytes | None = None) -> None:
+        """Forget ``conn`` and cancel its tasks (``answer``: see Lifecycle.close)."""
+        self.unwatch(conn)
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        self.connections_changed()
+        if (answer is not None and conn.session is not None and not conn.session.busy
+                and not conn.session.multiplexed and has_unread_bytes(conn.sock)):
+            refuse(conn.sock, answer)
+        conn.closed = True
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+        if conn.session is not None:
+            for task in conn.session.connection_lost():
+                task.step()
+
+    def check_timeouts(self, now: float) -> None:
+        """Idle, slow-head and HTTP/2 timeouts of the watched connections (the session decides)."""
+        for conn in list(self.watched):
+            if conn.session is not None and conn.session.check_timeouts(now):
+                try:
+                    conn.sock.settimeout(0.5)
+                    self.flush(conn)
+                except OSError:
+                    pass
+                self.close(conn)
+
+    def shutdown_connections(self) -> None:
+        """Drain: every session shuts down; an idle HTTP/1.x connection closes now unless its
+        next request is already in the socket buffer (it is served, with Connection: close);
+        HTTP/2 stays for its two-step GOAWAY."""
+        for conn in list(self.connections):
+            if conn.session is None:
+                self.close(conn)
+                continue
+            if conn in self.watched and not conn.session.multiplexed and has_unread_bytes(conn.sock):
+                continue  # its next request is already here: read() serves it, then closes
+            conn.session.shutdown()
+            if conn in self.watched:
+                closed = self.flush(conn)
+                if closed or self.idle_now(conn):
+                    self.close(conn)
+
+    # -- the loop's own commands ----------------------------------------------------------------
+
+    def on_command(self, command: str, conn: Connection) -> None:
+        """``watch`` (a job is done with the connection) or ``close``."""
+        if command == "close":
+            self.close(conn)
+        elif not conn.closed:
+            if self.stopping and self.idle_now(conn):
+                self.close(conn)
+            else:
+                self.watch(conn)
+
+    def idle_now(self, conn: Connection) -> bool:
+        """Whether a draining HTTP/1.x connection can close now: nothing in flight, nothing unread."""
+        session = conn.session
+        return not session.busy and not session.multiplexed and not has_unread_bytes(conn.sock)
+
+    def watch(self, conn: Connection) -> None:
+        """Poll ``conn`` for its next bytes."""
+        if conn not in self.watched and not conn.closed:
+            self.watched.add(conn)
+            conn.idle_since = time.monotonic()
+            self.selector.register(conn.sock, READ, conn)
+
+    def unwatch(self, conn: Connection) -> None:
+        """Stop polling ``conn`` (a job owns it now)."""
+        if conn in self.watched:
+            self.watched.discard(conn)
+            self.selector.unregister(conn.sock)
+
+
+class _NoLock:
+    """A lock that is never contended (one thread writes): ``with`` costs nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()

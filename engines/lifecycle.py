@@ -1,0 +1,380 @@
+"""What every engine does the same way, written once: listen, accept, signals, the tick, drain,
+and stepping a request's task through its effects.
+
+Theory of operation
+-------------------
+An engine is this lifecycle plus a concurrency model. The lifecycle owns::
+
+    listeners        bound sockets (engines/listeners.py), polled for new connections
+    wake-up channel  a socketpair: signal.set_wakeup_fd and other threads make select() return
+    commands         a thread-safe queue the loop drains: ("stop", signum) from the signal
+                     handlers (which do no socket I/O), ("watch" | "close", conn) from workers
+    accept           up to ``accept_batch`` per wake-up; past ``--max-connections`` (counted by
+                     ``connection_count()``, shared by processpool's workers) a 503 with
+                     Retry-After and ``Connection: close`` from protocol/, then close
+    tick             once a second ``check_timeouts(now)``
+    drain            on the first stop: accept what the kernel already queued, close the
+                     listeners, ``shutdown_connections()``; the loop ends when no connection is
+                     left or ``--drain-timeout`` has passed; then a connection whose request was
+                     never read is answered 503 (Retry-After), never reset
+
+The model supplies hooks, in this order in every engine file::
+
+    open(sock, peer, listener)          a connection was accepted: start its session
+    on_event(conn, mask)                the selector saw it readable / writable
+    on_sleep / on_park / on_flush / on_sendfile (conn, task, ...)
+                                        what a handler's effect means in this model (block a
+                                        thread or a process, a timer heap, call_later); True:
+                                        keep stepping the task, False: it was handed off
+    flush(conn)                         write what the session has to send
+    close(conn)                         forget the connection, cancel its tasks
+    check_timeouts(now)                 the once-a-second check
+    shutdown_connections()              the drain has begun
+
+:class:`Driver` is the one loop that steps tasks and dispatches their effects to those hooks; the
+asyncio engine uses it on asyncio's loop, the other three use all of :class:`Lifecycle`.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import queue
+import selectors
+import signal
+import socket
+import time
+from typing import Any
+
+from protocol.h1_parse import error_response
+
+from .config import ServerConfig
+from .listeners import Listener, tune_socket
+from .session import FLUSH, PARK, SendFile, Sleep, Task
+
+__all__ = ["Lifecycle", "Driver", "SignalCommands", "BUSY", "OVERLOADED", "DRAINED", "TICK_S", "refuse",
+           "has_unread_bytes"]
+
+log = logging.getLogger("lab.lifecycle")
+
+READ = selectors.EVENT_READ
+WRITE = selectors.EVENT_WRITE
+TICK_S = 1.0
+#: The answer to a connection accepted past ``--max-connections`` (then closed).
+BUSY = error_response(503, "too many connections", retry_after_s=1)
+#: The answer to a request no worker can take now (a full job queue).
+OVERLOADED = error_response(503, "every worker is busy", retry_after_s=1)
+#: The answer to a request that arrived while draining and could not be served in time.
+DRAINED = error_response(503, "the server is stopping", retry_after_s=1)
+
+
+def refuse(sock: socket.socket, answer: bytes = BUSY) -> None:
+    """Write ``answer`` without blocking (a fresh socket's buffer takes it), then close."""
+    try:
+        sock.setblocking(False)
+        sock.send(answer)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def has_unread_bytes(sock: Any) -> bool:
+    """Whether the peer has sent bytes not yet read (a request waiting in the socket buffer)."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except (BlockingIOError, InterruptedError):
+        return False
+    except (OSError, ValueError):  # TLS sockets refuse MSG_PEEK flags; closed sockets
+        return bool(getattr(sock, "pending", lambda: 0)())
+
+
+class SignalCommands:
+    """Context manager: while active, SIGINT and SIGTERM put ``("stop", signum)`` on ``commands``
+    and Python writes the signal number to ``wake_w`` (``signal.set_wakeup_fd``), so that a loop
+    blocked in ``select()`` wakes and handles the stop itself. The handler does no socket I/O."""
+
+    def __init__(self, commands: queue.SimpleQueue, wake_w: socket.socket) -> None:
+        self.commands = commands
+        self.wake_w = wake_w
+        self._old: dict[int, Any] = {}
+        self._old_fd = -1
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.commands.put(("stop", signum))
+
+    def __enter__(self) -> "SignalCommands":
+        self._old_fd = signal.set_wakeup_fd(self.wake_w.fileno())
+        self._old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+        signal.set_wakeup_fd(self._old_fd)
+
+
+class Driver:
+    """The one effect driver: step tasks, dispatch each effect to the model's hook.
+
+    ``run(conn, tasks)`` steps every task until it ends or a hook hands it off (returns False),
+    then the tasks the session made runnable meanwhile (pipelined requests, woken waiters), then
+    ``ran(conn)`` (by default: flush). A task whose connection closed under it is cancelled, so
+    that its handler stops producing output nobody will read.
+    """
+
+    def run(self, conn: Any, tasks: list[Task]) -> None:
+        """Step ``tasks`` of ``conn`` (see the class docstring)."""
+        session = conn.session
+        pending = collections.deque(tasks)
+        while pending:
+            task = pending.popleft()
+            while True:
+                effect = task.step()
+                if effect is None:
+                    break
+                if effect.__class__ is Sleep:
+                    go = self.on_sleep(conn, task, effect.seconds)
+                elif effect is PARK:
+                    go = self.on_park(conn, task)
+                elif effect is FLUSH:
+                    go = self.on_flush(conn, task)
+                elif effect.__class__ is SendFile:
+                    go = self.on_sendfile(conn, task, effect)
+                else:  # pragma: no cover - the session yields only these
+                    raise TypeError(f"unknown effect {effect!r}")
+                if not go:
+                    break
+                if conn.closed:
+                    task.cancel()
+            pending.extend(session.runnable())
+        self.ran(conn)
+
+    def ran(self, conn: Any) -> None:
+        """After ``run``: write what the tasks produced."""
+        self.flush(conn)
+
+    def on_sleep(self, conn: Any, task: Task, seconds: float) -> bool:
+        """The handler awaited ``app.wait(seconds)``."""
+        raise NotImplementedError
+
+    def on_park(self, conn: Any, task: Task) -> bool:
+        """The task waits for the peer; ``session.park`` False: the session hands it back."""
+        self.flush(conn)
+        return conn.session.park(task)
+
+    def on_flush(self, conn: Any, task: Task) -> bool:
+        """The task produced a lot of output: write it before asking for more."""
+        raise NotImplementedError
+
+    def on_sendfile(self, conn: Any, task: Task, effect: SendFile) -> bool:
+        """Write pending output, then ``effect``'s file range, then resume the task."""
+        raise NotImplementedError
+
+    def flush(self, conn: Any) -> Any:
+        """Write what ``conn``'s session has to send."""
+        raise NotImplementedError
+
+
+class Lifecycle(Driver):
+    """A ``selectors`` loop with the lifecycle of the module docstring; the model's hooks are
+    left to subclasses (selectors, threadpool and processpool workers).
+
+    Args:
+        app: the application. config: limits and timeouts. listeners: bound listening sockets.
+    """
+
+    name = "lifecycle"
+    #: connections accepted per wake-up of a listener
+    accept_batch = 64
+
+    def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
+        self.app = app
+        self.config = config
+        self.listeners = listeners
+        self.selector = selectors.DefaultSelector()
+        self.connections: set[Any] = set()
+        self.commands: queue.SimpleQueue = queue.SimpleQueue()
+        self.ids = itertools.count(1)
+        self.stopping = False
+        self.drain_deadline = 0.0
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        self.log = logging.getLogger(f"lab.{self.name}")
+
+    def describe(self) -> str:
+        """A few words for the start-up line."""
+        return self.name
+
+    def serve(self) -> None:
+        """Run until SIGINT/SIGTERM, then drain in-flight requests for ``drain_timeout`` s."""
+        with SignalCommands(self.commands, self.wake_w):
+            self.loop()
+
+    def loop(self) -> None:
+        """The loop: select, accept, hand events to ``on_event``, commands, timers, the tick."""
+        self.selector.register(self.wake_r, READ, None)
+        for listener in self.listeners:
+            listener.sock.setblocking(False)
+            self.selector.register(listener.sock, READ, listener)
+        self.start()
+        next_tick = time.monotonic() + TICK_S
+        try:
+            while not (self.stopping and (not self.connections or time.monotonic() > self.drain_deadline)):
+                now = time.monotonic()
+                timeout = min(next_tick, self.next_timer()) - now
+                for key, mask in self.selector.select(max(0.0, timeout)):
+                    data = key.data
+                    if data is None:
+                        self.drain_wakeups()
+                    elif data.__class__ is Listener:
+                        self.accept(data)
+                    else:
+                        self.guard(self.on_event, data, mask)
+                self.run_commands()
+                now = time.monotonic()
+                self.run_timers(now)
+                if now >= next_tick:
+                    next_tick = now + TICK_S
+                    self.check_timeouts(now)
+        finally:
+            for conn in list(self.connections):
+                self.close(conn, DRAINED if self.stopping else None)
+            self.close_listeners()
+            self.stop()
+            self.selector.close()
+            self.wake_r.close()
+            self.wake_w.close()
+
+    def guard(self, hook: Any, conn: Any, *args: Any) -> None:
+        """Run ``hook(conn, *args)``; an unexpected exception closes only ``conn`` and is logged
+        once: one connection's bug never ends the server."""
+        try:
+            hook(conn, *args)
+        except Exception:
+            self.log.exception("connection %s failed; closing it", getattr(conn, "id", "?"))
+            try:
+                self.close(conn)
+            except Exception:  # noqa: BLE001 - already logged; the loop must go on
+                log.debug("closing a failed connection failed", exc_info=True)
+
+    def drain_wakeups(self) -> None:
+        """Empty the wake-up channel (signal numbers, workers' nudges)."""
+        try:
+            while self.wake_r.recv(512):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def post(self, command: str, conn: Any) -> None:
+        """From any thread: ask the loop to run ``command`` on ``conn`` (it owns the selector)."""
+        self.commands.put((command, conn))
+        try:
+            self.wake_w.send(b"\0")
+        except OSError:
+            pass
+
+    def run_commands(self) -> None:
+        """Handle the queued commands: ``stop`` here, the rest in ``on_command``."""
+        while True:
+            try:
+                command, arg = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            if command == "stop":
+                if not self.stopping:
+                    self.begin_stop(arg)
+            else:
+                self.on_command(command, arg)
+
+    def feed(self, conn: Any, data: bytes) -> list[Task]:
+        """Give bytes read from ``conn`` (``b""``: EOF) to its session; the tasks they complete.
+        A request read during the drain is answered with ``Connection: close``."""
+        session = conn.session
+        if not data:
+            conn.eof = True
+        tasks = session.receive(data)
+        if self.stopping and data and not session.multiplexed:
+            session.shutdown()
+        return tasks
+
+    def on_command(self, command: str, conn: Any) -> None:
+        """A command posted by a worker (``watch``, ``close``)."""
+
+    def accept(self, listener: Listener) -> None:
+        """Accept up to ``accept_batch`` connections; past the limit answer :data:`BUSY`."""
+        for _ in range(self.accept_batch):
+            try:
+                sock, peer = listener.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("accept failed: %s", exc)
+                return
+            tune_socket(sock)
+            if self.connection_count() >= self.config.max_connections:
+                refuse(sock)
+                continue
+            self.open(sock, peer, listener)
+
+    def connection_count(self) -> int:
+        """Open connections counted against ``--max-connections``."""
+        return len(self.connections)
+
+    def begin_stop(self, signum: int) -> None:
+        """Start the drain: take what the kernel already accepted, close the listeners, tell every
+        connection (``shutdown_connections``)."""
+        self.log.info("signal %d: draining %d connections", signum, len(self.connections))
+        self.stopping = True
+        self.drain_deadline = time.monotonic() + self.config.drain_timeout
+        for listener in self.listeners:
+            self.accept(listener)  # connections in the backlog are served, not reset
+        self.close_listeners()
+        self.shutdown_connections()
+
+    def close_listeners(self) -> None:
+        """Stop accepting: unregister and close every listener (once)."""
+        for listener in self.listeners:
+            try:
+                self.selector.unregister(listener.sock)
+            except (KeyError, ValueError):
+                pass
+            listener.sock.close()
+
+    # -- defaults for the model's hooks --------------------------------------------------------
+
+    def start(self) -> None:
+        """The loop is about to run (start worker threads)."""
+
+    def stop(self) -> None:
+        """The loop has ended (tell worker threads to exit)."""
+
+    def next_timer(self) -> float:
+        """When the earliest timer is due (monotonic s); ``inf`` without timers."""
+        return float("inf")
+
+    def run_timers(self, now: float) -> None:
+        """Resume the tasks whose timers are due."""
+
+    def open(self, sock: socket.socket, peer: Any, listener: Listener) -> None:
+        """A connection was accepted."""
+        raise NotImplementedError
+
+    def on_event(self, conn: Any, mask: int) -> None:
+        """The selector saw ``conn`` ready (``mask``: READ and/or WRITE)."""
+        raise NotImplementedError
+
+    def close(self, conn: Any, answer: bytes | None = None) -> None:
+        """Forget ``conn``; with ``answer`` (the drain ended), write it first when the peer sent
+        a request that was never read."""
+        raise NotImplementedError
+
+    def check_timeouts(self, now: float) -> None:
+        """The once-a-second check of every connection's timeouts."""
+
+    def shutdown_connections(self) -> None:
+        """The drain has begun: tell every session (Connection: close, GOAWAY)."""

@@ -1,0 +1,96 @@
+"""The session (engines/session.py) driven without sockets: bytes in, tasks stepped, bytes out.
+
+The engine's whole conversation with a session is ``receive`` / ``step`` / ``data_to_send`` /
+``runnable`` / ``park`` / ``shutdown``; these tests play a minimal engine that honours every effect
+at once (a Sleep is not waited: only the order of events matters here), as hypercorn's
+tests/protocol drive its protocol objects in memory.
+"""
+
+from __future__ import annotations
+
+import os
+
+import hpack
+import pytest
+from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, SettingsFrame
+
+from app import create_app
+from engines.config import ServerConfig
+from engines.listeners import connection_info
+from engines.session import FLUSH, PARK, H2_PREFACE, SendFile, Session, Sleep
+
+WWW = os.path.join(os.path.dirname(__file__), "..", "..", "www")
+GET = b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+@pytest.fixture
+def session(tmp_path):
+    app = create_app(WWW, str(tmp_path))
+    info = connection_info(1, "test", ("127.0.0.1", 40000), ("127.0.0.1", 8080))
+    return Session(app, ServerConfig(), info)
+
+
+def drive(session: Session, data: bytes) -> bytes:
+    """Feed ``data``, step every task to its end (effects honoured at once), return the output."""
+    pending = session.receive(data)
+    effects = []
+    while pending:
+        task = pending.pop(0)
+        while (effect := task.step()) is not None:
+            effects.append(type(effect))
+            if effect is PARK and not session.park(task):
+                break
+            assert effect is FLUSH or effect is PARK or isinstance(effect, (Sleep, SendFile))
+        pending.extend(session.runnable())
+    return session.data_to_send()
+
+
+def test_http1_request_in_response_out(session):
+    out = drive(session, GET % b"/plaintext")
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"\r\n\r\nHello, World!")
+    assert not session.multiplexed and not session.busy and not session.closed
+
+
+def test_http1_pipelined_requests_answered_in_order(session):
+    out = drive(session, GET % b"/plaintext" + GET % b"/json")
+    assert out.count(b"HTTP/1.1 200 OK") == 2
+    assert out.index(b"Hello, World!") < out.index(b'{"message":"Hello, World!"}')
+
+
+def test_http1_wait_is_a_sleep_effect_and_bad_input_a_400(session):
+    out = drive(session, GET % b"/io?ms=5")
+    assert b"200 OK" in out and out.endswith(b"waited 5 ms\n")
+    out = drive(session, b"GET /plaintext HTTP/1.1\r\nHost: t\r\nbad header\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 Bad Request\r\n") and session.closed
+
+
+def test_shutdown_answers_in_flight_with_connection_close(session):
+    tasks = session.receive(GET % b"/io?ms=5")
+    assert session.busy
+    session.shutdown()
+    for task in tasks:
+        while task.step() is not None:
+            pass
+    out = session.data_to_send()
+    assert b"200 OK" in out and b"connection: close" in out.lower() and session.closed
+
+
+def test_http2_preface_settings_request_response(session):
+    enc, dec = hpack.Encoder(), hpack.Decoder()
+    block = enc.encode([(":method", "GET"), (":scheme", "http"), (":path", "/plaintext"), (":authority", "t")])
+    data = (H2_PREFACE + SettingsFrame(0).serialize()
+            + HeadersFrame(1, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize())
+    out = drive(session, data)
+    assert session.multiplexed and session.http_version == "2"
+    frames = []
+    while out:
+        frame, length = Frame.parse_frame_header(out[:9])
+        frame.parse_body(memoryview(out[9:9 + length]))
+        frames.append(frame)
+        out = out[9 + length:]
+    assert isinstance(frames[0], SettingsFrame) and "ACK" not in frames[0].flags
+    headers = next(f for f in frames if isinstance(f, HeadersFrame) and f.stream_id == 1)
+    assert dict(dec.decode(headers.data))[":status"] == "200"
+    body = b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == 1)
+    assert body == b"Hello, World!"
+    assert not any(isinstance(f, GoAwayFrame) for f in frames)
