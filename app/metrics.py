@@ -19,6 +19,7 @@ Definitions:
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -45,6 +46,11 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+def _peek(counter: itertools.count) -> int:
+    """The next value ``counter`` would give, without taking it."""
+    return counter.__reduce__()[1][0]
+
+
 class _RouteStats:
     __slots__ = ("requests", "errors", "client_errors", "statuses", "samples")
 
@@ -68,38 +74,38 @@ class Metrics:
         self._routes: dict[str, _RouteStats] = {}
         self._lock = threading.Lock()
         self._started = time.monotonic()
-        self._in_flight = 0
+        # The in-flight gauge without a lock on the hot path: next() on an itertools.count is
+        # atomic under the GIL; the gauge is begun - ended.
+        self._begun = itertools.count()
+        self._ended = itertools.count()
         self._shared: Any = None
+        self._slot = 0
 
-    def share_in_flight(self, value: Any) -> None:
-        """Keep the in-flight gauge in ``value``, a ``multiprocessing.Value("i")`` created before
-        the workers fork (its own lock guards it), so that every process counts into one gauge."""
-        self._shared = value
+    def share_in_flight(self, slots: Any, slot: int) -> None:
+        """Also count this process's in-flight handlers in ``slots[slot]``, a shared-memory array
+        (``multiprocessing.RawArray("i", n)``, one slot per worker process, each written only by
+        its own single-threaded worker); :meth:`in_flight` then sums every slot."""
+        self._shared = slots
+        self._slot = slot
+        slots[slot] = 0
 
     def begin(self) -> None:
         """A handler starts: the in-flight gauge goes up by one."""
-        shared = self._shared
-        if shared is None:
-            with self._lock:
-                self._in_flight += 1
-        else:
-            with shared.get_lock():
-                shared.value += 1
+        next(self._begun)
+        if self._shared is not None:
+            self._shared[self._slot] += 1
 
     def end(self) -> None:
         """A handler returned or was cancelled: the in-flight gauge goes down by one."""
-        shared = self._shared
-        if shared is None:
-            with self._lock:
-                self._in_flight -= 1
-        else:
-            with shared.get_lock():
-                shared.value -= 1
+        next(self._ended)
+        if self._shared is not None:
+            self._shared[self._slot] -= 1
 
     def in_flight(self) -> int:
         """The in-flight gauge: handlers started and not yet ended (see the module docstring)."""
-        shared = self._shared
-        return self._in_flight if shared is None else shared.value
+        if self._shared is not None:
+            return sum(self._shared)
+        return _peek(self._begun) - _peek(self._ended)
 
     def observe(self, route: str, status: int, duration_s: float) -> None:
         """Count one response: ``route`` (pattern), ``status`` (int), ``duration_s`` (seconds)."""

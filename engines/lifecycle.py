@@ -37,7 +37,6 @@ asyncio engine uses it on asyncio's loop, the other three use all of :class:`Lif
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
 import queue
@@ -129,28 +128,27 @@ class Driver:
     def run(self, conn: Any, tasks: list[Task]) -> None:
         """Step ``tasks`` of ``conn`` (see the class docstring)."""
         session = conn.session
-        pending = collections.deque(tasks)
-        while pending:
-            task = pending.popleft()
-            while True:
-                effect = task.step()
-                if effect is None:
-                    break
-                if effect.__class__ is Sleep:
-                    go = self.on_sleep(conn, task, effect.seconds)
-                elif effect is PARK:
-                    go = self.on_park(conn, task)
-                elif effect is FLUSH:
-                    go = self.on_flush(conn, task)
-                elif effect.__class__ is SendFile:
-                    go = self.on_sendfile(conn, task, effect)
-                else:  # pragma: no cover - the session yields only these
-                    raise TypeError(f"unknown effect {effect!r}")
-                if not go:
-                    break
-                if conn.closed:
-                    task.cancel()
-            pending.extend(session.runnable())
+        while tasks:
+            for task in tasks:
+                while True:
+                    effect = task.step()
+                    if effect is None:
+                        break
+                    if effect.__class__ is Sleep:
+                        go = self.on_sleep(conn, task, effect.seconds)
+                    elif effect is PARK:
+                        go = self.on_park(conn, task)
+                    elif effect is FLUSH:
+                        go = self.on_flush(conn, task)
+                    elif effect.__class__ is SendFile:
+                        go = self.on_sendfile(conn, task, effect)
+                    else:  # pragma: no cover - the session yields only these
+                        raise TypeError(f"unknown effect {effect!r}")
+                    if not go:
+                        break
+                    if conn.closed:
+                        task.cancel()
+            tasks = session.runnable()
         self.ran(conn)
 
     def ran(self, conn: Any) -> None:
@@ -233,8 +231,11 @@ class Lifecycle(Driver):
                         self.drain_wakeups()
                     elif data.__class__ is Listener:
                         self.accept(data)
-                    else:
-                        self.guard(self.on_event, data, mask)
+                    else:  # self.guard(self.on_event, ...), inlined: this is the hot path
+                        try:
+                            self.on_event(data, mask)
+                        except Exception:
+                            self.failed(data)
                 self.run_commands()
                 now = time.monotonic()
                 self.run_timers(now)
@@ -256,11 +257,16 @@ class Lifecycle(Driver):
         try:
             hook(conn, *args)
         except Exception:
-            self.log.exception("connection %s failed; closing it", getattr(conn, "id", "?"))
-            try:
-                self.close(conn)
-            except Exception:  # noqa: BLE001 - already logged; the loop must go on
-                log.debug("closing a failed connection failed", exc_info=True)
+            self.failed(conn)
+
+    def failed(self, conn: Any) -> None:
+        """An unexpected exception in ``conn``'s handling (being handled): log it once, close
+        ``conn``, carry on."""
+        self.log.exception("connection %s failed; closing it", getattr(conn, "id", "?"))
+        try:
+            self.close(conn)
+        except Exception:  # noqa: BLE001 - already logged; the loop must go on
+            log.debug("closing a failed connection failed", exc_info=True)
 
     def drain_wakeups(self) -> None:
         """Empty the wake-up channel (signal numbers, workers' nudges)."""

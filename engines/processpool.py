@@ -115,9 +115,8 @@ class ProcessPoolEngine:
         # open connections per worker slot, in shared memory (inherited by fork)
         self.counts = multiprocessing.RawArray("i", self.size)
         self.stopping = False
-        metrics = getattr(app, "metrics", None)
-        if metrics is not None:  # one in-flight gauge for the whole server, in shared memory
-            metrics.share_in_flight(multiprocessing.Value("i", 0))
+        # handlers in flight per worker slot, in shared memory: /_metrics reports the sum
+        self.in_flight = multiprocessing.RawArray("i", self.size)
 
     def describe(self) -> str:
         """A few words for the start-up line."""
@@ -211,6 +210,9 @@ class ProcessPoolEngine:
             return
         code = 0
         try:
+            metrics = getattr(self.app, "metrics", None)
+            if metrics is not None:
+                metrics.share_in_flight(self.in_flight, slot)
             worker = _Worker(self.app, self.config, self.listeners, self.counts, slot)
             worker.serve()
         except BaseException:
