@@ -34,6 +34,7 @@ __all__ = [
     "status_line",
     "error_response",
     "is_token",
+    "other_target_form",
 ]
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
@@ -265,7 +266,55 @@ def parse_head(head: bytes | bytearray, *, max_target_length: int, max_header_by
             cache[block] = info
     if method not in KNOWN_METHODS:
         raise H1Error(501, "method not implemented")
-    return RequestHead(method, target, version, info)
+    head = RequestHead(method, target, version, info)
+    if target[0] != "/" or method == "CONNECT":  # the rare forms, checked apart (RFC 9112 §3.2)
+        head.target, authority = other_target_form(method, target)
+        if authority is not None:
+            head.host = authority
+    return head
+
+
+_ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)([^#]*)")
+_AUTHORITY = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+):[0-9]+")
+
+
+def other_target_form(method: str, target: str) -> tuple[str, str | None]:
+    """Check a request-target that is not origin-form, or any target of CONNECT (RFC 9112
+    §3.2.2-§3.2.4).
+
+    Returns:
+        ``(target, authority)``: an absolute-form target (any method) becomes its origin-form
+        path and query (``"/"`` for an empty path) with its authority, which the server MUST use
+        instead of Host (§3.2.2); the authority-form of CONNECT and the asterisk-form of
+        OPTIONS are returned as they are, with no authority.
+
+    Raises:
+        H1Error: 400 for any other target (``foo/bar``), an asterisk-form not on OPTIONS, an
+            authority-form not on CONNECT (or on CONNECT without ``host:port``), a scheme other
+            than http/https, an empty authority, or userinfo in the authority (RFC 9110 §4.2.4:
+            a sender MUST NOT generate it; a recipient SHOULD treat it as an error).
+    """
+    if method == "CONNECT":
+        if _AUTHORITY.fullmatch(target):
+            return target, None
+        raise H1Error(400, "CONNECT needs the authority-form host:port (RFC 9112 §3.2.3)")
+    if target == "*":
+        if method == "OPTIONS":
+            return target, None
+        raise H1Error(400, "asterisk-form is only for OPTIONS (RFC 9112 §3.2.4)")
+    m = _ABSOLUTE.fullmatch(target)
+    if m is None:
+        raise H1Error(400, "request target is not origin-form, absolute-form, authority-form or *")
+    scheme, authority, rest = m.groups()
+    if scheme.lower() not in ("http", "https"):
+        raise H1Error(400, f"unsupported scheme {scheme!r} in the request target")
+    if "@" in authority:
+        raise H1Error(400, "userinfo in the request target (RFC 9110 §4.2.4)")
+    if not authority or _HOST.fullmatch(authority) is None:
+        raise H1Error(400, "invalid authority in the request target")
+    if not rest.startswith("/"):
+        rest = "/" + rest
+    return rest, authority
 
 
 def _analyse_fields(block: str, version: str, max_headers: int, max_body_size: int) -> tuple:

@@ -80,7 +80,8 @@ def validate_request(stream_id: int, fields: list[tuple[bytes, bytes]]) -> Reque
 
     Raises:
         H2StreamError: PROTOCOL_ERROR for a malformed request: a missing, duplicated, unknown,
-            response or late pseudo-header; an empty or relative ``:path``; an uppercase or invalid
+            response or late pseudo-header; an empty or relative ``:path`` (``*`` only for
+            OPTIONS, §8.3.1); userinfo in ``:authority``; an uppercase or invalid
             field name; a connection-specific field; TE other than ``trailers``; an invalid or
             conflicting content-length.
     """
@@ -113,6 +114,8 @@ def validate_request(stream_id: int, fields: list[tuple[bytes, bytes]]) -> Reque
     authority = pseudo.get(b":authority", b"")
     if _BAD_VALUE.search(authority) or any(_BAD_VALUE.search(v) for v in pseudo.values()):
         raise _malformed(stream_id, "invalid pseudo-header value")
+    if b"@" in authority:  # §8.3.1: no userinfo in :authority for http/https (RFC 9110 §4.2.4)
+        raise _malformed(stream_id, "userinfo in :authority")
     if method == b"CONNECT":
         if b":scheme" in pseudo or b":path" in pseudo or not authority:
             raise _malformed(stream_id, "CONNECT needs :authority only")

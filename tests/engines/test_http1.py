@@ -300,3 +300,36 @@ def test_http_client_independent(server):
         resp.read()
         assert resp.status == 201
     conn.close()
+
+
+# -- request-target forms (RFC 9112 §3.2) ---------------------------------------------------
+
+
+def test_absolute_form_is_accepted_and_its_authority_wins(server):
+    """A server MUST accept the absolute-form; its authority, not Host, is the request's host
+    (§3.2.2), and the rest is routed as the origin-form."""
+    r = exchange(server.port, b"GET http://other.example/_conn HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")[0]
+    assert r.status == 200 and json.loads(r.body)["authority"] == "other.example"
+    r = exchange(server.port, b"GET http://other.example/plaintext?x=1 HTTP/1.1\r\nHost: x\r\n\r\n")[0]
+    assert (r.status, r.body) == (200, b"Hello, World!")
+
+
+@pytest.mark.parametrize("line", [
+    b"GET foo/bar HTTP/1.1",                        # no form at all
+    b"GET http://user:pw@other.example/ HTTP/1.1",  # userinfo (RFC 9110 §4.2.4)
+    b"GET * HTTP/1.1",                              # asterisk-form only for OPTIONS
+    b"GET other.example:80 HTTP/1.1",               # authority-form only for CONNECT
+    b"GET ftp://other.example/ HTTP/1.1",           # not an http(s) URI
+])
+def test_other_target_forms_are_400_and_close(server, line):
+    with RawClient(server.port) as c:
+        c.send(line + b"\r\nHost: 127.0.0.1\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 400 and r.header("connection") == "close"
+        assert c.closed_by_peer()
+    assert get(server.port, "/plaintext")[0] == 200  # the server goes on serving
+
+
+def test_options_asterisk_is_answered(server):
+    r = exchange(server.port, b"OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")[0]
+    assert r.status == 200 and "GET" in r.header("allow")

@@ -22,7 +22,8 @@ import httpx
 import pytest
 from conftest import ENGINES, start_server
 from h2spec_cases import CASES
-from h2wire import CLOSED, DataFrame, GoAwayFrame, H2Wire, HeadersFrame, PingFrame, WindowUpdateFrame, raw
+from h2wire import (CLOSED, DataFrame, GoAwayFrame, H2Wire, HeadersFrame, PingFrame, RstStreamFrame,
+                    WindowUpdateFrame, raw)
 
 WWW = os.path.join(os.path.dirname(__file__), "..", "..", "www")
 MAX_STREAM_ID = 2**31 - 1
@@ -426,3 +427,34 @@ def test_h2load_4000_requests_no_errors(srv):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "4000 succeeded, 0 failed, 0 errored" in out.stdout, out.stdout
     assert "status codes: 4000 2xx" in out.stdout, out.stdout
+
+
+# -- request-target rules over HTTP/2 (RFC 9113 §8.3.1) -------------------------------------
+
+
+@pytest.mark.parametrize("path,authority", [
+    ("foo/bar", None),                  # not origin-form
+    ("*", None),                        # asterisk only for OPTIONS
+    ("/plaintext", "user@127.0.0.1"),   # userinfo in :authority
+])
+def test_malformed_target_is_a_stream_error(srv, path, authority):
+    """A malformed request (§8.1.1) is a stream error of type PROTOCOL_ERROR; the connection
+    and its other streams go on."""
+    with H2Wire(srv.port, timeout=5) as w:
+        w.handshake()
+        fields = w.fields(path=path)
+        if authority is not None:
+            fields = [(k, authority if k == ":authority" else v) for k, v in fields]
+        w.send(w.headers(1, fields))
+        f = w.expect_stream_error(0x1)
+        assert isinstance(f, RstStreamFrame) and f.stream_id == 1, f
+        w.request(3, path="/plaintext")
+        assert w.response(3)[1] == b"Hello, World!"
+
+
+def test_options_asterisk_over_http2(srv):
+    with H2Wire(srv.port, timeout=5) as w:
+        w.handshake()
+        w.request(1, method="OPTIONS", path="*")
+        heads, _, _ = w.response(1)
+        assert dict(heads)[":status"] == "200" and "GET" in dict(heads)["allow"]

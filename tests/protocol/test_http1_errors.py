@@ -241,3 +241,28 @@ def test_random_garbage_never_raises():
         conn.receive_data(data)
         conn.receive_data(b"\r\n\r\n")
         conn.receive_data(b"")
+
+
+# -- request-target forms (RFC 9112 §3.2) ----------------------------------------------------
+
+@pytest.mark.parametrize("line", [b"GET foo/bar", b"GET http://u:p@h.example/", b"GET *", b"GET h.example:80",
+                                  b"CONNECT /x", b"GET ftp://h.example/", b"GET http:///x"])
+def test_non_origin_targets_other_than_the_allowed_forms_are_400(line):
+    assert_error(line + b" HTTP/1.1\r\n" + H + b"\r\n", 400)
+
+
+@pytest.mark.parametrize("target,path,authority", [
+    (b"http://h.example/a?b=1", "/a?b=1", "h.example"),
+    (b"HTTPS://h.example:8443", "/", "h.example:8443"),
+    (b"http://h.example?q", "/?q", "h.example"),
+])
+def test_absolute_form_gives_origin_form_and_its_authority(target, path, authority):
+    _, events, _ = feed(b"GET " + target + b" HTTP/1.1\r\nHost: other\r\n\r\n")
+    req = events[0]
+    assert isinstance(req, RequestReceived) and (req.target, req.authority) == (path, authority)
+
+
+@pytest.mark.parametrize("line,target", [(b"OPTIONS *", "*"), (b"CONNECT h.example:443", "h.example:443")])
+def test_asterisk_and_authority_forms_on_their_methods(line, target):
+    _, events, _ = feed(line + b" HTTP/1.1\r\n" + H + b"\r\n")
+    assert isinstance(events[0], RequestReceived) and events[0].target == target
