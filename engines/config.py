@@ -43,6 +43,10 @@ class ServerConfig:
         tls_hosts: host names given a development certificate each (SNI, ``--tls-host``);
             tls_certs: ``(host, certfile, keyfile)`` per host name (SNI, ``--tls-cert``).
         redirect_http: the plain port answers every request 308 to ``https://host:tls_port``.
+        http: which protocols a connection may speak (granian's ``--http``): ``"auto"`` (HTTP/1.1,
+            h2c by prior knowledge or Upgrade, ALPN h2 and http/1.1), ``"1"`` (HTTP/1.x only),
+            ``"2"`` (HTTP/2 only: the plain port expects the client preface at once and answers
+            anything else with GOAWAY(PROTOCOL_ERROR), RFC 9113 §3.4; TLS offers ALPN h2 only).
     """
 
     engine: str = "selectors"
@@ -62,6 +66,7 @@ class ServerConfig:
     backlog: int = 1024
     queue_size: int = 1024
     loop: str = "asyncio"
+    http: str = "auto"
     log_level: str = "INFO"
     access_log: bool = False
     access_log_file: str = "-"

@@ -190,19 +190,24 @@ def certificate_names(certfile: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+#: ALPN protocols offered for each ``--http`` value (RFC 7301), most preferred first.
+ALPN = {"auto": ["h2", "http/1.1"], "1": ["http/1.1"], "2": ["h2"]}
+
+
+def _context(certfile: str, keyfile: str | None, http: str = "auto") -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(certfile, keyfile)
-    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    ctx.set_alpn_protocols(ALPN[http])
     ctx.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
     ctx.options |= ssl.OP_NO_COMPRESSION
     return ctx
 
 
 def make_tls_context(certfile: str | None, keyfile: str | None,
-                     host_certs: list[tuple[str, str, str]] | tuple = ()) -> ssl.SSLContext:
-    """A server context: TLS 1.2+, ALPN h2 then http/1.1, ciphers acceptable to RFC 9113 §9.2.
+                     host_certs: list[tuple[str, str, str]] | tuple = (), http: str = "auto") -> ssl.SSLContext:
+    """A server context: TLS 1.2+, ALPN h2 then http/1.1 (only one of them with ``http`` "2" or
+    "1", see :data:`ALPN`), ciphers acceptable to RFC 9113 §9.2.
 
     Args:
         certfile, keyfile: the default certificate (PEM); the dev certificate when ``None``.
@@ -218,9 +223,10 @@ def make_tls_context(certfile: str | None, keyfile: str | None,
     """
     if certfile is None:
         certfile, keyfile, _ = dev_certificate()
-    ctx = _context(certfile, keyfile)
+    ctx = _context(certfile, keyfile, http)
     default_names = certificate_names(certfile)
-    others = [(h.strip().lower().rstrip("."), _context(c, k), certificate_names(c)) for h, c, k in host_certs]
+    others = [(h.strip().lower().rstrip("."), _context(c, k, http), certificate_names(c))
+              for h, c, k in host_certs]
 
     def pick(server_name: str) -> tuple[ssl.SSLContext, tuple[str, ...]] | None:
         for exact in (True, False):
@@ -277,6 +283,6 @@ def open_listeners(config: ServerConfig) -> list[Listener]:
     if config.tls:
         port = config.tls_port if config.tls_port is not None else config.port
         hosts = [(h, *dev_host_certificate(h)) for h in config.tls_hosts] + list(config.tls_certs)
-        ctx = make_tls_context(config.certfile, config.keyfile, hosts)
+        ctx = make_tls_context(config.certfile, config.keyfile, hosts, config.http)
         listeners.append(Listener(_bind(config.host, port, config.backlog), ctx))
     return listeners

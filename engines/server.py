@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--max-header-bytes", type=int, default=d.max_header_bytes, help="bytes, else 431 (default: %(default)s)")
     p.add_argument("--queue-size", type=int, default=d.queue_size, help="threadpool: waiting requests before 503 (default: %(default)s)")
     p.add_argument("--loop", choices=["asyncio", "uvloop"], default=d.loop, help="asyncio engine's loop (default: %(default)s)")
+    p.add_argument("--http", choices=["auto", "1", "2"], default=d.http,
+                   help="protocols: auto (HTTP/1.1 and HTTP/2), 1 (HTTP/1.x only) or 2 (HTTP/2 only; "
+                        "the plain port takes prior-knowledge h2c only) (default: %(default)s)")
     p.add_argument("--tls", action="store_true", help="serve TLS (ALPN h2, http/1.1); a dev certificate is made if none is given")
     p.add_argument("--tls-port", type=int, default=None, help="TLS port beside the plain --port (default: TLS on --port)")
     p.add_argument("--certfile", default=None, help="PEM certificate chain for --tls")
@@ -90,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         send_timeout=a.send_timeout, drain_timeout=a.drain_timeout,
         max_connections=a.max_connections, max_body_size=a.max_body_size,
         max_target_length=a.max_target_length, max_header_bytes=a.max_header_bytes,
-        queue_size=a.queue_size, loop=a.loop, tls=a.tls, tls_port=a.tls_port,
+        queue_size=a.queue_size, loop=a.loop, http=a.http, tls=a.tls, tls_port=a.tls_port,
         certfile=a.certfile, keyfile=a.keyfile, tls_hosts=tuple(a.tls_host), tls_certs=tuple(tls_certs),
         redirect_http=a.redirect_http)
 

@@ -249,9 +249,9 @@ class Session:
         self._rid = f"{_process_token()}-{info.connection_id}-"
         self._gated = bool((config.redirect_http and not info.tls) or (info.tls and info.cert_names))
         self._authority_ok: tuple[str, bool] = ("", True)
-        if info.alpn == "h2":
+        if info.alpn == "h2" or config.http == "2":
             self._start_h2()
-        elif info.alpn is not None or info.tls:
+        elif info.alpn is not None or info.tls or config.http == "1":
             self._start_h1()
 
     # -- protocol selection -------------------------------------------------------------------
@@ -259,7 +259,7 @@ class Session:
     def _h1_config(self) -> H1Config:
         c = self.config
         return H1Config(max_target_length=c.max_target_length, max_header_bytes=c.max_header_bytes,
-                        max_body_size=c.max_body_size, h2c_upgrade=not self.info.tls)
+                        max_body_size=c.max_body_size, h2c_upgrade=not self.info.tls and c.http == "auto")
 
     def _h2_config(self) -> H2Config:
         return H2Config()

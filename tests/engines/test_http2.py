@@ -24,6 +24,7 @@ from conftest import ENGINES, start_server
 from h2spec_cases import CASES
 from h2wire import (CLOSED, DataFrame, GoAwayFrame, H2Wire, HeadersFrame, PingFrame, RstStreamFrame,
                     WindowUpdateFrame, raw)
+from rawhttp import RawClient, exchange
 
 WWW = os.path.join(os.path.dirname(__file__), "..", "..", "www")
 MAX_STREAM_ID = 2**31 - 1
@@ -40,13 +41,14 @@ def _tool(name: str) -> str:
 def servers(tmp_path_factory):
     """One server per engine for the whole module, plain port and TLS port (``--tls-port 0``),
     started on first use and stopped at the end."""
-    started: dict[str, object] = {}
+    started: dict[tuple[str, str], object] = {}
 
-    def get(engine: str):
-        if engine not in started:
-            started[engine] = start_server(engine, "--tls", "--tls-port", "0",
-                                           tmp_path=tmp_path_factory.mktemp(engine))
-        return started[engine]
+    def get(engine: str, http: str = "auto"):
+        """The server of ``engine`` with ``--http http`` (HTTP/2 only: ``"2"``)."""
+        if (engine, http) not in started:
+            started[engine, http] = start_server(engine, "--tls", "--tls-port", "0", "--http", http,
+                                                 tmp_path=tmp_path_factory.mktemp(engine))
+        return started[engine, http]
 
     yield get
     for srv in started.values():
@@ -366,13 +368,32 @@ def test_data_larger_than_the_initial_window_and_a_larger_max_frame_size(srv):
 
 # -- h2spec's cases, over h2c and TLS ----------------------------------------------------------
 
-@pytest.mark.parametrize("tls", [False, True], ids=["h2c", "tls"])
+@pytest.mark.parametrize("mode", ["h2c", "tls", "h2c-http2-only"])
 @pytest.mark.parametrize("key", list(CASES))
 @pytest.mark.parametrize("engine", ENGINES)
-def test_h2spec_case(servers, engine, key, tls):
-    srv = servers(engine)
+def test_h2spec_case(servers, engine, key, mode):
+    """Each replayed h2spec case over h2c and TLS on the shared ports, and over h2c on a
+    ``--http 2`` port (where an invalid preface must get GOAWAY(PROTOCOL_ERROR), §3.4)."""
+    srv = servers(engine, "2" if mode == "h2c-http2-only" else "auto")
+    tls = mode == "tls"
     with H2Wire(srv.tls_port if tls else srv.port, tls=tls) as w:
+        w.http2_only = mode == "h2c-http2-only"
         CASES[key](w)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_http1_only_port_never_speaks_http2(servers, engine):
+    """``--http 1``: no h2c upgrade (the request is answered over HTTP/1.1), a prior-knowledge
+    preface is an HTTP/1.x request line with version 2.0 (505), TLS offers http/1.1 only."""
+    srv = servers(engine, "1")
+    r = exchange(srv.port, b"GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                 b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")[0]
+    assert (r.status, r.body) == (200, b"Hello, World!")
+    with RawClient(srv.port) as c:
+        c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        assert c.read_response().status == 505
+    with H2Wire(srv.tls_port, tls=True) as w:  # ALPN: no h2 on offer, so none is chosen
+        assert w.sock.selected_alpn_protocol() is None
 
 
 # -- independent command-line clients ---------------------------------------------------------
