@@ -291,10 +291,25 @@ class H2Connection(H2Core):
             self.reset_stream(s.stream_id, ErrorCode.NO_ERROR)
 
     def _peer_reset(self, s: H2Stream) -> None:
+        self._count_reset(s.stream_id, "too many streams reset by the client (rapid reset)")
+
+    def _reset_for_peer(self, sid: int) -> None:
+        if sid & 1:  # a client stream the client made us reset (a bad frame on it)
+            self._count_reset(sid, "too many streams reset because of the client (MadeYouReset)")
+
+    def _count_reset(self, sid: int, reason: str) -> None:
+        """One reset toward the budget shared by the client's own resets (CVE-2023-44487) and
+        the ones its frames cause us to send (CVE-2025-8671), as nghttp2's glitch counter and
+        h2o's reset budget do: more than ``rapid_reset_max`` among the client's last
+        ``rapid_reset_window`` streams ends the connection with GOAWAY(ENHANCE_YOUR_CALM).
+
+        Raises:
+            H2ConnectionError: ENHANCE_YOUR_CALM past the budget.
+        """
         resets = self._resets
-        resets.append(s.stream_id)
+        resets.append(sid)
         if len(resets) == resets.maxlen and (self._last_peer_stream - resets[0]) // 2 < self.config.rapid_reset_window:
-            raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "too many streams reset (rapid reset)")
+            raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, reason)
 
     def _on_ping_ack(self, payload: bytes, events: list) -> None:
         if payload == _SHUTDOWN_PING and self._shutdown_step(ShutdownInput.PING_ACK):

@@ -278,6 +278,11 @@ class H2Core(ControlFrames):
         else:
             self._remember_closed(sid, CloseReason.SENT_RESET)
         events.append(ev.StreamReset(stream_id=sid, error_code=e.error_code, remote=False))
+        self._reset_for_peer(sid)
+
+    def _reset_for_peer(self, sid: int) -> None:
+        """Hook: we reset stream ``sid`` because of something the peer sent (MadeYouReset
+        accounting, CVE-2025-8671)."""
 
     # -- stream bookkeeping -------------------------------------------------------------------
 

@@ -77,8 +77,11 @@ class H2Config:
         decoding it, because HPACK state is shared by the whole connection, §4.3).
 
     Abuse limits, all counted (no clocks); past them GOAWAY(ENHANCE_YOUR_CALM), §10.5:
-        rapid_reset_max, rapid_reset_window: more than ``rapid_reset_max`` streams reset by the
-            peer before completing among its last ``rapid_reset_window`` streams (CVE-2023-44487).
+        rapid_reset_max, rapid_reset_window: more than ``rapid_reset_max`` streams reset before
+            completing among the peer's last ``rapid_reset_window`` streams, whether the peer reset
+            them (rapid reset, CVE-2023-44487) or made us reset them with a bad frame (a WINDOW_UPDATE
+            of 0, a PRIORITY of the wrong length, DATA on a half-closed stream: MadeYouReset,
+            CVE-2025-8671).
         max_pending_acks: SETTINGS/PING acknowledgements queued and not yet taken by
             ``data_to_send()`` (a SETTINGS or PING flood).
         max_empty_data_frames: consecutive empty DATA frames without END_STREAM.

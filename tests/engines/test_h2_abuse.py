@@ -67,6 +67,30 @@ def test_rapid_reset_is_goaway_enhance_your_calm(srv):
     still_serving(srv.port)
 
 
+@pytest.mark.parametrize("bad", ["window-update-0", "priority-length", "data-half-closed"])
+def test_made_you_reset_is_goaway_enhance_your_calm(srv, bad):
+    """MadeYouReset (CVE-2025-8671): 300 requests, each followed by a frame that makes the
+    server reset its stream (a WINDOW_UPDATE of 0 on it, a PRIORITY of 4 octets, DATA after
+    END_STREAM). Those resets count toward the rapid-reset budget: past 200 among the last 1000
+    streams, GOAWAY(ENHANCE_YOUR_CALM); other connections are served."""
+    with H2Wire(srv.port, timeout=5) as w:
+        w.handshake()
+        chunks = []
+        for i in range(300):
+            sid = 1 + 2 * i
+            chunks.append(w.headers(sid, w.fields(path="/io?ms=50")).serialize())
+            if bad == "window-update-0":
+                chunks.append(raw(0x8, 0, sid, b"\0\0\0\0"))
+            elif bad == "priority-length":
+                chunks.append(raw(0x2, 0, sid, b"\0\0\0\0"))
+            else:
+                chunks.append(raw(0x0, 0, sid, b"x"))
+        w.sock.sendall(b"".join(chunks))
+        f = w.expect_connection_error(ENHANCE_YOUR_CALM)
+        assert 401 <= f.last_stream_id <= 599
+    still_serving(srv.port)
+
+
 @pytest.mark.parametrize("engine", ["threadpool", "selectors", "asyncio"])  # not processpool: it
 def test_reset_stream_cancels_its_handler(engine, servers):  # runs a connection's streams inline
     srv = servers(engine)
