@@ -27,6 +27,11 @@ class ServerConfig:
         www: the static site's directory; data_dir: where ``POST /files/{name}`` writes.
         keepalive_timeout: an idle keep-alive connection is closed after this (s).
         header_timeout: a request head must arrive completely within this (s), else 408.
+        body_timeout, body_min_rate: a request body must arrive by ``body_timeout`` s after its
+            head plus one second per ``body_min_rate`` bytes received (Apache mod_reqtimeout's
+            ``body=60,MinRate=500``; nginx's client_body_timeout is the same 60 s as an idle
+            gap), else 408 (HTTP/2: GOAWAY(ENHANCE_YOUR_CALM)). A body trickled a byte a second
+            is cut at about ``body_timeout``; a stalled one too.
         send_timeout: a client that accepts no bytes for this long is cut off (s).
         drain_timeout: on SIGTERM/SIGINT, in-flight requests get this long to finish (s).
         max_connections: open connections above this are refused (answered 503 and closed).
@@ -57,6 +62,8 @@ class ServerConfig:
     data_dir: str = os.path.join(ROOT, "data")
     keepalive_timeout: float = 5.0
     header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    body_min_rate: float = 500.0
     send_timeout: float = 30.0
     drain_timeout: float = 10.0
     max_connections: int = 1000

@@ -41,6 +41,10 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                    help="access log lines: plain text or one JSON object each (default: %(default)s)")
     p.add_argument("--keepalive-timeout", type=float, default=d.keepalive_timeout, help="s (default: %(default)s)")
     p.add_argument("--header-timeout", type=float, default=d.header_timeout, help="s to receive a request head (default: %(default)s)")
+    p.add_argument("--body-timeout", type=float, default=d.body_timeout,
+                   help="s a request body may take beyond 1 s per --body-min-rate bytes (default: %(default)s)")
+    p.add_argument("--body-min-rate", type=float, default=d.body_min_rate,
+                   help="bytes/s a request body must keep up after --body-timeout (default: %(default)s)")
     p.add_argument("--send-timeout", type=float, default=d.send_timeout, help="s a client may stall reading (default: %(default)s)")
     p.add_argument("--drain-timeout", type=float, default=d.drain_timeout, help="s to finish in-flight requests on SIGTERM (default: %(default)s)")
     p.add_argument("--max-connections", type=int, default=d.max_connections, help="(default: %(default)s)")
@@ -90,6 +94,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         data_dir=os.path.abspath(a.data_dir), log_level=a.log_level, access_log=a.access_log is not None,
         access_log_file=a.access_log or "-", log_format=a.log_format,
         keepalive_timeout=a.keepalive_timeout, header_timeout=a.header_timeout,
+        body_timeout=a.body_timeout, body_min_rate=a.body_min_rate,
         send_timeout=a.send_timeout, drain_timeout=a.drain_timeout,
         max_connections=a.max_connections, max_body_size=a.max_body_size,
         max_target_length=a.max_target_length, max_header_bytes=a.max_header_bytes,

@@ -178,7 +178,7 @@ class _Stream:
     """A request in flight: its Request, body as it arrives, and the task answering it."""
 
     __slots__ = ("request", "chunks", "size", "complete", "error", "expect_continue",
-                 "continue_sent", "task", "started", "status", "sent_bytes", "check", "echo_id",
+                 "continue_sent", "task", "started", "opened", "status", "sent_bytes", "check", "echo_id",
                  "blocked_since")
 
     def __init__(self, request: Request, expect_continue: bool) -> None:
@@ -191,6 +191,7 @@ class _Stream:
         self.continue_sent = False
         self.task: Task | None = None
         self.started = time.perf_counter()
+        self.opened = time.monotonic()  # the body's deadline counts from here (body_timeout)
         self.status = 0
         self.sent_bytes = 0
         self.check = False    # ask app.check_expect before the body is read
@@ -355,6 +356,9 @@ class Session:
         c = self.config
         with self.lock:
             if self._streams:
+                for st in self._streams.values():
+                    if not st.complete and now > st.opened + c.body_timeout + st.size / c.body_min_rate:
+                        return self._body_timed_out()
                 if self.conn.multiplexed and any(
                         st.blocked_since is not None and now - st.blocked_since > c.send_timeout
                         for st in self._streams.values()):
@@ -393,6 +397,17 @@ class Session:
                 self._closed = True
                 return True
             return False
+
+    def _body_timed_out(self) -> bool:
+        """A request body is too slow (``body_timeout``, ``body_min_rate``): 408 and close over
+        HTTP/1.x, GOAWAY(ENHANCE_YOUR_CALM) over HTTP/2. Returns True (flush, then close)."""
+        if self.conn.multiplexed:
+            self.conn.close_connection(ErrorCode.ENHANCE_YOUR_CALM, "request body timeout")
+        else:
+            self.conn.set_date(http_date())
+            self.conn.send_timeout_error("request body not received in time")
+        self._closed = True
+        return True
 
     def shutdown(self) -> None:
         """Graceful stop: finish requests in flight, take no new ones (HTTP/1 ``Connection:

@@ -527,13 +527,13 @@ class H1Connection:
     def _queue_error(self, status: int, reason: str) -> None:
         self._out.append(error_response(status, reason, f"{self._date}{self._server}"))
 
-    def send_timeout_error(self) -> None:
-        """The request-head timeout fired: queue 408 Request Timeout unless a response has started
-        on this exchange, and close."""
+    def send_timeout_error(self, reason: str = "request head not received in time") -> None:
+        """A request timeout fired (the head's, or the body's): queue 408 Request Timeout unless
+        a response has started on this exchange, and close."""
         if self._closed:
             return
         if self._send is not _Send.BODY:
-            self._queue_error(408, "request head not received in time")
+            self._queue_error(408, reason)
         self._closed = True
         self._recv = _Recv.CLOSED
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
 import signal
 import socket
 import struct
@@ -21,7 +22,7 @@ import time
 import psutil
 import pytest
 from conftest import ENGINES, start_server
-from h2wire import CLOSED, TIMEOUT, GoAwayFrame, H2Wire, HeadersFrame, PingFrame, SettingsFrame
+from h2wire import CLOSED, TIMEOUT, DataFrame, GoAwayFrame, H2Wire, HeadersFrame, PingFrame, SettingsFrame
 from rawhttp import RawClient, wait_in_flight
 
 GET = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -785,3 +786,49 @@ def test_sigterm_answers_every_accepted_connection(engine, server_factory):
     bad = [r for r in results if r not in ((200, "close", None), (200, None, None), (503, "close", "1"))]
     assert not bad, results
     assert srv.proc.wait(15) in (0, -15)
+
+
+def _trickle(sock: socket.socket, limit_s: float = 10.0) -> bytes:
+    """Send one body byte every 0.1 s until the server answers (or closes); return its answer."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if select.select([sock], [], [], 0.1)[0]:
+            break
+        sock.sendall(b"x")
+    out = b""
+    sock.settimeout(5)
+    try:
+        while chunk := sock.recv(65536):
+            out += chunk
+    except ConnectionResetError:
+        pass
+    return out
+
+
+def test_slow_request_body_is_408_after_body_timeout(engine, server_factory):
+    """--body-timeout 1 --body-min-rate 100: a body trickled at 10 bytes/s falls behind its
+    deadline (1 s + 1 s per 100 bytes) after about a second: 408 and the connection closed,
+    while a normal upload on another connection is served."""
+    srv = server_factory(engine, "--body-timeout", "1", "--body-min-rate", "100")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        t0 = time.monotonic()
+        out = _trickle(s)
+        assert out.startswith(b"HTTP/1.1 408 "), out[:200]
+        assert b"request body not received in time" in out
+        assert time.monotonic() - t0 < 6
+    with RawClient(srv.port) as c:
+        c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        assert c.read_response().body == b"received 5 bytes\n"
+
+
+def test_slow_request_body_over_http2_is_goaway(engine, server_factory):
+    """The same trickle in DATA frames: GOAWAY(ENHANCE_YOUR_CALM), then the close."""
+    srv = server_factory(engine, "--body-timeout", "1", "--body-min-rate", "100")
+    with H2Wire(srv.port, timeout=8) as w:
+        w.handshake()
+        w.send(w.headers(1, w.fields("POST", "/", [("content-length", "100000")]), end_stream=False))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not select.select([w.sock], [], [], 0.1)[0]:
+            w.send(DataFrame(1, data=b"x"))
+        w.expect_connection_error(0xB)
