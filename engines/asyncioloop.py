@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from .config import ServerConfig
-from .lifecycle import BUSY, TICK_S, Driver
+from .lifecycle import BUSY, TICK_S, Driver, has_unread_bytes
 from .listeners import Listener, connection_info, tune_socket
 from .session import SendFile, Session, Task
 
@@ -52,8 +52,12 @@ class Connection(asyncio.Protocol):
         self.engine.guard(self.engine.open, self, transport)
 
     def data_received(self, data: bytes) -> None:
-        try:  # engine.guard, inlined: this is the hot path
-            self.engine.run(self, self.session.receive(data))
+        try:  # engine.guard(engine.read, ...), inlined: this is the hot path
+            engine = self.engine
+            tasks = self.session.receive(data)
+            if engine.stopping and not self.session.multiplexed:
+                self.session.shutdown()  # read during the drain: answered with Connection: close
+            engine.run(self, tasks)
         except Exception:
             self.engine.failed(self)
 
@@ -128,6 +132,7 @@ class AsyncioEngine(Driver):
         await stop.wait()
         log.info("signal: draining %d connections", len(self.connections))
         self.stopping = True
+        await self.accept_backlog()
         for server in servers:
             server.close()
         self.shutdown_connections()
@@ -138,6 +143,24 @@ class AsyncioEngine(Driver):
             conn.transport.abort()
         ticker.cancel()
         await asyncio.sleep(0)
+
+    async def accept_backlog(self) -> None:
+        """Drain: take the connections the kernel accepted that asyncio's servers have not, so
+        that closing the listeners resets none of them; each is served (or 503) like the rest."""
+        pending = []
+        for listener in self.listeners:
+            while True:
+                try:
+                    sock, _ = listener.sock.accept()
+                except OSError:  # BlockingIOError: the backlog is empty
+                    break
+                tls = ({"ssl": listener.tls, "ssl_handshake_timeout": self.config.header_timeout}
+                       if listener.tls is not None else {})
+                pending.append(self.loop.connect_accepted_socket(
+                    lambda listener=listener: Connection(self, listener), sock, **tls))
+        for result in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.debug("a connection from the backlog failed: %s", result)
 
     async def tick(self) -> None:
         """Once a second: ``check_timeouts``."""
@@ -184,14 +207,12 @@ class AsyncioEngine(Driver):
         conn.session = Session(self.app, self.config, info)
         # loop.sendfile is zero-copy on asyncio's own loop over plain TCP (uvloop lacks it).
         conn.session.sendfile = ssl_object is None and self.config.loop == "asyncio"
-        if self.stopping:
-            conn.session.shutdown()
         self.flush(conn)
 
     def read(self, conn: Connection, data: bytes) -> None:
         """Bytes arrived (``b""``: EOF): feed the session, run the tasks it completes."""
         if conn.session is not None:
-            self.run(conn, conn.session.receive(data))
+            self.run(conn, conn.session.receive(data))  # EOF: nothing more to shut down
 
     def on_sleep(self, conn: Connection, task: Task, seconds: float) -> bool:
         """``loop.call_later``: what ``asyncio.sleep`` does underneath; the loop never blocks."""
@@ -284,7 +305,19 @@ class AsyncioEngine(Driver):
                     conn.transport.close()
 
     def shutdown_connections(self) -> None:
-        """Drain: every session shuts down (Connection: close, GOAWAY)."""
+        """Drain: every session shuts down (Connection: close, GOAWAY) unless its next HTTP/1.x
+        request is already in the socket buffer: ``data_received`` serves that one first."""
         for conn in list(self.connections):
-            conn.session.shutdown()
-            self.flush(conn)
+            session = conn.session
+            if session.multiplexed or session.busy or not self.unread(conn):
+                session.shutdown()
+                self.flush(conn)
+
+    @staticmethod
+    def unread(conn: Connection) -> bool:
+        """Whether bytes wait in ``conn``'s socket (on a duplicate of asyncio's descriptor)."""
+        raw = conn.transport.get_extra_info("socket")
+        if raw is None:
+            return False
+        with raw.dup() as sock:
+            return has_unread_bytes(sock)

@@ -311,9 +311,10 @@ class Lifecycle(Driver):
     def on_command(self, command: str, conn: Any) -> None:
         """A command posted by a worker (``watch``, ``close``)."""
 
-    def accept(self, listener: Listener) -> None:
-        """Accept up to ``accept_batch`` connections; past the limit answer :data:`BUSY`."""
-        for _ in range(self.accept_batch):
+    def accept(self, listener: Listener, batch: int | None = None) -> None:
+        """Accept up to ``batch`` (default ``accept_batch``) connections; past the limit answer
+        :data:`BUSY`."""
+        for _ in range(batch or self.accept_batch):
             try:
                 sock, peer = listener.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -337,8 +338,8 @@ class Lifecycle(Driver):
         self.log.info("signal %d: draining %d connections", signum, len(self.connections))
         self.stopping = True
         self.drain_deadline = time.monotonic() + self.config.drain_timeout
-        for listener in self.listeners:
-            self.accept(listener)  # connections in the backlog are served, not reset
+        for listener in self.listeners:  # the whole backlog: served (or 503), never reset
+            self.accept(listener, self.config.backlog + 1)
         self.close_listeners()
         self.shutdown_connections()
 
