@@ -11,9 +11,11 @@ blocking ``sendall``. A handler that awaits ``app.wait(s)`` blocks the job's thr
 
 from __future__ import annotations
 
+import collections
 import logging
 import socket
 import ssl
+import threading
 import time
 from typing import Any, Callable
 
@@ -31,7 +33,8 @@ RECV_SIZE = 256 * 1024
 class Connection:
     """One accepted socket (blocking, with a send timeout) and its session."""
 
-    __slots__ = ("sock", "session", "listener", "write_lock", "closed", "id", "eof", "idle_since")
+    __slots__ = ("sock", "session", "listener", "write_lock", "closed", "id", "eof", "idle_since",
+                 "streams_running", "streams_waiting")
 
     def __init__(self, sock: socket.socket, listener: Listener, cid: int, write_lock: Any) -> None:
         self.sock = sock
@@ -42,6 +45,8 @@ class Connection:
         self.id = cid
         self.eof = False
         self.idle_since = time.monotonic()
+        self.streams_running = 0  # HTTP/2 stream jobs of this connection on workers now
+        self.streams_waiting: collections.deque[Task] = collections.deque()  # beyond its share
 
 
 class BlockingEngine(Lifecycle):
@@ -50,10 +55,13 @@ class BlockingEngine(Lifecycle):
 
     session_lock: Callable[[], Any] = staticmethod(lambda: None)
     write_lock: Callable[[], Any] = staticmethod(lambda: _NO_LOCK)
+    #: workers one connection's HTTP/2 streams may hold at once (threadpool sets its share)
+    streams_per_connection: float = float("inf")
 
     def __init__(self, app: Any, config: Any, listeners: list[Listener]) -> None:
         super().__init__(app, config, listeners)
         self.watched: set[Connection] = set()
+        self.share_lock = threading.Lock()
 
     def dispatch(self, job: Callable[..., None], conn: Connection, *args: Any) -> bool:
         """Run ``job(conn, *args)`` somewhere; False when there is no room for it."""
@@ -123,13 +131,34 @@ class BlockingEngine(Lifecycle):
         if session.multiplexed and not conn.eof and not session.closed:
             self.flush(conn)
             self.post("watch", conn)
-            for task in tasks:  # each stream a job of its own; no room: run it here
-                if not self.dispatch(self.run, conn, [task]):
-                    self.run(conn, [task])
+            for task in tasks:
+                self.start_stream(conn, task)
             return
         self.run(conn, tasks)
         if not session.multiplexed:
             self.after_exchange(conn)
+
+    def start_stream(self, conn: Connection, task: Task) -> None:
+        """Run an HTTP/2 stream's task as a job of its own, unless the connection already holds
+        its share of the workers (``streams_per_connection``): then it waits for one of them."""
+        with self.share_lock:
+            if conn.streams_running >= self.streams_per_connection:
+                conn.streams_waiting.append(task)
+                return
+            conn.streams_running += 1
+        if not self.dispatch(self.run_streams, conn, task):
+            self.run_streams(conn, task)  # no room on the pool: the reader runs it
+
+    def run_streams(self, conn: Connection, task: Task | None) -> None:
+        """Job: run ``task``, then the connection's waiting streams, until none is left."""
+        while task is not None:
+            self.run(conn, [task])
+            with self.share_lock:
+                if conn.streams_waiting and not conn.closed:
+                    task = conn.streams_waiting.popleft()
+                else:
+                    task = None
+                    conn.streams_running -= 1
 
     def after_exchange(self, conn: Connection) -> None:
         """HTTP/1.x: the exchange is answered; close, read on, or watch for the next request."""
@@ -151,8 +180,9 @@ class BlockingEngine(Lifecycle):
         return True
 
     def on_flush(self, conn: Connection, task: Task) -> bool:
-        """Write it now: ``sendall`` blocks until the peer has taken it."""
-        self.flush(conn)
+        """Backpressure for a large body: write it now, waiting for the socket if another
+        stream's job is writing (``sendall`` blocks until the peer has taken it)."""
+        self.flush(conn, wait=True)
         return True
 
     def on_sendfile(self, conn: Connection, task: Task, effect: SendFile) -> bool:
@@ -171,29 +201,38 @@ class BlockingEngine(Lifecycle):
                 self.post("close", conn)
         return True
 
-    def ran(self, conn: Connection) -> None:
-        """After a job's tasks: write, and close an HTTP/2 connection whose session ended."""
-        if self.flush(conn) and conn.session.multiplexed:
-            self.post("close", conn)
-
-    def flush(self, conn: Connection) -> bool:
-        """Write what the session has to send. Returns whether the session was already closed
-        when its bytes were taken: then everything it will ever send has been written. (Reading
-        ``closed`` after taking the bytes would race with another worker thread ending the last
-        HTTP/2 stream in between: the socket would be closed under that thread's final frames.)"""
-        if conn.closed or conn.session is None:
+    def flush(self, conn: Connection, wait: bool = False) -> bool:
+        """Write what the session has to send. When another thread is writing to the socket,
+        return at once (unless ``wait``): that writer looks at the session again after it lets
+        go, so these bytes go out with its next ``sendall`` and no worker blocks on another
+        stream's write. Returns whether the session was already closed when the last bytes were
+        taken: then everything it will ever send has been written. (Reading ``closed`` after
+        taking the bytes would race with another worker ending the last HTTP/2 stream in
+        between: the socket would be closed under that worker's final frames.)"""
+        session = conn.session
+        if conn.closed or session is None:
             return False
-        with conn.write_lock:
-            closed = conn.session.closed
-            data = conn.session.data_to_send()
-            if not data:
-                return closed
+        closed = False
+        while conn.write_lock.acquire(wait):
             try:
-                conn.sock.sendall(data)
+                while True:
+                    closed = session.closed
+                    data = session.data_to_send()
+                    if not data:
+                        break
+                    conn.sock.sendall(data)
             except OSError:  # includes socket.timeout: the send timeout
                 conn.closed = True
                 self.post("close", conn)
-        return closed
+                return False
+            finally:
+                conn.write_lock.release()
+            if not session.has_data_to_send:
+                if closed and session.multiplexed:  # the final GOAWAY is out: close
+                    self.post("close", conn)
+                return closed
+            wait = False
+        return False
 
     def close(self, conn: Connection, answer: bytes | None = None) -> None:
         """Forget ``conn`` and cancel its tasks (``answer``: see Lifecycle.close)."""
@@ -273,7 +312,7 @@ class BlockingEngine(Lifecycle):
 
 
 class _NoLock:
-    """A lock that is never contended (one thread writes): ``with`` costs nothing."""
+    """A lock that is never contended (one thread writes): taking it costs nothing."""
 
     __slots__ = ()
 
@@ -281,6 +320,12 @@ class _NoLock:
         return None
 
     def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        return True
+
+    def release(self) -> None:
         return None
 
 

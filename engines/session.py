@@ -310,6 +310,12 @@ class Session:
             ready, self._runnable = self._runnable, []
             return ready
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether ``data_to_send()`` would return bytes (no lock: a hint another thread may
+        change right after; the writer looks again after releasing its write lock)."""
+        return bool(self._prefix) or (self.conn is not None and self.conn.has_data_to_send)
+
     def data_to_send(self) -> bytes:
         """Bytes to write to the socket, in order."""
         with self.lock:

@@ -43,12 +43,16 @@ class ThreadPoolEngine(BlockingEngine):
     def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
         super().__init__(app, config, listeners)
         self.size = config.workers or 32
+        # One connection's HTTP/2 streams may hold a quarter of the pool: a client that opens
+        # 100 streams and stops reading cannot take every worker from the others.
+        self.streams_per_connection = max(1, self.size // 4)
         self.jobs: queue.Queue = queue.Queue(maxsize=config.queue_size)
         self.threads: list[threading.Thread] = []
 
     def describe(self) -> str:
         """A few words for the start-up line."""
-        return f"{self.size} worker threads, queue {self.config.queue_size}"
+        return (f"{self.size} worker threads, queue {self.config.queue_size}, "
+                f"{self.streams_per_connection} per HTTP/2 connection")
 
     # -- the model: where a job runs ----------------------------------------------------------
 

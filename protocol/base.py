@@ -84,5 +84,9 @@ class ServerConnection(Protocol):
         """Graceful stop: HTTP/1.x answers the in-flight request with ``Connection: close``;
         HTTP/2 sends GOAWAY(2^31-1) and a PING, then the final GOAWAY on the PING ACK (§6.8)."""
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether ``data_to_send()`` would return bytes (a cheap look, nothing taken)."""
+
     def data_to_send(self) -> bytes:
         """Return and clear the bytes to write to the socket."""

@@ -124,6 +124,11 @@ class H2Core(ControlFrames):
         """Streams open or half-closed (they count against MAX_CONCURRENT_STREAMS, §5.1.2)."""
         return len(self._streams)
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether ``data_to_send()`` would return bytes (a cheap look, nothing taken)."""
+        return bool(self._out)
+
     def data_to_send(self) -> bytes:
         """Return and clear the bytes to write to the socket."""
         self._pending_acks = 0

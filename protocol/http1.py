@@ -748,6 +748,11 @@ class H1Connection:
             self._closed = True
             self._recv = _Recv.CLOSED
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether ``data_to_send()`` would return bytes (a cheap look, nothing taken)."""
+        return bool(self._out)
+
     def data_to_send(self) -> bytes:
         """Return and clear the bytes to write to the socket."""
         out = self._out

@@ -831,3 +831,36 @@ def test_slow_request_body_over_http2_is_goaway(engine, server_factory):
         while time.monotonic() < deadline and not select.select([w.sock], [], [], 0.1)[0]:
             w.send(DataFrame(1, data=b"x"))
         w.expect_connection_error(0xB)
+
+
+def test_one_http2_connection_cannot_take_every_threadpool_worker(server_factory):
+    """A client opens 100 streams of /static/1mb.bin with windows wide open and never reads:
+    its streams may hold only their share of the 32 workers (8), so other clients are answered
+    at once, over HTTP/1.1 and HTTP/2, while it is stalled; it is still cut off after
+    --send-timeout."""
+    srv = server_factory("threadpool", "--send-timeout", "10")
+    greedy = _stalled_client(srv.port, _h2_greedy_requests(srv.port, b"/static/1mb.bin", 100))
+    try:
+        buffers_filled([greedy])  # its streams now block in writes to a full socket
+        for _ in range(10):
+            status, seconds = timed_get(srv.port, b"/io?ms=10")
+            assert status == 200
+        with H2Wire(srv.port, timeout=5) as w:
+            w.handshake()
+            sids = set(range(1, 21, 2))
+            for sid in sorted(sids):
+                w.request(sid, path="/io?ms=200")
+            bodies: dict[int, bytes] = {}
+            while sids:
+                f = w.next_frame()
+                assert not isinstance(f, str), f"{f}: streams {sorted(sids)} unanswered"
+                if isinstance(f, DataFrame):
+                    bodies[f.stream_id] = bodies.get(f.stream_id, b"") + f.data
+                if "END_STREAM" in f.flags:
+                    sids.discard(f.stream_id)
+            assert set(bodies.values()) == {b"waited 200 ms\n"}
+        # ... and all that while the stalled client was still connected (not yet cut off):
+        assert not server_let_go(srv.proc.pid, [greedy], 0), "served only once the stalled client was cut off"
+        assert server_let_go(srv.proc.pid, [greedy], 20), "the stalled client was not cut off"
+    finally:
+        greedy.close()
