@@ -48,6 +48,8 @@ class ServerConfig:
         tls_hosts: host names given a development certificate each (SNI, ``--tls-host``);
             tls_certs: ``(host, certfile, keyfile)`` per host name (SNI, ``--tls-cert``).
         redirect_http: the plain port answers every request 308 to ``https://host:tls_port``.
+        reuse_port: SO_REUSEPORT on the listeners; processpool: a listener per worker, the kernel
+            spreads new connections over them (else the workers share one accept queue).
         http: which protocols a connection may speak (granian's ``--http``): ``"auto"`` (HTTP/1.1,
             h2c by prior knowledge or Upgrade, ALPN h2 and http/1.1), ``"1"`` (HTTP/1.x only),
             ``"2"`` (HTTP/2 only: the plain port expects the client preface at once and answers
@@ -74,6 +76,7 @@ class ServerConfig:
     queue_size: int = 1024
     loop: str = "asyncio"
     http: str = "auto"
+    reuse_port: bool = False
     log_level: str = "INFO"
     access_log: bool = False
     access_log_file: str = "-"

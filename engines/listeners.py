@@ -60,14 +60,29 @@ def tune_socket(sock: socket.socket) -> None:
         pass
 
 
-def _bind(host: str, port: int, backlog: int) -> socket.socket:
+def bind(host: str, port: int, backlog: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to ``(host, port)`` (IPv6 when ``host`` has a colon, v6 only), and
+    listening unless ``listen`` is false. With ``reuse_port``, SO_REUSEPORT: sockets of this
+    user bound to the same address form a group and the kernel spreads new connections over
+    the listening ones (Linux >= 3.9; nginx ``reuseport``, gunicorn ``--reuse-port``).
+
+    Raises:
+        OSError: the address is in use or not available.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    sock.bind((host, port))
-    sock.listen(backlog)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        if listen:
+            sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -278,11 +293,15 @@ def open_listeners(config: ServerConfig) -> list[Listener]:
         OSError: a port is in use or the address is not available.
     """
     listeners: list[Listener] = []
+    # processpool --reuse-port: the parent only reserves the ports (bound, not listening); each
+    # worker listens on its own socket of the group (see engines/processpool.py).
+    per_worker = config.reuse_port and config.engine == "processpool"
+    opts = {"reuse_port": config.reuse_port, "listen": not per_worker}
     if not config.tls or config.tls_port is not None:
-        listeners.append(Listener(_bind(config.host, config.port, config.backlog)))
+        listeners.append(Listener(bind(config.host, config.port, config.backlog, **opts)))
     if config.tls:
         port = config.tls_port if config.tls_port is not None else config.port
         hosts = [(h, *dev_host_certificate(h)) for h in config.tls_hosts] + list(config.tls_certs)
         ctx = make_tls_context(config.certfile, config.keyfile, hosts, config.http)
-        listeners.append(Listener(_bind(config.host, port, config.backlog), ctx))
+        listeners.append(Listener(bind(config.host, port, config.backlog, **opts), ctx))
     return listeners

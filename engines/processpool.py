@@ -21,7 +21,11 @@ Connections are not moved between workers: a worker accepts one connection per w
 shared listener (``accept_batch = 1``), so that a burst of new connections is shared. When the
 workers share one core, the first one woken can still take every connection that sends no
 request at once (HTTP/2 clients send a preface first); its peers then idle while it serves them
-all. Per-worker ``SO_REUSEPORT`` listeners would let the kernel balance them; not done here.
+all. ``--reuse-port`` gives each worker a ``SO_REUSEPORT`` listener of its own (the parent only
+holds the port, bound and not listening): the kernel then spreads new connections over the
+workers by a hash of their addresses, and each worker accepts from its own queue in batches; the
+price is that a stalled worker's queue keeps its share of new connections, which wait.
+``python -m loadtest.reuseport`` measures both modes (results/reuseport/).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Any, Callable
 from .blocking import BlockingEngine, Connection
 from .config import ServerConfig
 from .lifecycle import SignalCommands
-from .listeners import Listener
+from .listeners import Listener, bind
 from .session import Task
 
 __all__ = ["ProcessPoolEngine"]
@@ -65,6 +69,8 @@ class _Worker(BlockingEngine):
         super().__init__(app, config, listeners)
         self.counts = counts
         self.slot = slot
+        if config.reuse_port:  # its own accept queue: no burst to share with the others
+            self.accept_batch = 64
 
     # -- the model: where a job runs ----------------------------------------------------------
 
@@ -213,7 +219,13 @@ class ProcessPoolEngine:
             metrics = getattr(self.app, "metrics", None)
             if metrics is not None:
                 metrics.share_in_flight(self.in_flight, slot)
-            worker = _Worker(self.app, self.config, self.listeners, self.counts, slot)
+            listeners = self.listeners
+            if self.config.reuse_port:  # this worker's own listening sockets in the group
+                listeners = [Listener(bind(*lst.address, self.config.backlog, reuse_port=True), lst.tls)
+                             for lst in self.listeners]
+                for lst in self.listeners:
+                    lst.sock.close()
+            worker = _Worker(self.app, self.config, listeners, self.counts, slot)
             worker.serve()
         except BaseException:
             log.exception("worker %d crashed", os.getpid())

@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                    help="certificate for clients asking for HOST by SNI (repeatable; HOST may be *.domain)")
     p.add_argument("--tls-host", action="append", default=[], metavar="HOST",
                    help="a development certificate for HOST from the dev CA in .certs/ (repeatable)")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="SO_REUSEPORT; processpool: one listening socket per worker, balanced by the kernel")
     p.add_argument("--redirect-http", action="store_true",
                    help="the plain --port answers 308 Permanent Redirect to https on --tls-port")
     a = p.parse_args(argv)
@@ -100,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         max_target_length=a.max_target_length, max_header_bytes=a.max_header_bytes,
         queue_size=a.queue_size, loop=a.loop, http=a.http, tls=a.tls, tls_port=a.tls_port,
         certfile=a.certfile, keyfile=a.keyfile, tls_hosts=tuple(a.tls_host), tls_certs=tuple(tls_certs),
-        redirect_http=a.redirect_http)
+        redirect_http=a.redirect_http, reuse_port=a.reuse_port)
 
 
 def main(argv: list[str] | None = None) -> int:

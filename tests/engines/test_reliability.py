@@ -864,3 +864,18 @@ def test_one_http2_connection_cannot_take_every_threadpool_worker(server_factory
         assert server_let_go(srv.proc.pid, [greedy], 20), "the stalled client was not cut off"
     finally:
         greedy.close()
+
+
+def test_processpool_reuse_port_gives_each_worker_its_own_listener(server_factory):
+    """--reuse-port: each worker listens on its own SO_REUSEPORT socket (the parent only holds
+    the port), the kernel spreads new connections over them, and SIGTERM still drains."""
+    from loadtest.reuseport import spread
+
+    srv = server_factory("processpool", "--workers", "2", "--reuse-port")
+    workers = {p.pid for p in wait_workers(srv.proc.pid, 2)}
+    listening = {c.pid for c in psutil.net_connections(kind="tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port == srv.port}
+    assert listening == workers  # not the parent: a bound, non-listening socket receives nothing
+    counts = spread(srv.port, 40)
+    assert set(counts) == workers and sum(counts.values()) == 40, counts
+    assert srv.stop() in (0, -15)
