@@ -13,9 +13,10 @@ core 1 (on a machine with one core, unpinned). For each mode:
    A wait per request makes an uneven spread visible: a worker holding more connections queues
    them (Little's law: each worker serves at most 100 req/s here).
 3. stalled: one worker stopped (SIGSTOP) while wrk runs again with new connections
-   (``-c --connections``, 2 s timeout): with a shared queue the live worker takes every new
-   connection; with SO_REUSEPORT the kernel keeps hashing some to the stopped worker's queue,
-   where they wait (Cloudflare, "Why does one NGINX worker take all the load?", 2017).
+   (``-c --connections``, 2 s timeout), then ``--probes`` new connections one by one, each
+   given 2 s to answer: with a shared queue the live worker takes every new connection; with
+   SO_REUSEPORT the kernel keeps hashing some to the stopped worker's queue, where they wait
+   (Cloudflare, "Why does one NGINX worker take all the load?", 2017).
 
 Prints a table and writes JSON (``--json``) with the command, the machine and every figure.
 """
@@ -67,6 +68,21 @@ def spread(port: int, burst: int) -> dict[int, int]:
             s.close()
 
 
+def stalled_waits(port: int, count: int, timeout_s: float = 2.0) -> int:
+    """Open ``count`` new connections (one after another) and ask each for ``/plaintext``: how
+    many got no answer within ``timeout_s`` s (they sit in a stopped worker's accept queue)."""
+    waiting = 0
+    for _ in range(count):
+        with socket.create_connection((HOST, port), timeout=timeout_s) as s:
+            s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n")
+            try:
+                if not s.recv(1):
+                    waiting += 1
+            except socket.timeout:
+                waiting += 1
+    return waiting
+
+
 def wrk_run(port: int, connections: int, duration: float, core: int | None, path: str) -> dict:
     """wrk on ``path`` -> parse_wrk's figures plus ``max_ms`` (wrk's Latency Max column)."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "2s", "--latency",
@@ -98,6 +114,7 @@ def measure_mode(reuse_port: bool, args: argparse.Namespace, cores: tuple[int | 
         os.kill(workers[0], signal.SIGSTOP)
         try:
             stalled = wrk_run(server.port, args.connections, args.duration, cores[1], "/io?ms=10")
+            stalled["new_connections_waiting"] = stalled_waits(server.port, args.probes)
         finally:
             os.kill(workers[0], signal.SIGCONT)
     per_worker = [counts.get(pid, 0) for pid in workers]
@@ -113,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--burst", type=int, default=200, help="connections opened at once (default: %(default)s)")
     p.add_argument("--connections", type=int, default=64, help="wrk connections (default: %(default)s)")
     p.add_argument("--duration", type=float, default=5, help="wrk seconds per run (default: %(default)s)")
+    p.add_argument("--probes", type=int, default=20,
+                   help="new connections tried one by one while a worker is stopped (default: %(default)s)")
     p.add_argument("--json", metavar="FILE", help="write the results here")
     args = p.parse_args(argv)
     cpus = os.cpu_count() or 1
@@ -128,13 +147,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     table = Table(title=f"processpool, {args.workers} workers: shared accept queue vs SO_REUSEPORT")
     for col in ("mode", "connections per worker (burst)", "busiest share", "req/s", "p99", "max",
-                "stalled: req/s", "stalled: p99", "stalled: timeouts"):
+                "stalled: req/s", "stalled: p99", "stalled: wrk timeouts", "stalled: new conns unanswered"):
         table.add_column(col, justify="right")
     for r in rows:
         load, st = r["load"], r["stalled"]
         table.add_row(r["mode"], " / ".join(map(str, r["spread"])), f"{r['busiest_share']:.0%}",
                       f"{load['rps']:,.0f}", f"{load.get('p99_ms', 0):.1f} ms", f"{load['max_ms'] or 0:.1f} ms",
-                      f"{st['rps']:,.0f}", f"{st.get('p99_ms', 0):.1f} ms", st["socket_error_detail"] or "0")
+                      f"{st['rps']:,.0f}", f"{st.get('p99_ms', 0):.1f} ms", st["socket_error_detail"] or "0",
+                      f"{st['new_connections_waiting']} of {args.probes}")
     console.print(table)
     if len(rows) == 2:
         console.print(f"reuse-port / shared: req/s {rows[1]['load']['rps'] / rows[0]['load']['rps']:.2f}x, "
