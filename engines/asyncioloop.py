@@ -22,7 +22,8 @@ from typing import Any
 from .config import ServerConfig
 from .lifecycle import BUSY, TICK_S, Driver, has_unread_bytes
 from .listeners import Listener, connection_info, tune_socket
-from .session import SendFile, Session, Task
+from .session import Session
+from .tasks import SendFile, Task
 
 __all__ = ["AsyncioEngine"]
 

@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from .lifecycle import OVERLOADED, READ, Lifecycle, has_unread_bytes, refuse
 from .listeners import Listener, connection_info
-from .session import SendFile, Session, Task
+from .session import Session
+from .tasks import SendFile, Task
 
 __all__ = ["BlockingEngine", "Connection"]
 

@@ -50,7 +50,7 @@ from protocol.h1_parse import error_response
 
 from .config import ServerConfig
 from .listeners import Listener, tune_socket
-from .session import FLUSH, PARK, SendFile, Sleep, Task
+from .tasks import FLUSH, PARK, SendFile, Sleep, Task
 
 __all__ = ["Lifecycle", "Driver", "SignalCommands", "BUSY", "OVERLOADED", "DRAINED", "TICK_S", "refuse",
            "has_unread_bytes"]

@@ -44,7 +44,7 @@ from .blocking import BlockingEngine, Connection
 from .config import ServerConfig
 from .lifecycle import SignalCommands
 from .listeners import Listener, bind
-from .session import Task
+from .tasks import Task
 
 __all__ = ["ProcessPoolEngine"]
 

@@ -24,7 +24,8 @@ from typing import Any
 from .config import ServerConfig
 from .lifecycle import READ, WRITE, Lifecycle, has_unread_bytes, refuse
 from .listeners import Listener, connection_info
-from .session import SendFile, Session, Task
+from .session import Session
+from .tasks import SendFile, Task
 
 __all__ = ["SelectorsEngine"]
 

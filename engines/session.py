@@ -14,25 +14,12 @@ The engine's whole conversation with a session is::
     session.check_timeouts(now)          # once a second: True = flush and close the socket
     session.shutdown() / session.connection_lost()
 
-A :class:`Task` wraps one request's coroutine (``_respond``): route, run the handler, send the
-response. The coroutine yields effects to its engine:
-
-- :class:`app.effects.Sleep` (the handler awaited ``app.wait``): resume it after that long;
-- :data:`PARK`: it waits for the peer (a request body, an HTTP/2 flow-control window); the
-  session returns it from a later ``receive()``. Parking is race-free across threads: the waiter
-  registers under the session lock before yielding, and ``park()`` reports a wake-up that came
-  in between, so a threadpool reader and worker can never lose one;
-- :data:`FLUSH`: it produced a lot of output; write it before asking for more (backpressure);
-- :class:`SendFile` (HTTP/1.x on plain TCP, when the engine set ``session.sendfile``): write the
-  pending output, then a static file's bytes with ``sendfile`` (zero-copy), then resume it.
-
-Serving features (README, "Serving features"), decided here once for every engine and both
-protocols, before the app runs: ``--redirect-http`` (308 on the plain port) and 421 over HTTP/2 +
-TLS for an ``:authority`` the connection's certificate does not cover (``_gate``); the app's
-expect check (``app.check_expect``) for a request whose body is still to come (HTTP/1.1 with
-``Expect``, every such HTTP/2 stream; an HTTP/2 refusal ends with RST_STREAM(NO_ERROR)); the
-request id (a safe client ``X-Request-Id`` or ``<process>-<connection>-<stream>``, echoed when
-the client sent one or the access log is on); one access log line per request when on.
+The session turns protocol events into :class:`engines.exchange.Exchange` objects, one per
+request, each answered by a :class:`engines.tasks.Task`; the effects those tasks yield are in
+engines/tasks.py, the gates, body reading and response writers in engines/exchange.py. The
+session also decides the protocol (sniffing the client preface, ALPN, ``--http``), the
+per-protocol timeouts, and the request id (a safe client ``X-Request-Id`` or
+``<process>-<connection>-<stream>``, echoed when the client sent one or the access log is on).
 
 Threads: single-threaded engines pass no lock. The threadpool engine passes a ``threading.Lock``
 that guards the protocol object, which is not thread-safe; handlers themselves run outside it.
@@ -41,167 +28,30 @@ that guards the protocol object, which is not thread-safe; handlers themselves r
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import itertools
 import logging
 import os
-import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from app.effects import Effect, Sleep
-from app.hosts import cert_covers, host_of, safe_request_id
-from app.messages import ConnectionInfo, FileBody, HTTPError, Request, Response
-from app.routing import error_response
+from app.hosts import safe_request_id
+from app.messages import ConnectionInfo, Request
 from protocol import events as ev
-from protocol.errors import ErrorCode, LocalProtocolError
-from protocol.http1 import H1Config, H1Connection
+from protocol.errors import ErrorCode
 from protocol.h2_connection import H2Config, H2Connection
+from protocol.h2_frames import PREFACE as H2_PREFACE
+from protocol.http1 import H1Config, H1Connection
 
 from .accesslog import access_log_for
 from .config import ServerConfig
+from .exchange import Exchange
+from .tasks import FLUSH, PARK, SendFile, Sleep, Task, http_date
 
-__all__ = ["Session", "Task", "Park", "Flush", "SendFile", "PARK", "FLUSH", "Sleep", "http_date", "H2_PREFACE"]
+__all__ = ["Session", "Task", "SendFile", "PARK", "FLUSH", "Sleep", "http_date", "H2_PREFACE"]
 
 log = logging.getLogger("lab.session")
 
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-FILE_CHUNK = 256 * 1024
-FLUSH_ABOVE = 256 * 1024
 
-
-class Park(Effect):
-    """Effect: the task waits for the peer; the session hands it back from ``receive()``."""
-
-
-class Flush(Effect):
-    """Effect: write pending output before resuming the task (backpressure for large bodies)."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SendFile(Effect):
-    """Effect: write pending output, then ``count`` bytes (from ``offset``) of the file at
-    ``path`` straight to the socket (``socket.sendfile``/``os.sendfile``, zero-copy), then
-    resume the task. Only yielded when the engine set ``Session.sendfile`` (plain TCP)."""
-
-    path: str
-    offset: int
-    count: int
-
-
-PARK = Park()
-FLUSH = Flush()
-
-_date_cache: list[Any] = [0, ""]
-
-
-def http_date() -> str:
-    """The current time as an IMF-fixdate (RFC 9110 §5.6.7), recomputed at most once a second."""
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[0] = now
-        _date_cache[1] = email.utils.formatdate(now, usegmt=True)
-    return _date_cache[1]
-
-
-class _Suspend:
-    """Awaitable that yields one effect to the engine."""
-
-    __slots__ = ("effect",)
-
-    def __init__(self, effect: Effect) -> None:
-        self.effect = effect
-
-    def __await__(self):
-        yield self.effect
-
-
-_PARK_AWAIT = _Suspend(PARK)
-_FLUSH_AWAIT = _Suspend(FLUSH)
-
-
-class Task:
-    """One request's coroutine, stepped by an engine. ``step()`` returns the next effect, or
-    ``None`` when the request is finished (or was cancelled)."""
-
-    __slots__ = ("session", "stream_id", "coro", "cancelled", "parked", "woken", "waiting", "wakeup")
-
-    def __init__(self, session: "Session", stream_id: int, coro: Any) -> None:
-        self.session = session
-        self.stream_id = stream_id
-        self.coro = coro
-        self.cancelled = False
-        self.parked = False   # the engine has let go of it; the session owns it
-        self.woken = False    # woken after registering a wait, before park() ran
-        self.waiting = False  # registered as waiting (body data or flow-control window)
-        self.wakeup: threading.Event | None = None  # set while sleep() blocks a thread
-
-    def step(self) -> Effect | None:
-        """Run until the next effect. Returns ``None`` when done; never raises ``Exception``."""
-        if self.cancelled:
-            try:
-                self.coro.close()
-            except (RuntimeError, ValueError):  # ignored GeneratorExit / running in another thread
-                log.warning("request task on stream %d did not close cleanly", self.stream_id)
-            return None
-        try:
-            return self.coro.send(None)
-        except StopIteration:
-            return None
-        except Exception:  # a bug in the glue: log once, end this request only
-            log.exception("request task failed on stream %d", self.stream_id)
-            self.session._task_failed(self)
-            return None
-
-    def cancel(self) -> None:
-        """Mark cancelled; the next ``step()`` closes the coroutine (GeneratorExit in the handler).
-        A thread blocked in :meth:`sleep` for this task wakes at once."""
-        self.cancelled = True
-        wakeup = self.wakeup
-        if wakeup is not None:
-            wakeup.set()
-
-    def sleep(self, seconds: float) -> None:
-        """Blocking engines' way to honour a :class:`Sleep` effect: block this thread for
-        ``seconds`` (s), or less when the task is cancelled meanwhile (an HTTP/2 stream reset,
-        the connection lost), so that the worker is freed at once."""
-        if self.cancelled:
-            return
-        event = self.wakeup = threading.Event()
-        if not self.cancelled:
-            event.wait(seconds)
-        self.wakeup = None
-
-
-class _Stream:
-    """A request in flight: its Request, body as it arrives, and the task answering it."""
-
-    __slots__ = ("request", "chunks", "size", "complete", "error", "expect_continue",
-                 "continue_sent", "task", "started", "opened", "status", "sent_bytes", "check", "echo_id",
-                 "blocked_since")
-
-    def __init__(self, request: Request, expect_continue: bool) -> None:
-        self.request = request
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.complete = False
-        self.error: int | None = None
-        self.expect_continue = expect_continue
-        self.continue_sent = False
-        self.task: Task | None = None
-        self.started = time.perf_counter()
-        self.opened = time.monotonic()  # the body's deadline counts from here (body_timeout)
-        self.status = 0
-        self.sent_bytes = 0
-        self.check = False    # ask app.check_expect before the body is read
-        self.echo_id = False  # send X-Request-Id
-        self.blocked_since: float | None = None  # HTTP/2: waiting for a window since (monotonic)
-
-
-_conn_ids = itertools.count(1)
 _token: list[Any] = [0, ""]
-_SAFE_HOST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-:")
 
 
 def _process_token() -> str:
@@ -234,7 +84,7 @@ class Session:
         self.conn: Any = None
         self._sniff = b""
         self._prefix = b""
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[int, Exchange] = {}
         self._runnable: list[Task] = []
         self._closed = False
         self._shutting_down = False
@@ -510,7 +360,7 @@ class Session:
                           authority=event.authority, scheme=event.scheme,
                           stream_id=event.stream_id, info=self.info,
                           request_id=client_id or f"{self._rid}{event.stream_id}")
-        st = _Stream(request, event.expect_continue)
+        st = Exchange(self, request, event.expect_continue)
         st.echo_id = client_id is not None or self._access is not None
         if not complete:  # a body is to come: the app may refuse it first (RFC 9110 §10.1.1)
             if self.conn.multiplexed:
@@ -523,13 +373,13 @@ class Session:
             st.chunks.append(body)
             st.size = len(body)
         st.complete = complete
-        request.body_reader = lambda: self._read_body(st)
-        task = Task(self, event.stream_id, self._respond(st))
+        request.body_reader = st.read_body
+        task = Task(self, event.stream_id, st.respond())
         st.task = task
         self._streams[event.stream_id] = st
         self._runnable.append(task)
 
-    def _wake(self, st: _Stream, force: bool = False) -> None:
+    def _wake(self, st: Exchange, force: bool = False) -> None:
         task = st.task
         if task is None or not (task.waiting or force):
             return
@@ -554,168 +404,3 @@ class Session:
             st = self._streams.pop(task.stream_id, None)
             if st is not None and self.conn is not None:
                 self.conn.reset_stream(task.stream_id, ErrorCode.INTERNAL_ERROR)
-
-    # -- the request coroutine ----------------------------------------------------------------
-
-    async def _read_body(self, st: _Stream) -> bytes:
-        while True:
-            with self.lock:
-                if st.error is not None:
-                    raise HTTPError(st.error, "request body too large")
-                if st.complete:
-                    return b"".join(st.chunks)
-                if st.expect_continue and not st.continue_sent:
-                    st.continue_sent = True
-                    self.conn.send_informational(st.request.stream_id, 100)
-                st.task.waiting = True
-            await _PARK_AWAIT
-
-    async def _respond(self, st: _Stream) -> None:
-        request = st.request
-        sid = request.stream_id
-        response = None
-        if st.error is not None:
-            response = Response.text(f"{st.error}\n", status=st.error)
-        elif self._gated:
-            response = self._gate(request)
-        if response is None and st.check:
-            check = getattr(self.app, "check_expect", None)
-            if check is not None:
-                response = check(request)
-        refused = response is not None  # answered without the app reading the body
-        if response is None:
-            response = await self.app.handle(request)
-        await self._send_response(st, response)
-        with self.lock:
-            self._streams.pop(sid, None)
-            self.last_activity = self.last_exchange = time.monotonic()
-            if not self.conn.multiplexed:
-                if not self.conn.closed:
-                    self._handle_events(self.conn.next_events())
-            elif refused and not st.complete:
-                # refused before the body came: ask the client to stop sending it (RFC 9113 §8.1)
-                self.conn.reset_stream(sid, ErrorCode.NO_ERROR)
-        duration = time.perf_counter() - st.started
-        metrics = getattr(self.app, "metrics", None)
-        if metrics is not None:
-            metrics.observe(request.route or "(unrouted)", st.status, duration)
-        if self._access is not None:
-            self._access.write(request, st.status, st.sent_bytes, duration)
-
-    def _gate(self, request: Request) -> Response | None:
-        """Answers decided by the connection, not the app: 308 to https on the plain port
-        (``--redirect-http``), 421 over HTTP/2 + TLS when the certificate does not cover
-        ``:authority`` (RFC 9110 §15.5.20, RFC 9113 §9.1.1). ``None`` = go on."""
-        if not self.info.tls:
-            return self._redirect(request) if self.config.redirect_http else None
-        authority = request.authority
-        if not authority or not self.conn.multiplexed:
-            return None
-        cached, ok = self._authority_ok
-        if cached != authority:
-            ok = cert_covers(self.info.cert_names, host_of(authority))
-            self._authority_ok = (authority, ok)
-        if ok:
-            return None
-        return error_response(421, "the connection's certificate does not cover this authority")
-
-    def _redirect(self, request: Request) -> Response:
-        """308 Permanent Redirect (RFC 9110 §15.4.9) to the same host and target over https on
-        the TLS port; the method and body are to be repeated there."""
-        host = host_of(request.authority)
-        if not host or not set(host) <= _SAFE_HOST:
-            host = self.info.local[0] if self.info.local else self.config.host
-        if ":" in host:
-            host = f"[{host}]"
-        port = self.config.tls_port
-        netloc = host if port in (443, None) else f"{host}:{port}"
-        target = request.target if request.target.startswith("/") else "/"
-        location = f"https://{netloc}{target}"
-        return error_response(308, location, [("location", location)])
-
-    async def _send_response(self, st: _Stream, response: Response) -> None:
-        request = st.request
-        sid = request.stream_id
-        body = response.body
-        headers = list(response.headers)
-        headers.append(("date", http_date()))
-        if st.echo_id:
-            headers.append(("x-request-id", request.request_id))
-        st.status = response.status
-        head_only = request.method == "HEAD" or response.status in (204, 304)
-        if isinstance(body, (bytes, bytearray)):
-            if response.status not in (204, 304) and not any(k == "content-length" for k, _ in headers):
-                headers.append(("content-length", str(len(body))))
-            with self.lock:
-                if head_only or not body:
-                    self.conn.send_headers(sid, response.status, headers, end_stream=True)
-                    return
-                self.conn.send_headers(sid, response.status, headers)
-                if len(body) <= self.conn.max_send_size(sid):
-                    st.sent_bytes = len(body)
-                    self.conn.send_data(sid, bytes(body))
-                    self.conn.send_end(sid)
-                    return
-            await self._send_body(st, bytes(body))
-            with self.lock:
-                self.conn.send_end(sid)
-        elif isinstance(body, FileBody):
-            headers.append(("content-length", str(body.count)))
-            with self.lock:
-                self.conn.send_headers(sid, response.status, headers, end_stream=head_only or not body.count)
-            if head_only or not body.count:
-                return
-            if self.sendfile and not self.conn.multiplexed:
-                with self.lock:
-                    external = self.conn.send_data_external(sid, body.count)
-                if external:
-                    await _Suspend(SendFile(path=body.path, offset=body.offset, count=body.count))
-                    st.sent_bytes += body.count
-                    with self.lock:
-                        self.conn.send_end(sid)
-                    return
-            with open(body.path, "rb") as f:
-                f.seek(body.offset)
-                left = body.count
-                while left > 0:
-                    chunk = f.read(min(FILE_CHUNK, left))
-                    if not chunk:
-                        break
-                    left -= len(chunk)
-                    await self._send_body(st, chunk)
-                    await _FLUSH_AWAIT
-            with self.lock:
-                self.conn.send_end(sid)
-        else:
-            with self.lock:
-                self.conn.send_headers(sid, response.status, headers, end_stream=head_only)
-            if head_only:
-                close = getattr(body, "aclose", None)
-                if close is not None:
-                    with contextlib.suppress(Exception):
-                        close().send(None)
-                return
-            async for chunk in body:
-                if chunk:
-                    await self._send_body(st, chunk)
-                    await _FLUSH_AWAIT
-            with self.lock:
-                self.conn.send_end(sid)
-
-    async def _send_body(self, st: _Stream, data: bytes) -> None:
-        sid = st.request.stream_id
-        view = memoryview(data)
-        while view:
-            with self.lock:
-                n = self.conn.max_send_size(sid)
-                if n > 0:
-                    piece = bytes(view[:n])
-                    self.conn.send_data(sid, piece)
-                    st.sent_bytes += len(piece)
-                    st.blocked_since = None
-                    view = view[n:]
-                    continue
-                if st.blocked_since is None:
-                    st.blocked_since = time.monotonic()
-                st.task.waiting = True
-            await _PARK_AWAIT

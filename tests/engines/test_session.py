@@ -1,4 +1,4 @@
-"""The session (engines/session.py) driven without sockets: bytes in, tasks stepped, bytes out.
+"""The session (engines/session.py, engines/exchange.py, engines/tasks.py) driven without sockets: bytes in, tasks stepped, bytes out.
 
 The engine's whole conversation with a session is ``receive`` / ``step`` / ``data_to_send`` /
 ``runnable`` / ``park`` / ``shutdown``; these tests play a minimal engine that honours every effect
@@ -17,7 +17,8 @@ from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, Settin
 from app import create_app
 from engines.config import ServerConfig
 from engines.listeners import connection_info
-from engines.session import FLUSH, PARK, H2_PREFACE, SendFile, Session, Sleep
+from engines.session import H2_PREFACE, Session
+from engines.tasks import FLUSH, PARK, SendFile, Sleep
 
 WWW = os.path.join(os.path.dirname(__file__), "..", "..", "www")
 GET = b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n"

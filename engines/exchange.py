@@ -1,0 +1,238 @@
+"""One request/response exchange of a session (the seam hypercorn calls HTTPStream): the gates
+decided before the app runs, reading the request body, and writing the response.
+
+Serving features (README, "Serving features"), decided here once for every engine and both
+protocols, before the app runs: ``--redirect-http`` (308 on the plain port) and 421 over HTTP/2 +
+TLS for an ``:authority`` the connection's certificate does not cover (``_gate``); the app's
+expect check (``app.check_expect``) for a request whose body is still to come (HTTP/1.1 with
+``Expect``, every such HTTP/2 stream; an HTTP/2 refusal ends with RST_STREAM(NO_ERROR)). The
+request's lifetime metrics and access log line are written when its answer is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+from app.hosts import cert_covers, host_of
+from app.messages import FileBody, HTTPError, Request, Response
+from app.routing import error_response
+from protocol.errors import ErrorCode
+
+from .tasks import FLUSH_AWAIT, PARK_AWAIT, SendFile, Task, http_date, suspend
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["Exchange", "FILE_CHUNK"]
+
+#: bytes of a static file read per piece when it cannot go out with sendfile (TLS, HTTP/2)
+FILE_CHUNK = 256 * 1024
+_SAFE_HOST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-:")
+
+
+class Exchange:
+    """One request in flight on a :class:`Session` and its answer: the Request, its body as it
+    arrives, the task answering it; the gates decided before the app runs (308, 421, the expect
+    check), the body reader the handler awaits, and the writers of the three body kinds (bytes,
+    a file, an async iterator), under the session's lock and HTTP/2 flow control.""" 
+
+    __slots__ = ("session", "request", "chunks", "size", "complete", "error", "expect_continue",
+                 "continue_sent", "task", "started", "opened", "status", "sent_bytes", "check", "echo_id",
+                 "blocked_since")
+
+    def __init__(self, session: "Session", request: Request, expect_continue: bool) -> None:
+        self.session = session
+        self.request = request
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.complete = False
+        self.error: int | None = None
+        self.expect_continue = expect_continue
+        self.continue_sent = False
+        self.task: Task | None = None
+        self.started = time.perf_counter()
+        self.opened = time.monotonic()  # the body's deadline counts from here (body_timeout)
+        self.status = 0
+        self.sent_bytes = 0
+        self.check = False    # ask app.check_expect before the body is read
+        self.echo_id = False  # send X-Request-Id
+        self.blocked_since: float | None = None  # HTTP/2: waiting for a window since (monotonic)
+
+    async def read_body(self) -> bytes:
+        """The request body (what ``request.body()`` awaits): parks until it is complete; sends
+        100 Continue first when the client asked for it.
+
+        Raises:
+            HTTPError: 413 when the body passed ``--max-body-size``.
+        """
+        ses = self.session
+        while True:
+            with ses.lock:
+                if self.error is not None:
+                    raise HTTPError(self.error, "request body too large")
+                if self.complete:
+                    return b"".join(self.chunks)
+                if self.expect_continue and not self.continue_sent:
+                    self.continue_sent = True
+                    ses.conn.send_informational(self.request.stream_id, 100)
+                self.task.waiting = True
+            await PARK_AWAIT
+
+    async def respond(self) -> None:
+        """The task's coroutine: the gates, else the app; the response; then the bookkeeping
+        (the stream forgotten, pipelined requests released, metrics and the access log)."""
+        ses = self.session
+        request = self.request
+        sid = request.stream_id
+        response = None
+        if self.error is not None:
+            response = Response.text(f"{self.error}\n", status=self.error)
+        elif ses._gated:
+            response = self._gate(request)
+        if response is None and self.check:
+            check = getattr(ses.app, "check_expect", None)
+            if check is not None:
+                response = check(request)
+        refused = response is not None  # answered without the app reading the body
+        if response is None:
+            response = await ses.app.handle(request)
+        await self._send_response(response)
+        with ses.lock:
+            ses._streams.pop(sid, None)
+            ses.last_activity = ses.last_exchange = time.monotonic()
+            if not ses.conn.multiplexed:
+                if not ses.conn.closed:
+                    ses._handle_events(ses.conn.next_events())
+            elif refused and not self.complete:
+                # refused before the body came: ask the client to stop sending it (RFC 9113 §8.1)
+                ses.conn.reset_stream(sid, ErrorCode.NO_ERROR)
+        duration = time.perf_counter() - self.started
+        metrics = getattr(ses.app, "metrics", None)
+        if metrics is not None:
+            metrics.observe(request.route or "(unrouted)", self.status, duration)
+        if ses._access is not None:
+            ses._access.write(request, self.status, self.sent_bytes, duration)
+
+    def _gate(self, request: Request) -> Response | None:
+        """Answers decided by the connection, not the app: 308 to https on the plain port
+        (``--redirect-http``), 421 over HTTP/2 + TLS when the certificate does not cover
+        ``:authority`` (RFC 9110 §15.5.20, RFC 9113 §9.1.1). ``None`` = go on."""
+        ses = self.session
+        if not ses.info.tls:
+            return self._redirect(request) if ses.config.redirect_http else None
+        authority = request.authority
+        if not authority or not ses.conn.multiplexed:
+            return None
+        cached, ok = ses._authority_ok
+        if cached != authority:
+            ok = cert_covers(ses.info.cert_names, host_of(authority))
+            ses._authority_ok = (authority, ok)
+        if ok:
+            return None
+        return error_response(421, "the connection's certificate does not cover this authority")
+
+    def _redirect(self, request: Request) -> Response:
+        """308 Permanent Redirect (RFC 9110 §15.4.9) to the same host and target over https on
+        the TLS port; the method and body are to be repeated there."""
+        ses = self.session
+        host = host_of(request.authority)
+        if not host or not set(host) <= _SAFE_HOST:
+            host = ses.info.local[0] if ses.info.local else ses.config.host
+        if ":" in host:
+            host = f"[{host}]"
+        port = ses.config.tls_port
+        netloc = host if port in (443, None) else f"{host}:{port}"
+        target = request.target if request.target.startswith("/") else "/"
+        location = f"https://{netloc}{target}"
+        return error_response(308, location, [("location", location)])
+
+    async def _send_response(self, response: Response) -> None:
+        ses = self.session
+        request = self.request
+        sid = request.stream_id
+        body = response.body
+        headers = list(response.headers)
+        headers.append(("date", http_date()))
+        if self.echo_id:
+            headers.append(("x-request-id", request.request_id))
+        self.status = response.status
+        head_only = request.method == "HEAD" or response.status in (204, 304)
+        if isinstance(body, (bytes, bytearray)):
+            if response.status not in (204, 304) and not any(k == "content-length" for k, _ in headers):
+                headers.append(("content-length", str(len(body))))
+            with ses.lock:
+                if head_only or not body:
+                    ses.conn.send_headers(sid, response.status, headers, end_stream=True)
+                    return
+                ses.conn.send_headers(sid, response.status, headers)
+                if len(body) <= ses.conn.max_send_size(sid):
+                    self.sent_bytes = len(body)
+                    ses.conn.send_data(sid, bytes(body))
+                    ses.conn.send_end(sid)
+                    return
+            await self._send_body(bytes(body))
+            with ses.lock:
+                ses.conn.send_end(sid)
+        elif isinstance(body, FileBody):
+            headers.append(("content-length", str(body.count)))
+            with ses.lock:
+                ses.conn.send_headers(sid, response.status, headers, end_stream=head_only or not body.count)
+            if head_only or not body.count:
+                return
+            if ses.sendfile and not ses.conn.multiplexed:
+                with ses.lock:
+                    external = ses.conn.send_data_external(sid, body.count)
+                if external:
+                    await suspend(SendFile(path=body.path, offset=body.offset, count=body.count))
+                    self.sent_bytes += body.count
+                    with ses.lock:
+                        ses.conn.send_end(sid)
+                    return
+            with open(body.path, "rb") as f:
+                f.seek(body.offset)
+                left = body.count
+                while left > 0:
+                    chunk = f.read(min(FILE_CHUNK, left))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+                    await self._send_body(chunk)
+                    await FLUSH_AWAIT
+            with ses.lock:
+                ses.conn.send_end(sid)
+        else:
+            with ses.lock:
+                ses.conn.send_headers(sid, response.status, headers, end_stream=head_only)
+            if head_only:
+                close = getattr(body, "aclose", None)
+                if close is not None:
+                    with contextlib.suppress(Exception):
+                        close().send(None)
+                return
+            async for chunk in body:
+                if chunk:
+                    await self._send_body(chunk)
+                    await FLUSH_AWAIT
+            with ses.lock:
+                ses.conn.send_end(sid)
+
+    async def _send_body(self, data: bytes) -> None:
+        ses = self.session
+        sid = self.request.stream_id
+        view = memoryview(data)
+        while view:
+            with ses.lock:
+                n = ses.conn.max_send_size(sid)
+                if n > 0:
+                    piece = bytes(view[:n])
+                    ses.conn.send_data(sid, piece)
+                    self.sent_bytes += len(piece)
+                    self.blocked_since = None
+                    view = view[n:]
+                    continue
+                if self.blocked_since is None:
+                    self.blocked_since = time.monotonic()
+                self.task.waiting = True
+            await PARK_AWAIT
