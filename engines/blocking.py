@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable
 
 from .lifecycle import OVERLOADED, READ, Lifecycle, has_unread_bytes, refuse
-from .listeners import Listener, connection_info
+from .listeners import Listener
 from .session import Session
 from .tasks import SendFile, Task
 
@@ -54,7 +54,6 @@ class BlockingEngine(Lifecycle):
     """The lifecycle's loop plus blocking jobs; subclasses say where a job runs (``dispatch``)
     and what guards a session shared between threads (``session_lock``)."""
 
-    session_lock: Callable[[], Any] = staticmethod(lambda: None)
     write_lock: Callable[[], Any] = staticmethod(lambda: _NO_LOCK)
     #: workers one connection's HTTP/2 streams may hold at once (threadpool sets its share)
     streams_per_connection: float = float("inf")
@@ -107,15 +106,6 @@ class BlockingEngine(Lifecycle):
         self.start_session(conn, peer)
         self.flush(conn)
         self.post("watch", conn)
-
-    def start_session(self, conn: Connection, peer: Any) -> None:
-        """The connection's :class:`Session` (its protocol is sniffed from the first bytes)."""
-        sock = conn.sock
-        tls = conn.listener.tls is not None
-        info = connection_info(conn.id, self.name, peer, sock.getsockname(), sock if tls else None)
-        conn.session = Session(self.app, self.config, info, lock=self.session_lock())
-        conn.session.sendfile = not tls
-        self.flush(conn)  # ALPN chose HTTP/2: the server's SETTINGS go first
 
     def read(self, conn: Connection) -> None:
         """Job: read what is there, feed the session, run or dispatch the requests it completes."""

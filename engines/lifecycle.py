@@ -49,7 +49,8 @@ from typing import Any
 from protocol.h1_parse import error_response
 
 from .config import ServerConfig
-from .listeners import Listener, tune_socket
+from .listeners import Listener, connection_info, tune_socket
+from .session import Session
 from .tasks import FLUSH, PARK, SendFile, Sleep, Task
 
 __all__ = ["Lifecycle", "Driver", "SignalCommands", "BUSY", "OVERLOADED", "DRAINED", "TICK_S", "refuse",
@@ -188,6 +189,8 @@ class Lifecycle(Driver):
     name = "lifecycle"
     #: connections accepted per wake-up of a listener
     accept_batch = 64
+    #: what guards a session stepped by several threads (threadpool: a Lock); None: one thread
+    session_lock: Any = staticmethod(lambda: None)
 
     def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
         self.app = app
@@ -327,6 +330,22 @@ class Lifecycle(Driver):
                 refuse(sock)
                 continue
             self.open(sock, peer, listener)
+
+    def start_session(self, conn: Any, peer: Any = None) -> None:
+        """``conn``'s :class:`Session` (its protocol is sniffed from the first bytes, or chosen
+        by ALPN after a TLS handshake); sendfile only on plain TCP; the server's first bytes
+        (HTTP/2 SETTINGS after ALPN h2) are written at once."""
+        sock = conn.sock
+        tls = conn.listener.tls is not None
+        if peer is None:
+            try:
+                peer = sock.getpeername()
+            except OSError:
+                peer = None
+        info = connection_info(conn.id, self.name, peer, sock.getsockname(), sock if tls else None)
+        conn.session = Session(self.app, self.config, info, lock=self.session_lock())
+        conn.session.sendfile = not tls
+        self.flush(conn)
 
     def connection_count(self) -> int:
         """Open connections counted against ``--max-connections``."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from .config import ServerConfig
 from .lifecycle import READ, WRITE, Lifecycle, has_unread_bytes, refuse
-from .listeners import Listener, connection_info
+from .listeners import Listener
 from .session import Session
 from .tasks import SendFile, Task
 
@@ -128,19 +128,6 @@ class SelectorsEngine(Lifecycle):
         conn.handshaking = False
         self.set_mask(conn, READ)
         self.start_session(conn)
-
-    def start_session(self, conn: Connection, peer: Any = None) -> None:
-        """The connection's :class:`Session` (its protocol is sniffed from the first bytes)."""
-        sock = conn.sock
-        try:
-            peer = peer or sock.getpeername()
-        except OSError:
-            peer = None
-        info = connection_info(conn.id, self.name, peer, sock.getsockname(),
-                               sock if conn.listener.tls is not None else None)
-        conn.session = Session(self.app, self.config, info)
-        conn.session.sendfile = conn.listener.tls is None
-        self.flush(conn)
 
     def read(self, conn: Connection) -> None:
         """Read until the socket would block, feed the session, run the tasks it completes."""

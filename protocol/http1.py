@@ -15,6 +15,13 @@ so the glue handles HTTP/1.x and HTTP/2 alike). Two small state machines drive a
   ``LocalProtocolError`` (the caller's bug): ``WAIT`` (request delivered) --headers--> ``BODY``
   --data*--> --end--> ``IDLE`` (exchange over; keep-alive resets the receive side to ``HEAD``).
 
+The tables are the code, as h11's ``READERS`` and ``WRITERS`` are: ``_parse`` calls the reader
+``READERS[state]`` until one cannot go on; every receive move goes through ``_recv_to`` (checked
+against ``_RECV_TRANSITIONS``) and every send move through ``_advance`` (``_SEND_TRANSITIONS``).
+The speed lives in two places only, each saying what it buys: ``h1_parse.parse_head``'s field
+cache (a repeated header block is parsed once) and ``send_headers``' single pass over the
+response's fields (one string join per head).
+
 Errors in what the peer sent never raise: ``H1Error`` from the parser becomes an error response
 (``connection: close``, a short text body that never echoes request bytes) queued in
 ``data_to_send()``, a ``ConnectionTerminated(error_code=1, status=...)`` event, and ``closed``.
@@ -47,6 +54,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Callable
 
 from .errors import H1Error, LocalProtocolError
 from .events import (ConnectionTerminated, DataReceived, Event, Headers, MessageComplete,
@@ -54,7 +62,7 @@ from .events import (ConnectionTerminated, DataReceived, Event, Headers, Message
 from .h1_parse import (RequestHead, check_line_ends, error_response, field_cache, head_overflow, is_token,
                        parse_chunk_size, parse_fields, parse_head, status_line)
 
-__all__ = ["H1Config", "H1Connection"]
+__all__ = ["H1Config", "H1Connection", "READERS"]
 
 MAX_CHUNK_LINE = 4096
 H2C_MAX_BODY = 65536
@@ -107,18 +115,35 @@ class _Send(enum.Enum):
 
 class _Op(enum.Enum):
     __hash__ = object.__hash__
+    REQUEST = "a request head delivered"
     INFORMATIONAL = "send_informational"
     HEADERS = "send_headers"
     DATA = "send_data"
     END = "send_end"
 
 
+#: The send side, h11's WRITERS in table form: (state, operation) -> next state. ``REQUEST`` is
+#: the receive side delivering a request head; the others are the glue's calls. A missing entry
+#: is the caller's bug (LocalProtocolError).
 _SEND_TRANSITIONS: dict[tuple[_Send, _Op], _Send] = {
+    (_Send.IDLE, _Op.REQUEST): _Send.WAIT,
     (_Send.WAIT, _Op.INFORMATIONAL): _Send.WAIT,
     (_Send.WAIT, _Op.HEADERS): _Send.BODY,
     (_Send.BODY, _Op.DATA): _Send.BODY,
     (_Send.BODY, _Op.END): _Send.IDLE,
 }
+
+#: The receive side: every (state, next state) move the readers make (h11's READERS drive the
+#: same states); any state may also go to CLOSED (an error, EOF, the end of the connection).
+_RECV_TRANSITIONS: frozenset[tuple[_Recv, _Recv]] = frozenset({
+    (_Recv.HEAD, _Recv.LENGTH), (_Recv.HEAD, _Recv.CHUNK_SIZE), (_Recv.HEAD, _Recv.DONE),
+    (_Recv.HEAD, _Recv.UPGRADE),
+    (_Recv.LENGTH, _Recv.DONE),
+    (_Recv.CHUNK_SIZE, _Recv.CHUNK_DATA), (_Recv.CHUNK_SIZE, _Recv.TRAILERS),
+    (_Recv.CHUNK_DATA, _Recv.CHUNK_CRLF), (_Recv.CHUNK_CRLF, _Recv.CHUNK_SIZE),
+    (_Recv.TRAILERS, _Recv.DONE),
+    (_Recv.DONE, _Recv.HEAD),  # the response ended and the connection persists
+}) | frozenset((state, _Recv.CLOSED) for state in _Recv)
 
 # response framing
 _NO_BODY, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
@@ -304,20 +329,11 @@ class H1Connection:
 
     def _parse(self) -> list[Event]:
         events: list[Event] = []
+        readers = READERS
         try:
-            while True:
-                state = self._recv
-                if state is _Recv.HEAD:
-                    more = self._parse_head(events)
-                elif state is _Recv.LENGTH:
-                    more = self._read_length(events)
-                elif state is _Recv.UPGRADE:
-                    more = self._read_upgrade(events)
-                elif state is _Recv.DONE or state is _Recv.CLOSED:
-                    break
-                else:
-                    more = self._read_chunked(events)
-                if not more:
+            while True:  # each reader parses what it can: True = the state moved on, go again
+                reader = readers.get(self._recv)
+                if reader is None or not reader(self, events):
                     break
         except H1Error as e:
             events.append(self._fail(e.status, e.reason))
@@ -332,7 +348,7 @@ class H1Connection:
 
     def _terminate(self, events: list[Event], reason: str) -> None:
         self._closed = True
-        self._recv = _Recv.CLOSED
+        self._recv_to(_Recv.CLOSED)
         self._buf.clear()
         events.append(ConnectionTerminated(remote=True, reason=reason))
 
@@ -377,19 +393,19 @@ class H1Connection:
                 and (req.content_length or 0) <= H2C_MAX_BODY
                 and not (req.expect_continue and req.content_length)):
             self._left = req.content_length or 0
-            self._recv = _Recv.UPGRADE
+            self._recv_to(_Recv.UPGRADE)
             return True
-        self._send = _Send.WAIT
+        self._advance(_Op.REQUEST)
         if req.chunked:
-            self._recv = _Recv.CHUNK_SIZE
+            self._recv_to(_Recv.CHUNK_SIZE)
             self._body_total = 0
             end_stream = False
         elif req.content_length:
-            self._recv = _Recv.LENGTH
+            self._recv_to(_Recv.LENGTH)
             self._left = req.content_length
             end_stream = False
         else:
-            self._recv = _Recv.DONE
+            self._recv_to(_Recv.DONE)
             end_stream = True
         events.append(_request_received(sid, req.method, req.target, req.host, self.scheme,
                                         req.version, req.headers, req.expect_continue, end_stream))
@@ -406,7 +422,7 @@ class H1Connection:
         events.append(DataReceived(stream_id=self._stream_id, data=data))
         if left:
             return False
-        self._recv = _Recv.DONE
+        self._recv_to(_Recv.DONE)
         events.append(MessageComplete(stream_id=self._stream_id))
         return True
 
@@ -422,7 +438,7 @@ class H1Connection:
             events.append(DataReceived(stream_id=self._stream_id, data=data))
             if self._left:
                 return False
-            self._recv = _Recv.CHUNK_CRLF
+            self._recv_to(_Recv.CHUNK_CRLF)
             return True
         if state is _Recv.CHUNK_CRLF:
             if len(buf) < 2:
@@ -432,7 +448,7 @@ class H1Connection:
             if buf[0] != 13 or buf[1] != 10:
                 raise H1Error(400, "chunk data not followed by CRLF")
             del buf[:2]
-            self._recv = _Recv.CHUNK_SIZE
+            self._recv_to(_Recv.CHUNK_SIZE)
             return True
         if state is _Recv.CHUNK_SIZE:
             i = buf.find(b"\r\n")
@@ -450,14 +466,14 @@ class H1Connection:
                 raise H1Error(400, "bare CR or LF in a chunk size line")
             size = parse_chunk_size(line)
             if size == 0:
-                self._recv = _Recv.TRAILERS
+                self._recv_to(_Recv.TRAILERS)
                 self._scanned = 0
                 return True
             self._body_total += size
             if self._body_total > self.config.max_body_size:
                 raise H1Error(413, "request body too large")
             self._left = size
-            self._recv = _Recv.CHUNK_DATA
+            self._recv_to(_Recv.CHUNK_DATA)
             return True
         # TRAILERS: trailer-section CRLF (RFC 9112 §7.1.2)
         if len(buf) < 2:
@@ -466,7 +482,7 @@ class H1Connection:
             return False
         if buf[0] == 13 and buf[1] == 10:
             del buf[:2]
-            self._recv = _Recv.DONE
+            self._recv_to(_Recv.DONE)
             events.append(MessageComplete(stream_id=self._stream_id))
             return True
         end = buf.find(b"\r\n\r\n")
@@ -490,7 +506,7 @@ class H1Connection:
         if not check_line_ends(block):
             raise H1Error(400, "bare CR or LF in the trailer section")
         trailers = tuple(parse_fields("\r\n" + block.decode("latin-1"), 0, self.config.max_headers))
-        self._recv = _Recv.DONE
+        self._recv_to(_Recv.DONE)
         events.append(MessageComplete(stream_id=self._stream_id, trailers=trailers))
         return True
 
@@ -505,7 +521,7 @@ class H1Connection:
         leftover = bytes(buf[n:])
         buf.clear()
         self._out.append(_SWITCHING)
-        self._recv = _Recv.CLOSED
+        self._recv_to(_Recv.CLOSED)
         request = RequestReceived(
             stream_id=1, method=req.method, target=req.target, authority=req.host,
             scheme=self.scheme, http_version=req.version, headers=req.headers, end_stream=True)
@@ -520,7 +536,7 @@ class H1Connection:
         if self._send is not _Send.BODY:
             self._queue_error(status, reason)
         self._closed = True
-        self._recv = _Recv.CLOSED
+        self._recv_to(_Recv.CLOSED)
         self._buf.clear()
         return ConnectionTerminated(error_code=1, status=status, reason=reason)
 
@@ -535,7 +551,7 @@ class H1Connection:
         if self._send is not _Send.BODY:
             self._queue_error(408, reason)
         self._closed = True
-        self._recv = _Recv.CLOSED
+        self._recv_to(_Recv.CLOSED)
 
     timeout_response = send_timeout_error
 
@@ -550,12 +566,25 @@ class H1Connection:
         """
         if self._closed:
             return False
-        nxt = _SEND_TRANSITIONS.get((self._send, op))
-        if stream_id != self._stream_id or nxt is None:
+        if stream_id != self._stream_id:
             raise LocalProtocolError(f"{op.value} on stream {stream_id} not allowed: "
                                      f"{self._send.value} on stream {self._stream_id}")
-        self._send = nxt
+        self._advance(op)
         return True
+
+    def _advance(self, op: _Op) -> None:
+        """The one place the send state changes: ``_SEND_TRANSITIONS`` or LocalProtocolError."""
+        nxt = _SEND_TRANSITIONS.get((self._send, op))
+        if nxt is None:
+            raise LocalProtocolError(f"{op.value} not allowed: {self._send.value} on stream {self._stream_id}")
+        self._send = nxt
+
+    def _recv_to(self, nxt: _Recv) -> None:
+        """The one place the receive state changes: ``_RECV_TRANSITIONS`` or LocalProtocolError
+        (a bug in this module: the readers only make the moves of the table)."""
+        if (self._recv, nxt) not in _RECV_TRANSITIONS:
+            raise LocalProtocolError(f"receive state {self._recv.name} -> {nxt.name}")
+        self._recv = nxt
 
     def send_informational(self, stream_id: int, status: int, headers: Headers = ()) -> None:
         """Send a 1xx response other than 101 (e.g. 100 Continue); none to HTTP/1.0 clients
@@ -588,10 +617,8 @@ class H1Connection:
         """
         if not 200 <= status <= 999:
             raise LocalProtocolError(f"send_headers cannot send status {status}")
-        if self._send is not _Send.WAIT or stream_id != self._stream_id or self._closed:
-            if not self._step(stream_id, _Op.HEADERS):
-                return
-        self._send = _Send.BODY
+        if not self._step(stream_id, _Op.HEADERS):
+            return
         req = self._req
         parts = []
         append = parts.append
@@ -665,9 +692,8 @@ class H1Connection:
         Raises:
             LocalProtocolError: the head was not sent, or more than the given content-length.
         """
-        if self._send is not _Send.BODY or stream_id != self._stream_id or self._closed:
-            if not self._step(stream_id, _Op.DATA):
-                return
+        if not self._step(stream_id, _Op.DATA):
+            return
         if data:
             framing = self._framing
             if framing is _LENGTH:
@@ -712,10 +738,8 @@ class H1Connection:
             LocalProtocolError: the head was not sent, or less body than the content-length (the
                 connection is closed then).
         """
-        if self._send is not _Send.BODY or stream_id != self._stream_id or self._closed:
-            if not self._step(stream_id, _Op.END):
-                return
-        self._send = _Send.IDLE
+        if not self._step(stream_id, _Op.END):
+            return
         framing = self._framing
         if framing is _CHUNKED:
             if trailers:
@@ -724,20 +748,20 @@ class H1Connection:
                 self._out.append(b"0\r\n\r\n")
         elif framing is _LENGTH and self._to_send:
             self._closed = True
-            self._recv = _Recv.CLOSED
+            self._recv_to(_Recv.CLOSED)
             raise LocalProtocolError("less body than content-length")
         if not self._keep_alive or self._discarding or self._recv is not _Recv.DONE:
             self._closed = True
-            self._recv = _Recv.CLOSED
+            self._recv_to(_Recv.CLOSED)
             return
-        self._recv = _Recv.HEAD
+        self._recv_to(_Recv.HEAD)
         self._req = None
         self._leading_ok = True
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
         """Abort the response: HTTP/1.x can only close the connection."""
         self._closed = True
-        self._recv = _Recv.CLOSED
+        self._recv_to(_Recv.CLOSED)
 
     def start_shutdown(self) -> None:
         """Take no more requests: the response in progress gets ``connection: close`` (if its head
@@ -746,7 +770,7 @@ class H1Connection:
         self._keep_alive = False
         if self._send is _Send.IDLE:
             self._closed = True
-            self._recv = _Recv.CLOSED
+            self._recv_to(_Recv.CLOSED)
 
     @property
     def has_data_to_send(self) -> bool:
@@ -761,3 +785,16 @@ class H1Connection:
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         return data
+
+
+#: The receive side, h11's READERS: the reader for each state; DONE (awaiting the response's end)
+#: and CLOSED have none. A reader returns True when it moved the state on (parse again).
+READERS: dict[_Recv, Callable[[H1Connection, list[Event]], bool]] = {
+    _Recv.HEAD: H1Connection._parse_head,
+    _Recv.LENGTH: H1Connection._read_length,
+    _Recv.CHUNK_SIZE: H1Connection._read_chunked,
+    _Recv.CHUNK_DATA: H1Connection._read_chunked,
+    _Recv.CHUNK_CRLF: H1Connection._read_chunked,
+    _Recv.TRAILERS: H1Connection._read_chunked,
+    _Recv.UPGRADE: H1Connection._read_upgrade,
+}
