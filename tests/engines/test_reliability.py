@@ -245,7 +245,9 @@ def test_http2_slowloris_partial_frame_is_cut_off_at_header_timeout(engine, serv
         assert isinstance(f, GoAwayFrame) and f.error_code == 0xB, f
         w.timeout = 3
         w.expect_close()
-        assert time.monotonic() - start < 5
+        # cut at the second tick past 1.5 s of partial frame: within 1 + 1.5 + 1 s of the first
+        # byte; the rest is slack for a loaded machine (the point is the cut, not its second)
+        assert time.monotonic() - start < 8
 
 
 def test_http2_pings_do_not_keep_an_idle_connection_open(engine, server_factory):
