@@ -144,6 +144,8 @@ _RECV_TRANSITIONS: frozenset[tuple[_Recv, _Recv]] = frozenset({
     (_Recv.TRAILERS, _Recv.DONE),
     (_Recv.DONE, _Recv.HEAD),  # the response ended and the connection persists
 }) | frozenset((state, _Recv.CLOSED) for state in _Recv)
+_RECV_NEXT: dict[_Recv, frozenset[_Recv]] = {
+    state: frozenset(b for a, b in _RECV_TRANSITIONS if a is state) for state in _Recv}
 
 # response framing
 _NO_BODY, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
@@ -566,10 +568,11 @@ class H1Connection:
         """
         if self._closed:
             return False
-        if stream_id != self._stream_id:
+        nxt = _SEND_TRANSITIONS.get((self._send, op))  # _advance, inlined: three times a request
+        if stream_id != self._stream_id or nxt is None:
             raise LocalProtocolError(f"{op.value} on stream {stream_id} not allowed: "
                                      f"{self._send.value} on stream {self._stream_id}")
-        self._advance(op)
+        self._send = nxt
         return True
 
     def _advance(self, op: _Op) -> None:
@@ -582,7 +585,7 @@ class H1Connection:
     def _recv_to(self, nxt: _Recv) -> None:
         """The one place the receive state changes: ``_RECV_TRANSITIONS`` or LocalProtocolError
         (a bug in this module: the readers only make the moves of the table)."""
-        if (self._recv, nxt) not in _RECV_TRANSITIONS:
+        if nxt not in _RECV_NEXT[self._recv]:  # _RECV_TRANSITIONS, indexed by state
             raise LocalProtocolError(f"receive state {self._recv.name} -> {nxt.name}")
         self._recv = nxt
 
