@@ -8,7 +8,9 @@ drive them by hand; so does this adapter, with the server's event loop underneat
 
     effect = coro.send(value)        # run the handler until it yields an effect
     Sleep(seconds)      -> await anyio.sleep(seconds), then resume it
-    _ReadBody (ours)    -> await the ASGI ``http.request`` messages, resume it with the body bytes
+    Park                -> await the ASGI ``http.request`` messages, then resume it (the body
+                           reader then finds the body read)
+    Flush               -> resume it (ASGI's send() already applies backpressure)
 
 Streaming bodies (async iterators of bytes) are drained the same way: each ``__anext__()`` is
 itself a coroutine driven by hand, with the same effects. A ``FileBody`` is read from disk in
@@ -34,8 +36,8 @@ from urllib.parse import quote
 
 import anyio
 
-from .effects import Sleep
-from .messages import ConnectionInfo, FileBody, HTTPError, Request, Response
+from .effects import FLUSH, PARK, PARK_AWAIT, Sleep
+from .messages import ConnectionInfo, FileBody, HTTPError, Request, Response, file_chunks, response_head
 
 __all__ = ["asgi_app", "create", "drive", "DEFAULT_MAX_BODY_SIZE"]
 
@@ -49,27 +51,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
-FILE_CHUNK = 256 * 1024
-
-
-class _ReadBody:
-    """Effect private to this adapter: the handler awaits the request body; the driver resumes
-    it with the body (bytes)."""
-
-    __slots__ = ()
-
-    def __await__(self):
-        return (yield self)
-
-
-_READ_BODY = _ReadBody()
 
 
 async def drive(coro: Any, read_body: Callable[[], Awaitable[bytes]] | None = None) -> Any:
     """Run a handler coroutine (or an ``__anext__()`` awaitable) to completion by hand.
 
-    ``Sleep`` effects become ``anyio.sleep``; ``_ReadBody`` effects are answered with
-    ``await read_body()``. Returns what the coroutine returns.
+    The same effects as the engines' (app/effects.py): ``Sleep`` becomes ``anyio.sleep``;
+    ``Park`` (the request body reader waiting for the client) is answered with ``await
+    read_body()``, which reads the ASGI ``http.request`` messages; ``Flush`` needs nothing (every
+    ``send()`` is awaited). Returns what the coroutine returns.
 
     Raises:
         whatever the coroutine raises (``StopAsyncIteration`` at the end of an async iterator);
@@ -93,11 +83,13 @@ async def drive(coro: Any, read_body: Callable[[], Awaitable[bytes]] | None = No
             except BaseException:  # cancelled: let the handler clean up (its finally blocks)
                 _close(coro)
                 raise
-        elif type(effect) is _ReadBody and read_body is not None:
+        elif effect is PARK and read_body is not None:  # the body reader waits for the client
             try:
-                value = await read_body()
+                await read_body()
             except HTTPError as exc:
                 error = exc
+        elif effect is FLUSH:  # each ASGI send() already waited for the server to take it
+            pass
         else:
             error = TypeError(f"a lab handler yielded {effect!r}; handlers may only await app.wait()")
 
@@ -159,8 +151,14 @@ class _Body:
         return self.data
 
 
-async def _reader_effect() -> bytes:
-    return await _READ_BODY
+def _body_reader(body: "_Body") -> Callable[[], Awaitable[bytes]]:
+    """``request.body_reader`` for one request: parks until :func:`drive` has read the body
+    (the same :data:`PARK` a request body awaits on the engines)."""
+    async def read() -> bytes:
+        while body.data is None:  # drive() reads it on PARK, or throws its HTTPError in here
+            await PARK_AWAIT
+        return body.data
+    return read
 
 
 def _request_from_scope(scope: Scope, number: int, engine: str) -> Request:
@@ -185,7 +183,7 @@ def _request_from_scope(scope: Scope, number: int, engine: str) -> Request:
     return Request(method=scope["method"], target=target, headers=headers,
                    http_version="2" if version.startswith("2") else version,
                    authority=authority, scheme=scope.get("scheme", "http"), stream_id=1, info=info,
-                   request_id=f"asgi-{number}", body_reader=_reader_effect)
+                   request_id=f"asgi-{number}")
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -232,6 +230,7 @@ class _Adapter:
         self.requests += 1
         request = _request_from_scope(scope, self.requests, self.engine)
         body = _Body(receive, self.max_body_size)
+        request.body_reader = _body_reader(body)
         try:
             response = await drive(self.app.handle(request), body.read)
         except HTTPError as exc:
@@ -248,18 +247,12 @@ class _Adapter:
                 metrics.observe(request.route or "(unrouted)", status, time.perf_counter() - started)
 
     async def _send(self, request: Request, response: Response, body: _Body, send: Send) -> None:
-        headers = list(response.headers)
+        headers, head_only = response_head(request, response)
         payload = response.body
-        head_only = request.method == "HEAD" or response.status in (204, 304)
-        has_length = any(k.lower() == "content-length" for k, _ in headers)
         if isinstance(payload, (bytes, bytearray)):
-            if not has_length and response.status not in (204, 304):
-                headers.append(("content-length", str(len(payload))))
             await send({"type": "http.response.start", "status": response.status, "headers": _encode(headers)})
             await send({"type": "http.response.body", "body": b"" if head_only else bytes(payload)})
         elif isinstance(payload, FileBody):
-            if not has_length:
-                headers.append(("content-length", str(payload.count)))
             await send({"type": "http.response.start", "status": response.status, "headers": _encode(headers)})
             if head_only or not payload.count:
                 await send({"type": "http.response.body", "body": b""})
@@ -275,17 +268,9 @@ class _Adapter:
 
     @staticmethod
     async def _send_file(payload: FileBody, send: Send) -> None:
-        with open(payload.path, "rb") as f:
-            f.seek(payload.offset)
-            left = payload.count
-            while left > 0:
-                chunk = f.read(min(FILE_CHUNK, left))
-                if not chunk:
-                    break
-                left -= len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
-            if left > 0:  # the file shrank under us: the declared length can no longer be met
-                raise RuntimeError(f"{payload.path}: {left} bytes short of the declared length")
+        for chunk in file_chunks(payload):  # RuntimeError if the file shrank under us
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
     @staticmethod
     async def _send_stream(iterator: Any, body: _Body, send: Send) -> None:

@@ -1,4 +1,6 @@
-"""Engine-neutral effects that handler coroutines yield to whoever drives them.
+"""Engine-neutral effects that handler coroutines yield to whoever drives them: :class:`Sleep`
+(``app.wait``), :class:`Park` (waiting for the peer) and :class:`Flush` (backpressure). The
+engines (engines/tasks.py adds ``SendFile``) and the ASGI adapter (app/asgi.py) drive the same ones.
 
 Handlers are ``async def`` functions that never import asyncio. To wait (a simulated backend), they
 ``await app.wait(seconds)``, which yields a :class:`Sleep` effect up through every ``await`` to the
@@ -13,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generator
 
-__all__ = ["Effect", "Sleep", "wait"]
+__all__ = ["Effect", "Sleep", "Park", "Flush", "PARK", "FLUSH", "suspend", "PARK_AWAIT", "FLUSH_AWAIT", "wait"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -27,6 +29,37 @@ class Sleep(Effect):
     where the engine can (selectors, asyncio), or by blocking the worker (threadpool, processpool)."""
 
     seconds: float
+
+
+class Park(Effect):
+    """The coroutine waits for the peer (a request body, an HTTP/2 flow-control window): its
+    driver resumes it when there is more (the engines' session hands it back from a later
+    ``receive()``; the ASGI adapter awaits the next ``http.request`` message)."""
+
+
+class Flush(Effect):
+    """The coroutine produced a lot of output: write it before resuming it (backpressure)."""
+
+
+PARK = Park()
+FLUSH = Flush()
+
+
+class suspend:
+    """``await suspend(effect)``: yield one effect to the driver (a class, so that the two
+    common awaitables are made once: :data:`PARK_AWAIT`, :data:`FLUSH_AWAIT`)."""
+
+    __slots__ = ("effect",)
+
+    def __init__(self, effect: Effect) -> None:
+        self.effect = effect
+
+    def __await__(self) -> Generator[Effect, None, None]:
+        yield self.effect
+
+
+PARK_AWAIT = suspend(PARK)
+FLUSH_AWAIT = suspend(FLUSH)
 
 
 class _Wait:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json as _json
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Union
 from urllib.parse import parse_qsl
 
-__all__ = ["ConnectionInfo", "Request", "Response", "FileBody", "Body", "HTTPError"]
+__all__ = ["ConnectionInfo", "Request", "Response", "FileBody", "Body", "HTTPError", "response_head",
+           "file_chunks", "FILE_CHUNK"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -168,3 +169,45 @@ class Response:
             if key == name:
                 return value
         return default
+
+
+#: bytes of a file body read per piece where it cannot go out with sendfile (TLS, HTTP/2, ASGI)
+FILE_CHUNK = 256 * 1024
+
+
+def response_head(request: "Request", response: "Response") -> tuple[list[tuple[str, str]], bool]:
+    """What every writer of a response decides the same way (the engines' exchange and the ASGI
+    adapter): ``(headers, head_only)``. ``headers`` is the response's list plus the
+    ``content-length`` its body implies when it has none (bytes: their length, not on 204/304;
+    a :class:`FileBody`: its ``count``; an iterator: none, the connection frames it);
+    ``head_only`` is true when no body goes out: HEAD (RFC 9110 §9.3.2), 204 and 304 (§15.3.5,
+    §15.4.5)."""
+    headers = list(response.headers)
+    status = response.status
+    body = response.body
+    if not any(k == "content-length" for k, _ in headers):
+        if isinstance(body, (bytes, bytearray)):
+            if status not in (204, 304):
+                headers.append(("content-length", str(len(body))))
+        elif isinstance(body, FileBody):
+            headers.append(("content-length", str(body.count)))
+    return headers, request.method == "HEAD" or status in (204, 304)
+
+
+def file_chunks(body: "FileBody", size: int = FILE_CHUNK) -> "Iterator[bytes]":
+    """The bytes of ``body`` in pieces of at most ``size`` (bytes), read as they are asked for.
+
+    Raises:
+        OSError: the file cannot be opened or read.
+        RuntimeError: it is shorter than ``offset + count`` (it shrank after the response's
+            content-length was decided: the framing can no longer be honoured).
+    """
+    with open(body.path, "rb") as f:
+        f.seek(body.offset)
+        left = body.count
+        while left > 0:
+            chunk = f.read(min(size, left))
+            if not chunk:
+                raise RuntimeError(f"{body.path}: {left} bytes short of the declared length")
+            left -= len(chunk)
+            yield chunk

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from app.hosts import cert_covers, host_of
-from app.messages import FileBody, HTTPError, Request, Response
+from app.messages import FileBody, HTTPError, Request, Response, file_chunks, response_head
 from app.routing import error_response
 from protocol.errors import ErrorCode
 
@@ -25,10 +25,7 @@ from .tasks import FLUSH_AWAIT, PARK_AWAIT, SendFile, Task, http_date, suspend
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["Exchange", "FILE_CHUNK"]
-
-#: bytes of a static file read per piece when it cannot go out with sendfile (TLS, HTTP/2)
-FILE_CHUNK = 256 * 1024
+__all__ = ["Exchange"]
 _SAFE_HOST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-:")
 
 
@@ -153,15 +150,12 @@ class Exchange:
         request = self.request
         sid = request.stream_id
         body = response.body
-        headers = list(response.headers)
+        headers, head_only = response_head(request, response)
         headers.append(("date", http_date()))
         if self.echo_id:
             headers.append(("x-request-id", request.request_id))
         self.status = response.status
-        head_only = request.method == "HEAD" or response.status in (204, 304)
         if isinstance(body, (bytes, bytearray)):
-            if response.status not in (204, 304) and not any(k == "content-length" for k, _ in headers):
-                headers.append(("content-length", str(len(body))))
             with ses.lock:
                 if head_only or not body:
                     ses.conn.send_headers(sid, response.status, headers, end_stream=True)
@@ -176,7 +170,6 @@ class Exchange:
             with ses.lock:
                 ses.conn.send_end(sid)
         elif isinstance(body, FileBody):
-            headers.append(("content-length", str(body.count)))
             with ses.lock:
                 ses.conn.send_headers(sid, response.status, headers, end_stream=head_only or not body.count)
             if head_only or not body.count:
@@ -190,16 +183,9 @@ class Exchange:
                     with ses.lock:
                         ses.conn.send_end(sid)
                     return
-            with open(body.path, "rb") as f:
-                f.seek(body.offset)
-                left = body.count
-                while left > 0:
-                    chunk = f.read(min(FILE_CHUNK, left))
-                    if not chunk:
-                        break
-                    left -= len(chunk)
-                    await self._send_body(chunk)
-                    await FLUSH_AWAIT
+            for chunk in file_chunks(body):
+                await self._send_body(chunk)
+                await FLUSH_AWAIT
             with ses.lock:
                 ses.conn.send_end(sid)
         else:

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.effects import Effect, Sleep
+from app.effects import FLUSH, FLUSH_AWAIT, PARK, PARK_AWAIT, Effect, Flush, Park, Sleep, suspend
 
 if TYPE_CHECKING:
     from .session import Session
@@ -34,14 +34,6 @@ __all__ = ["Task", "Park", "Flush", "SendFile", "PARK", "FLUSH", "Sleep", "http_
            "PARK_AWAIT", "FLUSH_AWAIT"]
 
 log = logging.getLogger("lab.session")
-
-
-class Park(Effect):
-    """Effect: the task waits for the peer; the session hands it back from ``receive()``."""
-
-
-class Flush(Effect):
-    """Effect: write pending output before resuming the task (backpressure for large bodies)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,9 +47,6 @@ class SendFile(Effect):
     count: int
 
 
-PARK = Park()
-FLUSH = Flush()
-
 _date_cache: list[Any] = [0, ""]
 
 
@@ -68,23 +57,6 @@ def http_date() -> str:
         _date_cache[0] = now
         _date_cache[1] = email.utils.formatdate(now, usegmt=True)
     return _date_cache[1]
-
-
-class suspend:
-    """``await suspend(effect)``: yield one effect to the engine (an awaitable, a class so that
-    the two common ones are made once: :data:`PARK_AWAIT`, :data:`FLUSH_AWAIT`)."""
-
-    __slots__ = ("effect",)
-
-    def __init__(self, effect: Effect) -> None:
-        self.effect = effect
-
-    def __await__(self):
-        yield self.effect
-
-
-PARK_AWAIT = suspend(PARK)
-FLUSH_AWAIT = suspend(FLUSH)
 
 
 class Task:
