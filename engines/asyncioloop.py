@@ -169,13 +169,6 @@ class AsyncioEngine(Driver):
             await asyncio.sleep(TICK_S)
             await self.check_timeouts(time.monotonic())
 
-    def guard(self, hook: Any, conn: Connection, *args: Any) -> None:
-        """Run ``hook(conn, *args)``; an unexpected exception closes only ``conn``, logged once."""
-        try:
-            hook(conn, *args)
-        except Exception:
-            self.failed(conn)
-
     def failed(self, conn: Connection) -> None:
         """An unexpected exception in ``conn``'s handling (being handled): log it, abort ``conn``."""
         log.exception("a connection failed; closing it")
@@ -310,15 +303,7 @@ class AsyncioEngine(Driver):
         request is already in the socket buffer: ``data_received`` serves that one first."""
         for conn in list(self.connections):
             session = conn.session
-            if session.multiplexed or session.busy or not self.unread(conn):
+            unread = has_unread_bytes(conn.transport.get_extra_info("socket"))
+            if session.multiplexed or session.busy or not unread:
                 session.shutdown()
                 self.flush(conn)
-
-    @staticmethod
-    def unread(conn: Connection) -> bool:
-        """Whether bytes wait in ``conn``'s socket (on a duplicate of asyncio's descriptor)."""
-        raw = conn.transport.get_extra_info("socket")
-        if raw is None:
-            return False
-        with raw.dup() as sock:
-            return has_unread_bytes(sock)

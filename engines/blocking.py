@@ -20,8 +20,8 @@ import time
 from typing import Any, Callable
 
 from .lifecycle import OVERLOADED, READ, Lifecycle, has_unread_bytes, refuse
+from .lifecycle import Connection as BaseConnection
 from .listeners import Listener
-from .session import Session
 from .tasks import SendFile, Task
 
 __all__ = ["BlockingEngine", "Connection"]
@@ -31,20 +31,14 @@ log = logging.getLogger("lab.blocking")
 RECV_SIZE = 256 * 1024
 
 
-class Connection:
-    """One accepted socket (blocking, with a send timeout) and its session."""
+class Connection(BaseConnection):
+    """One accepted socket (blocking, with a send timeout), its session and its HTTP/2 share."""
 
-    __slots__ = ("sock", "session", "listener", "write_lock", "closed", "id", "eof", "idle_since",
-                 "streams_running", "streams_waiting")
+    __slots__ = ("write_lock", "idle_since", "streams_running", "streams_waiting")
 
     def __init__(self, sock: socket.socket, listener: Listener, cid: int, write_lock: Any) -> None:
-        self.sock = sock
-        self.listener = listener
-        self.session: Session | None = None
+        super().__init__(sock, listener, cid)
         self.write_lock = write_lock
-        self.closed = False
-        self.id = cid
-        self.eof = False
         self.idle_since = time.monotonic()
         self.streams_running = 0  # HTTP/2 stream jobs of this connection on workers now
         self.streams_waiting: collections.deque[Task] = collections.deque()  # beyond its share

@@ -53,7 +53,7 @@ from .listeners import Listener, connection_info, tune_socket
 from .session import Session
 from .tasks import FLUSH, PARK, SendFile, Sleep, Task
 
-__all__ = ["Lifecycle", "Driver", "SignalCommands", "BUSY", "OVERLOADED", "DRAINED", "TICK_S", "refuse",
+__all__ = ["Lifecycle", "Driver", "Connection", "SignalCommands", "BUSY", "OVERLOADED", "DRAINED", "TICK_S", "refuse",
            "has_unread_bytes"]
 
 log = logging.getLogger("lab.lifecycle")
@@ -83,13 +83,34 @@ def refuse(sock: socket.socket, answer: bytes = BUSY) -> None:
 
 
 def has_unread_bytes(sock: Any) -> bool:
-    """Whether the peer has sent bytes not yet read (a request waiting in the socket buffer)."""
+    """Whether the peer has sent bytes not yet read (a request waiting in the socket buffer).
+    ``sock`` may be asyncio's ``TransportSocket`` (peeked on a duplicate descriptor)."""
+    if sock is None:
+        return False
+    if not hasattr(sock, "recv") and hasattr(sock, "dup"):
+        with sock.dup() as real:
+            return has_unread_bytes(real)
     try:
         return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
     except (BlockingIOError, InterruptedError):
         return False
     except (OSError, ValueError):  # TLS sockets refuse MSG_PEEK flags; closed sockets
         return bool(getattr(sock, "pending", lambda: 0)())
+
+
+class Connection:
+    """What every engine keeps of an accepted connection: its socket, listener, id and session,
+    and whether the peer sent EOF or the engine closed it. Engines add their own slots."""
+
+    __slots__ = ("sock", "listener", "id", "session", "eof", "closed")
+
+    def __init__(self, sock: socket.socket, listener: Listener, cid: int) -> None:
+        self.sock = sock
+        self.listener = listener
+        self.id = cid
+        self.session: Session | None = None
+        self.eof = False
+        self.closed = False
 
 
 class SignalCommands:
@@ -125,6 +146,18 @@ class Driver:
     ``ran(conn)`` (by default: flush). A task whose connection closed under it is cancelled, so
     that its handler stops producing output nobody will read.
     """
+
+    def guard(self, hook: Any, conn: Any, *args: Any) -> None:
+        """Run ``hook(conn, *args)``; an unexpected exception closes only ``conn`` and is logged
+        once: one connection's bug never ends the server."""
+        try:
+            hook(conn, *args)
+        except Exception:
+            self.failed(conn)
+
+    def failed(self, conn: Any) -> None:
+        """An unexpected exception in ``conn``'s handling (being handled): log it, end ``conn``."""
+        raise NotImplementedError
 
     def run(self, conn: Any, tasks: list[Task]) -> None:
         """Step ``tasks`` of ``conn`` (see the class docstring)."""
@@ -253,14 +286,6 @@ class Lifecycle(Driver):
             self.selector.close()
             self.wake_r.close()
             self.wake_w.close()
-
-    def guard(self, hook: Any, conn: Any, *args: Any) -> None:
-        """Run ``hook(conn, *args)``; an unexpected exception closes only ``conn`` and is logged
-        once: one connection's bug never ends the server."""
-        try:
-            hook(conn, *args)
-        except Exception:
-            self.failed(conn)
 
     def failed(self, conn: Any) -> None:
         """An unexpected exception in ``conn``'s handling (being handled): log it once, close

@@ -23,8 +23,8 @@ from typing import Any
 
 from .config import ServerConfig
 from .lifecycle import READ, WRITE, Lifecycle, has_unread_bytes, refuse
+from .lifecycle import Connection as BaseConnection
 from .listeners import Listener
-from .session import Session
 from .tasks import SendFile, Task
 
 __all__ = ["SelectorsEngine"]
@@ -35,24 +35,18 @@ HIGH_WATER = 256 * 1024
 RECV_SIZE = 256 * 1024
 
 
-class Connection:
-    """One accepted socket, its session and its output buffer."""
+class Connection(BaseConnection):
+    """One accepted socket, its session and its output buffer (and a pending sendfile)."""
 
-    __slots__ = ("sock", "session", "out", "mask", "handshaking", "listener", "last_progress",
-                 "flush_waiters", "closed", "id", "eof", "file")
+    __slots__ = ("out", "mask", "handshaking", "last_progress", "flush_waiters", "file")
 
     def __init__(self, sock: socket.socket, listener: Listener, cid: int) -> None:
-        self.sock = sock
-        self.listener = listener
-        self.session: Session | None = None
+        super().__init__(sock, listener, cid)
         self.out = bytearray()
         self.mask = 0
         self.handshaking = listener.tls is not None
         self.last_progress = time.monotonic()
         self.flush_waiters: list[Task] = []
-        self.closed = False
-        self.id = cid
-        self.eof = False
         self.file: list[Any] | None = None  # [file object, offset, bytes left, task] of a sendfile
 
 

@@ -121,8 +121,15 @@ def wait_in_flight(port: int, count: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     seen = None
     while time.monotonic() < deadline:
-        resp = exchange(port, b"GET /_metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")[0]
-        seen = json.loads(resp.body)["in_flight"] - 1
+        # A short timeout per poll: a processpool worker may have accepted the poll's connection
+        # just before blocking in a handler; it would answer only afterwards, so ask again on a
+        # new connection, which a free worker takes.
+        try:
+            with RawClient(port, timeout=0.25) as c:
+                c.send(b"GET /_metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                seen = json.loads(c.read_response().body)["in_flight"] - 1
+        except (socket.timeout, TimeoutError):
+            continue
         if seen >= count:
             return
         time.sleep(0.01)
