@@ -54,7 +54,6 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*=*")
 class Shutdown(enum.Enum):
     """Where a graceful stop of the connection stands (RFC 9113 §6.8, two-step GOAWAY)."""
 
-    __hash__ = object.__hash__
     RUNNING = "serving; no GOAWAY sent"
     FIRST_GOAWAY_SENT = "GOAWAY(2^31-1) and a PING sent; new streams still accepted"
     FINAL_GOAWAY_SENT = "GOAWAY(last stream id) sent on the PING's ACK; ends with the last stream"
@@ -63,7 +62,6 @@ class Shutdown(enum.Enum):
 class ShutdownInput(enum.Enum):
     """What moves a graceful stop on."""
 
-    __hash__ = object.__hash__
     START = "start_shutdown() called"
     PING_ACK = "the ACK of the shutdown PING arrived"
 
