@@ -6,6 +6,7 @@ Commands:
                 (loadtest/userbench.py)
   report        charts and tables from results/summary.csv (loadtest/report.py, when present)
   bench         wrk / h2load against the engines and peers (loadtest/bench.py; also ``python -m loadtest.bench``)
+  experiment    one question per experiment and the law it obeys (loadtest/experiments.py)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ COMMANDS = {
     "h2user-bench": ("loadtest.userbench", "requests/s of loadtest/h2user.py vs an httpx http2=True user"),
     "report": ("loadtest.report", "charts and tables from results/summary.csv"),
     "bench": ("loadtest.bench", "wrk / h2load against every engine and the peers"),
+    "experiment": ("loadtest.experiments", "one question per experiment, its law checked (wait, cores, interference)"),
 }
 
 
