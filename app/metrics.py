@@ -85,9 +85,10 @@ class Metrics:
         """Also count this process's in-flight handlers in ``slots[slot]``, a shared-memory array
         (``multiprocessing.RawArray("i", n)``, one slot per worker process, each written only by
         its own single-threaded worker); :meth:`in_flight` then sums every slot."""
-        self._shared = slots
+        view = memoryview(slots).cast("B").cast("i")  # indexing a memoryview: a tenth of ctypes'
+        view[slot] = 0
+        self._shared = view
         self._slot = slot
-        slots[slot] = 0
 
     def begin(self) -> None:
         """A handler starts: the in-flight gauge goes up by one."""

@@ -197,6 +197,19 @@ class BlockingEngine(Lifecycle):
         session = conn.session
         if conn.closed or session is None:
             return False
+        if conn.write_lock is _NO_LOCK:  # one thread writes (processpool): nobody to hand bytes to
+            closed = session.closed
+            data = session.data_to_send()
+            if data:
+                try:
+                    conn.sock.sendall(data)
+                except OSError:
+                    conn.closed = True
+                    self.post("close", conn)
+                    return False
+            if closed and session.multiplexed:
+                self.post("close", conn)
+            return closed
         closed = False
         while conn.write_lock.acquire(wait):
             try:
