@@ -50,6 +50,8 @@ __all__ = ["StreamState", "StreamInput", "CloseReason", "TRANSITIONS", "RECV_ERR
 class StreamState(enum.Enum):
     """Stream states, RFC 9113 §5.1."""
 
+    __hash__ = object.__hash__  # members are singletons; Enum's own __hash__ is Python code
+
     IDLE = 0
     RESERVED_LOCAL = 1
     RESERVED_REMOTE = 2
@@ -61,6 +63,8 @@ class StreamState(enum.Enum):
 
 class StreamInput(enum.Enum):
     """What happens to a stream: frames sent or received."""
+
+    __hash__ = object.__hash__  # members are singletons; Enum's own __hash__ is Python code
 
     SEND_HEADERS = 0
     SEND_DATA = 1
