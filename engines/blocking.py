@@ -34,7 +34,7 @@ RECV_SIZE = 256 * 1024
 class Connection(BaseConnection):
     """One accepted socket (blocking, with a send timeout), its session and its HTTP/2 share."""
 
-    __slots__ = ("write_lock", "idle_since", "streams_running", "streams_waiting")
+    __slots__ = ("write_lock", "idle_since", "streams_running", "streams_waiting", "tick_missed")
 
     def __init__(self, sock: socket.socket, listener: Listener, cid: int, write_lock: Any) -> None:
         super().__init__(sock, listener, cid)
@@ -42,6 +42,7 @@ class Connection(BaseConnection):
         self.idle_since = time.monotonic()
         self.streams_running = 0  # HTTP/2 stream jobs of this connection on workers now
         self.streams_waiting: collections.deque[Task] = collections.deque()  # beyond its share
+        self.tick_missed = False  # a once-a-second check came while a job held it
 
 
 class BlockingEngine(Lifecycle):
@@ -252,15 +253,24 @@ class BlockingEngine(Lifecycle):
                 task.step()
 
     def check_timeouts(self, now: float) -> None:
-        """Idle, slow-head and HTTP/2 timeouts of the watched connections (the session decides)."""
-        for conn in list(self.watched):
-            if conn.session is not None and conn.session.check_timeouts(now):
-                try:
-                    conn.sock.settimeout(0.5)
-                    self.flush(conn)
-                except OSError:
-                    pass
-                self.close(conn)
+        """Idle, slow-head and HTTP/2 timeouts (the session decides) of the watched connections;
+        one a job holds right now is checked as soon as it is watched again (``watch``), so a
+        client whose bytes always arrive just before the tick is not skipped tick after tick."""
+        for conn in list(self.connections):
+            if conn in self.watched:
+                self.check(conn, now)
+            else:
+                conn.tick_missed = True
+
+    def check(self, conn: Connection, now: float) -> None:
+        """One connection's timeouts: when its session says so, flush (a 408, a GOAWAY), close."""
+        if conn.session is not None and conn.session.check_timeouts(now):
+            try:
+                conn.sock.settimeout(0.5)
+                self.flush(conn)
+            except OSError:
+                pass
+            self.close(conn)
 
     def shutdown_connections(self) -> None:
         """Drain: every session shuts down; an idle HTTP/1.x connection closes now unless its
@@ -301,6 +311,9 @@ class BlockingEngine(Lifecycle):
             self.watched.add(conn)
             conn.idle_since = time.monotonic()
             self.selector.register(conn.sock, READ, conn)
+            if conn.tick_missed:
+                conn.tick_missed = False
+                self.check(conn, conn.idle_since)
 
     def unwatch(self, conn: Connection) -> None:
         """Stop polling ``conn`` (a job owns it now)."""
