@@ -249,7 +249,9 @@ class BlockingEngine(Lifecycle):
         except OSError:
             pass
         if conn.session is not None:
-            for task in conn.session.connection_lost():
+            with self.share_lock:  # streams that never got a worker: close their coroutines too
+                waiting, conn.streams_waiting = list(conn.streams_waiting), collections.deque()
+            for task in conn.session.connection_lost() + waiting:
                 task.step()
 
     def check_timeouts(self, now: float) -> None:
