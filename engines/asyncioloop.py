@@ -48,19 +48,13 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.last_progress = time.monotonic()
         self.sendfile_task: asyncio.Task | None = None
+        self.eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.engine.guard(self.engine.open, self, transport)
 
     def data_received(self, data: bytes) -> None:
-        try:  # engine.guard(engine.read, ...), inlined: this is the hot path
-            engine = self.engine
-            tasks = self.session.receive(data)
-            if engine.stopping and not self.session.multiplexed:
-                self.session.shutdown()  # read during the drain: answered with Connection: close
-            engine.run(self, tasks)
-        except Exception:
-            self.engine.failed(self)
+        self.engine.guard(self.engine.read, self, data)
 
     def eof_received(self) -> bool:
         self.engine.guard(self.engine.read, self, b"")
@@ -206,7 +200,7 @@ class AsyncioEngine(Driver):
     def read(self, conn: Connection, data: bytes) -> None:
         """Bytes arrived (``b""``: EOF): feed the session, run the tasks it completes."""
         if conn.session is not None:
-            self.run(conn, conn.session.receive(data))  # EOF: nothing more to shut down
+            self.run(conn, self.feed(conn, data))
 
     def on_sleep(self, conn: Connection, task: Task, seconds: float) -> bool:
         """``loop.call_later``: what ``asyncio.sleep`` does underneath; the loop never blocks."""

@@ -147,6 +147,9 @@ class Driver:
     that its handler stops producing output nobody will read.
     """
 
+    #: true once the drain has begun (set by the engine)
+    stopping = False
+
     def guard(self, hook: Any, conn: Any, *args: Any) -> None:
         """Run ``hook(conn, *args)``; an unexpected exception closes only ``conn`` and is logged
         once: one connection's bug never ends the server."""
@@ -184,6 +187,17 @@ class Driver:
                         task.cancel()
             tasks = session.runnable()
         self.ran(conn)
+
+    def feed(self, conn: Any, data: bytes) -> list[Task]:
+        """Give bytes read from ``conn`` (``b""``: EOF) to its session; the tasks they complete.
+        A request read during the drain is answered with ``Connection: close``."""
+        session = conn.session
+        if not data:
+            conn.eof = True
+        tasks = session.receive(data)
+        if self.stopping and data and not session.multiplexed:
+            session.shutdown()
+        return tasks
 
     def ran(self, conn: Any) -> None:
         """After ``run``: write what the tasks produced."""
@@ -324,17 +338,6 @@ class Lifecycle(Driver):
                     self.begin_stop(arg)
             else:
                 self.on_command(command, arg)
-
-    def feed(self, conn: Any, data: bytes) -> list[Task]:
-        """Give bytes read from ``conn`` (``b""``: EOF) to its session; the tasks they complete.
-        A request read during the drain is answered with ``Connection: close``."""
-        session = conn.session
-        if not data:
-            conn.eof = True
-        tasks = session.receive(data)
-        if self.stopping and data and not session.multiplexed:
-            session.shutdown()
-        return tasks
 
     def on_command(self, command: str, conn: Any) -> None:
         """A command posted by a worker (``watch``, ``close``)."""
