@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from .config import ServerConfig
-from .lifecycle import BUSY, TICK_S, Driver, has_unread_bytes
+from .lifecycle import BUSY, TICK_S, Driver, request_waiting
 from .listeners import Listener, connection_info, tune_socket
 from .session import Session
 from .tasks import SendFile, Task
@@ -297,7 +297,6 @@ class AsyncioEngine(Driver):
         request is already in the socket buffer: ``data_received`` serves that one first."""
         for conn in list(self.connections):
             session = conn.session
-            unread = has_unread_bytes(conn.transport.get_extra_info("socket"))
-            if session.multiplexed or session.busy or not unread:
+            if not request_waiting(session, conn.transport.get_extra_info("socket")):
                 session.shutdown()
                 self.flush(conn)

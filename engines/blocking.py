@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .lifecycle import OVERLOADED, READ, Lifecycle, has_unread_bytes, refuse
+from .lifecycle import OVERLOADED, READ, Lifecycle, has_unread_bytes, refuse, request_waiting
 from .lifecycle import Connection as BaseConnection
 from .listeners import Listener
 from .tasks import SendFile, Task
@@ -240,8 +240,7 @@ class BlockingEngine(Lifecycle):
             return
         self.connections.discard(conn)
         self.connections_changed()
-        if (answer is not None and conn.session is not None and not conn.session.busy
-                and not conn.session.multiplexed and has_unread_bytes(conn.sock)):
+        if answer is not None and conn.session is not None and request_waiting(conn.session, conn.sock):
             refuse(conn.sock, answer)
         conn.closed = True
         try:
@@ -282,7 +281,7 @@ class BlockingEngine(Lifecycle):
             if conn.session is None:
                 self.close(conn)
                 continue
-            if conn in self.watched and not conn.session.multiplexed and has_unread_bytes(conn.sock):
+            if conn in self.watched and request_waiting(conn.session, conn.sock):
                 continue  # its next request is already here: read() serves it, then closes
             conn.session.shutdown()
             if conn in self.watched:

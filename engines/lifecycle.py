@@ -54,7 +54,7 @@ from .session import Session
 from .tasks import FLUSH, PARK, SendFile, Sleep, Task
 
 __all__ = ["Lifecycle", "Driver", "Connection", "SignalCommands", "BUSY", "OVERLOADED", "DRAINED", "TICK_S", "refuse",
-           "has_unread_bytes"]
+           "has_unread_bytes", "request_waiting"]
 
 log = logging.getLogger("lab.lifecycle")
 
@@ -111,6 +111,13 @@ class Connection:
         self.session: Session | None = None
         self.eof = False
         self.closed = False
+
+
+def request_waiting(session: Any, sock: Any) -> bool:
+    """Whether an HTTP/1.x session with nothing in flight has its next request already waiting,
+    unread, in the socket: the drain serves it (or, when the drain ends, answers it 503)
+    rather than closing the connection under it."""
+    return not session.multiplexed and not session.busy and has_unread_bytes(sock)
 
 
 class SignalCommands:

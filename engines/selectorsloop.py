@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from .config import ServerConfig
-from .lifecycle import READ, WRITE, Lifecycle, has_unread_bytes, refuse
+from .lifecycle import READ, WRITE, Lifecycle, refuse, request_waiting
 from .lifecycle import Connection as BaseConnection
 from .listeners import Listener
 from .tasks import SendFile, Task
@@ -269,8 +269,8 @@ class SelectorsEngine(Lifecycle):
                 self.selector.unregister(conn.sock)
             except (KeyError, ValueError):
                 pass
-        if (answer is not None and conn.session is not None and not conn.session.busy
-                and not conn.session.multiplexed and not conn.out and has_unread_bytes(conn.sock)):
+        if (answer is not None and conn.session is not None and not conn.out
+                and request_waiting(conn.session, conn.sock)):
             refuse(conn.sock, answer)
         try:
             conn.sock.close()
@@ -306,6 +306,6 @@ class SelectorsEngine(Lifecycle):
         for conn in list(self.connections):
             if conn.session is None:
                 self.close(conn)
-            elif conn.session.multiplexed or conn.session.busy or not has_unread_bytes(conn.sock):
+            elif not request_waiting(conn.session, conn.sock):
                 conn.session.shutdown()
                 self.flush(conn)
