@@ -20,8 +20,8 @@ import time
 from typing import Any
 
 from .config import ServerConfig
-from .lifecycle import BUSY, TICK_S, Driver, request_waiting
-from .listeners import Listener, connection_info, tune_socket
+from .lifecycle import BUSY, TICK_S, Driver
+from .listeners import Listener, tune_socket
 from .session import Session
 from .tasks import SendFile, Task
 
@@ -86,12 +86,8 @@ class AsyncioEngine(Driver):
     name = "asyncio"
 
     def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
-        self.app = app
-        self.config = config
-        self.listeners = listeners
-        self.connections: set[Connection] = set()
+        super().__init__(app, config, listeners)
         self.ids = 0
-        self.stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def describe(self) -> str:
@@ -116,13 +112,10 @@ class AsyncioEngine(Driver):
         stop = asyncio.Event()
         for s in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(s, stop.set)
-        servers = []
-        for listener in self.listeners:
-            tls_options = ({"ssl": listener.tls, "ssl_handshake_timeout": self.config.header_timeout}
-                           if listener.tls is not None else {})
-            servers.append(await self.loop.create_server(
-                lambda listener=listener: Connection(self, listener), sock=listener.sock,
-                backlog=self.config.backlog, **tls_options))
+        servers = [await self.loop.create_server(lambda listener=listener: Connection(self, listener),
+                                                 sock=listener.sock, backlog=self.config.backlog,
+                                                 **self.tls_options(listener))
+                   for listener in self.listeners]
         ticker = self.loop.create_task(self.tick())
         await stop.wait()
         log.info("signal: draining %d connections", len(self.connections))
@@ -149,13 +142,17 @@ class AsyncioEngine(Driver):
                     sock, _ = listener.sock.accept()
                 except OSError:  # BlockingIOError: the backlog is empty
                     break
-                tls = ({"ssl": listener.tls, "ssl_handshake_timeout": self.config.header_timeout}
-                       if listener.tls is not None else {})
                 pending.append(self.loop.connect_accepted_socket(
-                    lambda listener=listener: Connection(self, listener), sock, **tls))
+                    lambda listener=listener: Connection(self, listener), sock, **self.tls_options(listener)))
         for result in await asyncio.gather(*pending, return_exceptions=True):
             if isinstance(result, Exception):
                 log.debug("a connection from the backlog failed: %s", result)
+
+    def tls_options(self, listener: Listener) -> dict[str, Any]:
+        """asyncio's TLS arguments for ``listener`` (none for plain TCP)."""
+        if listener.tls is None:
+            return {}
+        return {"ssl": listener.tls, "ssl_handshake_timeout": self.config.header_timeout}
 
     async def tick(self) -> None:
         """Once a second: ``check_timeouts``."""
@@ -182,20 +179,15 @@ class AsyncioEngine(Driver):
             return
         self.connections.add(conn)
         self.ids += 1
-        # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and sockets
-        # accepted from a listener made with socket.socket(AF_INET, SOCK_STREAM) have proto 0:
-        # without this, a response head followed by a small sendfile body waited ~40 ms for the
-        # client's delayed ACK (Nagle).
+        # asyncio sets TCP_NODELAY only when proto is IPPROTO_TCP (ours is 0): without it a head
+        # and a small sendfile body waited ~40 ms for the client's delayed ACK (Nagle).
         raw = transport.get_extra_info("socket")
         if raw is not None:
             tune_socket(raw)
         ssl_object = transport.get_extra_info("ssl_object")
-        info = connection_info(self.ids, self.name, transport.get_extra_info("peername"),
-                               transport.get_extra_info("sockname"), ssl_object)
-        conn.session = Session(self.app, self.config, info)
         # loop.sendfile is zero-copy on asyncio's own loop over plain TCP (uvloop lacks it).
-        conn.session.sendfile = ssl_object is None and self.config.loop == "asyncio"
-        self.flush(conn)
+        self.begin_session(conn, self.ids, transport.get_extra_info("peername"), transport.get_extra_info("sockname"),
+                           ssl_object, sendfile=ssl_object is None and self.config.loop == "asyncio")
 
     def read(self, conn: Connection, data: bytes) -> None:
         """Bytes arrived (``b""``: EOF): feed the session, run the tasks it completes."""
@@ -206,10 +198,6 @@ class AsyncioEngine(Driver):
         """``loop.call_later``: what ``asyncio.sleep`` does underneath; the loop never blocks."""
         self.loop.call_later(seconds, self.guard, self.run, conn, [task])
         return False
-
-    def on_park(self, conn: Connection, task: Task) -> bool:
-        """The session hands the task back from a later ``receive()`` (or now, if woken)."""
-        return conn.session.park(task)
 
     def on_flush(self, conn: Connection, task: Task) -> bool:
         """Write to the transport; while it is paused (past its high-water mark), wait."""
@@ -292,11 +280,6 @@ class AsyncioEngine(Driver):
                     conn.closed = True
                     conn.transport.close()
 
-    def shutdown_connections(self) -> None:
-        """Drain: every session shuts down (Connection: close, GOAWAY) unless its next HTTP/1.x
-        request is already in the socket buffer: ``data_received`` serves that one first."""
-        for conn in list(self.connections):
-            session = conn.session
-            if not request_waiting(session, conn.transport.get_extra_info("socket")):
-                session.shutdown()
-                self.flush(conn)
+    def raw_socket(self, conn: Connection) -> Any:
+        """The transport's socket (for the drain's peek at unread bytes)."""
+        return conn.transport.get_extra_info("socket")

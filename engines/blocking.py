@@ -165,6 +165,11 @@ class BlockingEngine(Lifecycle):
         task.sleep(seconds)
         return True
 
+    def on_park(self, conn: Connection, task: Task) -> bool:
+        """Write what the stream produced, then wait for the peer (see Driver.on_park)."""
+        self.flush(conn)
+        return conn.session.park(task)
+
     def on_flush(self, conn: Connection, task: Task) -> bool:
         """Backpressure for a large body: write it now, waiting for the socket if another
         stream's job is writing (``sendall`` blocks until the peer has taken it)."""
@@ -238,20 +243,10 @@ class BlockingEngine(Lifecycle):
         self.unwatch(conn)
         if conn not in self.connections:
             return
-        self.connections.discard(conn)
+        with self.share_lock:  # streams that never got a worker: close their coroutines too
+            waiting, conn.streams_waiting = list(conn.streams_waiting), collections.deque()
+        self.forget(conn, answer, waiting)
         self.connections_changed()
-        if answer is not None and conn.session is not None and request_waiting(conn.session, conn.sock):
-            refuse(conn.sock, answer)
-        conn.closed = True
-        try:
-            conn.sock.close()
-        except OSError:
-            pass
-        if conn.session is not None:
-            with self.share_lock:  # streams that never got a worker: close their coroutines too
-                waiting, conn.streams_waiting = list(conn.streams_waiting), collections.deque()
-            for task in conn.session.connection_lost() + waiting:
-                task.step()
 
     def check_timeouts(self, now: float) -> None:
         """Idle, slow-head and HTTP/2 timeouts (the session decides) of the watched connections;

@@ -37,6 +37,7 @@ asyncio engine uses it on asyncio's loop, the other three use all of :class:`Lif
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import queue
@@ -154,8 +155,15 @@ class Driver:
     that its handler stops producing output nobody will read.
     """
 
-    #: true once the drain has begun (set by the engine)
-    stopping = False
+    def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
+        self.app = app
+        self.config = config
+        self.listeners = listeners
+        self.connections: set[Any] = set()
+        self.stopping = False  # true once the drain has begun
+
+    #: what guards a session stepped by several threads (threadpool: a Lock); None: one thread
+    session_lock: Any = staticmethod(lambda: None)
 
     def guard(self, hook: Any, conn: Any, *args: Any) -> None:
         """Run ``hook(conn, *args)``; an unexpected exception closes only ``conn`` and is logged
@@ -195,6 +203,16 @@ class Driver:
             tasks = session.runnable()
         self.ran(conn)
 
+    def begin_session(self, conn: Any, cid: int, peer: Any, local: Any, tls: Any, sendfile: bool) -> None:
+        """Give ``conn`` its :class:`Session` (the protocol is sniffed from the first bytes, or
+        chosen by ALPN on ``tls``, the SSL socket or object) and write the server's first bytes
+        (HTTP/2 SETTINGS after ALPN h2). ``peer``/``local``: socket addresses; ``sendfile``:
+        whether static files may go out with the zero-copy effect."""
+        info = connection_info(cid, self.name, peer, local, tls)
+        conn.session = Session(self.app, self.config, info, lock=self.session_lock())
+        conn.session.sendfile = sendfile
+        self.flush(conn)
+
     def feed(self, conn: Any, data: bytes) -> list[Task]:
         """Give bytes read from ``conn`` (``b""``: EOF) to its session; the tasks they complete.
         A request read during the drain is answered with ``Connection: close``."""
@@ -215,8 +233,8 @@ class Driver:
         raise NotImplementedError
 
     def on_park(self, conn: Any, task: Task) -> bool:
-        """The task waits for the peer; ``session.park`` False: the session hands it back."""
-        self.flush(conn)
+        """The task waits for the peer; False: the session hands it back from a later
+        ``receive()`` (True: it was woken already)."""
         return conn.session.park(task)
 
     def on_flush(self, conn: Any, task: Task) -> bool:
@@ -231,6 +249,20 @@ class Driver:
         """Write what ``conn``'s session has to send."""
         raise NotImplementedError
 
+    def raw_socket(self, conn: Any) -> Any:
+        """``conn``'s socket, for peeking at unread bytes."""
+        return conn.sock
+
+    def shutdown_connections(self) -> None:
+        """Drain: every session shuts down (Connection: close, GOAWAY) unless its next HTTP/1.x
+        request is already in the socket buffer: that one is read and served first."""
+        for conn in list(self.connections):
+            if conn.session is None:
+                self.close(conn)
+            elif not request_waiting(conn.session, self.raw_socket(conn)):
+                conn.session.shutdown()
+                self.flush(conn)
+
 
 class Lifecycle(Driver):
     """A ``selectors`` loop with the lifecycle of the module docstring; the model's hooks are
@@ -243,18 +275,14 @@ class Lifecycle(Driver):
     name = "lifecycle"
     #: connections accepted per wake-up of a listener
     accept_batch = 64
-    #: what guards a session stepped by several threads (threadpool: a Lock); None: one thread
-    session_lock: Any = staticmethod(lambda: None)
 
     def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
-        self.app = app
-        self.config = config
-        self.listeners = listeners
+        super().__init__(app, config, listeners)
         self.selector = selectors.DefaultSelector()
-        self.connections: set[Any] = set()
         self.commands: queue.SimpleQueue = queue.SimpleQueue()
         self.ids = itertools.count(1)
-        self.stopping = False
+        self.timers: list[tuple[float, int, Any, tuple]] = []
+        self.timer_seq = itertools.count()
         self.drain_deadline = 0.0
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
@@ -367,9 +395,7 @@ class Lifecycle(Driver):
             self.open(sock, peer, listener)
 
     def start_session(self, conn: Any, peer: Any = None) -> None:
-        """``conn``'s :class:`Session` (its protocol is sniffed from the first bytes, or chosen
-        by ALPN after a TLS handshake); sendfile only on plain TCP; the server's first bytes
-        (HTTP/2 SETTINGS after ALPN h2) are written at once."""
+        """``conn``'s :class:`Session` on its socket; sendfile only on plain TCP."""
         sock = conn.sock
         tls = conn.listener.tls is not None
         if peer is None:
@@ -377,10 +403,7 @@ class Lifecycle(Driver):
                 peer = sock.getpeername()
             except OSError:
                 peer = None
-        info = connection_info(conn.id, self.name, peer, sock.getsockname(), sock if tls else None)
-        conn.session = Session(self.app, self.config, info, lock=self.session_lock())
-        conn.session.sendfile = not tls
-        self.flush(conn)
+        self.begin_session(conn, conn.id, peer, sock.getsockname(), sock if tls else None, not tls)
 
     def connection_count(self) -> int:
         """Open connections counted against ``--max-connections``."""
@@ -414,12 +437,34 @@ class Lifecycle(Driver):
     def stop(self) -> None:
         """The loop has ended (tell worker threads to exit)."""
 
+    def forget(self, conn: Any, answer: bytes | None, waiting: list[Task]) -> None:
+        """The end of every ``close``: drop ``conn``, answer a request it never read with
+        ``answer`` (when given), close the socket, cancel its tasks and ``waiting``."""
+        conn.closed = True
+        self.connections.discard(conn)
+        if answer is not None and conn.session is not None and request_waiting(conn.session, conn.sock):
+            refuse(conn.sock, answer)
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+        if conn.session is not None:
+            for task in conn.session.connection_lost() + waiting:
+                task.step()
+
+    def call_later(self, seconds: float, hook: Any, conn: Any, *args: Any) -> None:
+        """Run ``guard(hook, conn, *args)`` from the loop in ``seconds`` s (a timer heap)."""
+        heapq.heappush(self.timers, (time.monotonic() + seconds, next(self.timer_seq), hook, (conn, *args)))
+
     def next_timer(self) -> float:
         """When the earliest timer is due (monotonic s); ``inf`` without timers."""
-        return float("inf")
+        return self.timers[0][0] if self.timers else float("inf")
 
     def run_timers(self, now: float) -> None:
-        """Resume the tasks whose timers are due."""
+        """Run every timer that is due."""
+        while self.timers and self.timers[0][0] <= now:
+            _, _, hook, args = heapq.heappop(self.timers)
+            self.guard(hook, *args)
 
     def open(self, sock: socket.socket, peer: Any, listener: Listener) -> None:
         """A connection was accepted."""
@@ -436,6 +481,3 @@ class Lifecycle(Driver):
 
     def check_timeouts(self, now: float) -> None:
         """The once-a-second check of every connection's timeouts."""
-
-    def shutdown_connections(self) -> None:
-        """The drain has begun: tell every session (Connection: close, GOAWAY)."""

@@ -12,8 +12,6 @@ non-blocking (``do_handshake`` retried on readiness).
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import os
 import socket
@@ -21,8 +19,7 @@ import ssl
 import time
 from typing import Any
 
-from .config import ServerConfig
-from .lifecycle import READ, WRITE, Lifecycle, refuse, request_waiting
+from .lifecycle import READ, WRITE, Lifecycle
 from .lifecycle import Connection as BaseConnection
 from .listeners import Listener
 from .tasks import SendFile, Task
@@ -59,26 +56,9 @@ class SelectorsEngine(Lifecycle):
 
     name = "selectors"
 
-    def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
-        super().__init__(app, config, listeners)
-        self.timers: list[tuple[float, int, Task, Connection]] = []
-        self.seq = itertools.count()
-
     def describe(self) -> str:
         """A few words for the start-up line."""
         return "1 thread, non-blocking selectors loop"
-
-    # -- the model: timers on a heap ------------------------------------------------------------
-
-    def next_timer(self) -> float:
-        """When the earliest sleeping handler is due (monotonic s)."""
-        return self.timers[0][0] if self.timers else float("inf")
-
-    def run_timers(self, now: float) -> None:
-        """Resume every handler whose wait is over."""
-        while self.timers and self.timers[0][0] <= now:
-            _, _, task, conn = heapq.heappop(self.timers)
-            self.guard(self.run, conn, [task])
 
     # -- the model's hooks, in the order of engines/lifecycle.py ------------------------------
 
@@ -152,13 +132,9 @@ class SelectorsEngine(Lifecycle):
                 return
 
     def on_sleep(self, conn: Connection, task: Task, seconds: float) -> bool:
-        """Park the task on the timer heap; the loop never blocks."""
-        heapq.heappush(self.timers, (time.monotonic() + seconds, next(self.seq), task, conn))
+        """Park the task on the lifecycle's timer heap; the loop never blocks."""
+        self.call_later(seconds, self.run, conn, [task])
         return False
-
-    def on_park(self, conn: Connection, task: Task) -> bool:
-        """The session hands the task back from a later ``receive()`` (or now, if woken)."""
-        return conn.session.park(task)
 
     def on_flush(self, conn: Connection, task: Task) -> bool:
         """Write what the socket takes; past HIGH_WATER unsent, wait for writability."""
@@ -262,30 +238,19 @@ class SelectorsEngine(Lifecycle):
         """Forget ``conn``, cancel its tasks and a pending file (``answer``: Lifecycle.close)."""
         if conn.closed:
             return
-        conn.closed = True
-        self.connections.discard(conn)
         if conn.mask:
             try:
                 self.selector.unregister(conn.sock)
             except (KeyError, ValueError):
                 pass
-        if (answer is not None and conn.session is not None and not conn.out
-                and request_waiting(conn.session, conn.sock)):
-            refuse(conn.sock, answer)
-        try:
-            conn.sock.close()
-        except OSError:
-            pass
+        waiting, conn.flush_waiters = conn.flush_waiters, []
+        self.forget(conn, None if conn.out else answer, waiting)
         if conn.file is not None:
             f, _, _, task = conn.file
             conn.file = None
             f.close()
             task.cancel()
             task.step()
-        if conn.session is not None:
-            for task in conn.session.connection_lost() + conn.flush_waiters:
-                task.step()
-            conn.flush_waiters = []
 
     def check_timeouts(self, now: float) -> None:
         """Send timeout (no write progress), TLS handshake timeout, and the session's own."""
@@ -299,13 +264,3 @@ class SelectorsEngine(Lifecycle):
                 self.flush(conn)
                 if not conn.closed and not conn.out:
                     self.close(conn)
-
-    def shutdown_connections(self) -> None:
-        """Drain: every session shuts down (Connection: close, GOAWAY) unless its next HTTP/1.x
-        request is already in the socket buffer: ``read`` serves that one first."""
-        for conn in list(self.connections):
-            if conn.session is None:
-                self.close(conn)
-            elif not request_waiting(conn.session, conn.sock):
-                conn.session.shutdown()
-                self.flush(conn)

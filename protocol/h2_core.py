@@ -33,6 +33,7 @@ WINDOW_UPDATEs and settings changes.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import hpack
 from hyperframe.frame import PriorityFrame, RstStreamFrame
@@ -513,23 +514,28 @@ class H2Core(ControlFrames):
             raise H2StreamError(s.stream_id, _PROTO, "trailers without END_STREAM")
         self._recv_end(s, validate_trailers(s.stream_id, fields), events)
 
-    def _on_priority(self, flags: int, sid: int, payload: bytes, events: list) -> None:
+    @staticmethod
+    def _stream_control(cls: type, name: str, sid: int, payload: bytes, length: int, stream_error: bool) -> Any:
+        """Parse a PRIORITY or RST_STREAM frame (hyperframe ``cls``), which needs a stream
+        (§6.3, §6.4: on stream 0 a connection PROTOCOL_ERROR) and exactly ``length`` octets
+        (else FRAME_SIZE_ERROR: a stream error for PRIORITY, a connection error for RST_STREAM)."""
         if sid == 0:
-            raise H2ConnectionError(_PROTO, "PRIORITY on stream 0")
+            raise H2ConnectionError(_PROTO, f"{name} on stream 0")
         try:
-            frame = parse_control(PriorityFrame, sid, payload)
+            return parse_control(cls, sid, payload)
         except FrameSizeError:
-            raise H2StreamError(sid, ErrorCode.FRAME_SIZE_ERROR, "PRIORITY length is not 5") from None
+            reason = f"{name} length is not {length}"
+            if stream_error:
+                raise H2StreamError(sid, ErrorCode.FRAME_SIZE_ERROR, reason) from None
+            raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, reason) from None
+
+    def _on_priority(self, flags: int, sid: int, payload: bytes, events: list) -> None:
+        frame = self._stream_control(PriorityFrame, "PRIORITY", sid, payload, 5, stream_error=True)
         if frame.depends_on == sid:
             raise H2StreamError(sid, _PROTO, "stream depends on itself (§5.3.1)")
 
     def _on_rst_stream(self, flags: int, sid: int, payload: bytes, events: list) -> None:
-        if sid == 0:
-            raise H2ConnectionError(_PROTO, "RST_STREAM on stream 0")
-        try:
-            frame = parse_control(RstStreamFrame, sid, payload)
-        except FrameSizeError:
-            raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM length is not 4") from None
+        frame = self._stream_control(RstStreamFrame, "RST_STREAM", sid, payload, 4, stream_error=False)
         s = self._streams.get(sid)
         if s is None:
             return self._late_frame(sid, _I.RECV_RST_STREAM)
