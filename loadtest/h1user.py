@@ -13,6 +13,12 @@ Options added to locust's own (also in the web UI), from ``loadtest/workloads.py
   --think-ms  a constant pause between one user's requests, in ms (default 0: closed loop,
               no think time).
   --warmup-s  reset the statistics this long after spawning completes (default 0).
+  --rate R    open loop (``loadtest/openloop.py``): R requests/s in total over the users, each
+              measured from its intended send time (coordinated omission); ``--arrival poisson``
+              for exponential interarrival times. Each user then keeps a pool of keep-alive
+              connections that grows while every one is busy, up to ``--h1-connections``
+              (default 256; the peak is reported); a request that finds them all busy waits,
+              and counts as late.
 
 A response is a success when its status is 2xx or 304; anything else (and any connection error)
 is a failure. Requests are named by route (``/io``, ``/echo/{text}``, ``/static/{path}``) so the
@@ -25,23 +31,33 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:  # loaded by ``locust -f loadtest/h1user.py``: make ``loadtest`` importable
     sys.path.insert(0, _ROOT)
 
+import gevent  # noqa: E402
+from gevent.pool import Group  # noqa: E402
+from geventhttpclient import HTTPClient  # noqa: E402
 from locust import FastHttpUser, task  # noqa: E402
 
-import loadtest.locusthooks  # noqa: E402,F401  (--workload, --think-ms, --warmup-s, --measure-s)
-from loadtest.workloads import (FALLBACK_STATIC, WORKLOADS, Workload, static_links, think_seconds,  # noqa: E402
-                                workload_name)
+import loadtest.locusthooks  # noqa: E402,F401  (--workload, --think-ms, --warmup-s, --measure-s, --rate)
+from loadtest.openloop import LATE_S, RECORDER, Schedule, rate_per_user  # noqa: E402
+from loadtest.workloads import (FALLBACK_STATIC, WORKLOADS, Workload, is_success, static_links,  # noqa: E402
+                                think_seconds, workload_name)
 
-__all__ = ["LabUser", "WORKLOADS", "FALLBACK_STATIC", "static_links"]
+__all__ = ["LabUser", "H1Error", "WORKLOADS", "FALLBACK_STATIC", "static_links"]
+
+
+class H1Error(Exception):
+    """An open-loop request that got a status other than 2xx/304."""
 
 
 class LabUser(FastHttpUser):
     """One simulated client: keep-alive connection, closed loop, the workload chosen on the command
-    line (``--workload``), ``--think-ms`` between requests."""
+    line (``--workload``), ``--think-ms`` between requests; with ``--rate``, an open loop over a
+    bounded pool of connections (module docstring)."""
 
     host = "http://127.0.0.1:8080"
 
@@ -71,6 +87,57 @@ class LabUser(FastHttpUser):
 
     @task
     def request(self) -> None:
+        rate = rate_per_user(self.environment)
+        if rate > 0:
+            self.open_loop(rate)
+            return
         path, name = self.workload.next()
         with self.client.get(path, name=name, catch_response=True) as resp:
             self._check(resp)
+
+    # -- open loop -------------------------------------------------------------------------------
+
+    def open_loop(self, rate: float) -> None:
+        """Send on the schedule until the user is stopped: each due request in a greenlet of its
+        own over a pool of at most ``--h1-connections`` keep-alive connections."""
+        options = self.environment.parsed_options
+        self.pool_size = max(1, int(getattr(options, "h1_connections", 256) or 256))
+        poisson = getattr(options, "arrival", "fixed") == "poisson"
+        self.inflight = 0
+        client = HTTPClient.from_url(self.host, concurrency=self.pool_size, connection_timeout=10,
+                                     network_timeout=60, headers={"User-Agent": "lab-h1user/1"})
+        schedule = Schedule(rate, poisson)
+        group = Group()
+        try:
+            while True:
+                now = time.perf_counter()
+                for intended in schedule.due(now):
+                    if now - intended > LATE_S or self.inflight >= self.pool_size:
+                        RECORDER.late += 1  # behind schedule, or waits for a connection
+                    group.spawn(self.open_request, client, intended)
+                gevent.sleep(max(0.0, schedule.next - time.perf_counter()))
+        finally:
+            group.kill(block=False)
+            client.close()
+
+    def open_request(self, client: HTTPClient, intended: float) -> None:
+        """One open-loop request; its response time runs from ``intended`` (perf_counter s)."""
+        self.inflight += 1
+        RECORDER.peak(connections=min(self.inflight, self.pool_size))
+        path, name = self.workload.next()
+        length, exc = 0, None
+        try:
+            resp = client.get(path)
+            try:
+                length = len(resp.read())
+                if not is_success(resp.status_code):
+                    exc = H1Error(f"HTTP {resp.status_code}")
+            finally:
+                resp.release()
+        except Exception as e:  # noqa: BLE001 - a failed request, reported as locust does
+            exc = e
+        finally:
+            self.inflight -= 1
+        self.environment.events.request.fire(
+            request_type="GET", name=name, response_time=(time.perf_counter() - intended) * 1000.0,
+            response_length=length, response=None, context={}, exception=exc, url=path)

@@ -26,10 +26,19 @@ it still carries (except those a graceful GOAWAY lets finish) and is replaced on
 the server refused unprocessed (RST_STREAM / GOAWAY with REFUSED_STREAM, §8.7) is sent again, not
 counted. A connection idle for more than a second (think time) is read first, so that a GOAWAY sent by
 the server's keep-alive timeout is seen before a request is written to a closing connection.
+
+Open loop (``--rate R``, ``loadtest/openloop.py``): the slots and think time are not used; a step
+adds the requests whose intended send time has come to a backlog and starts as many as the
+connection has streams for (the server's SETTINGS_MAX_CONCURRENT_STREAMS), so many streams are in
+flight at once (the peak is reported). A request's response time runs from its intended send time;
+one that waited in the backlog for a stream, or was sent more than ``LATE_S`` behind, counts as
+late. Requests the connection carried when it broke are failures; the backlog goes on the next
+connection; when no connection can be made, the backlog's requests fail, one each.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
 import time
@@ -44,7 +53,8 @@ from gevent import socket as gsocket  # noqa: E402
 from gevent import ssl as gssl  # noqa: E402
 from locust import User, events, task  # noqa: E402
 
-import loadtest.locusthooks  # noqa: E402,F401  (--workload, --think-ms, --warmup-s, --measure-s)
+import loadtest.locusthooks  # noqa: E402,F401  (--workload, --think-ms, --warmup-s, --measure-s, --rate)
+from loadtest.openloop import LATE_S, RECORDER, Schedule, rate_per_user  # noqa: E402
 from loadtest.workloads import Workload, is_success, think_seconds, workload_name  # noqa: E402
 from protocol import events as ev  # noqa: E402
 from protocol.h2_client import H2ClientConnection  # noqa: E402
@@ -116,6 +126,10 @@ class H2User(User):
         self.free: list[float] = [0.0] * self.streams  # when each free slot may start a request
         self._timeout: float | None = -1.0
         self.last_io = 0.0
+        rate = rate_per_user(self.environment)
+        poisson = options is not None and getattr(options, "arrival", "fixed") == "poisson"
+        self.schedule = Schedule(rate, poisson) if rate > 0 else None
+        self.backlog: collections.deque[float] = collections.deque()  # intended send times
         if self.workload.needs_index:  # as a browser would: the page, then what it links
             page = self._fetch_once("/", "/")
             if page:
@@ -127,6 +141,9 @@ class H2User(User):
     @task
     def step(self) -> None:
         """Start what may start, read once, report what completed (see the module docstring)."""
+        if self.schedule is not None:
+            self.open_step()
+            return
         now = time.perf_counter()
         if self.conn is not None and not self.inflight:
             if now - self.last_io > IDLE_CHECK_S:  # idle a while: the server may have said GOAWAY meanwhile
@@ -152,6 +169,39 @@ class H2User(User):
             gevent.sleep(max(0.0, min(free) - now) if free else 0.0)
             return
         self._read(max(0.0, min(free) - now) if free else None)
+
+    def open_step(self) -> None:
+        """Open loop: queue what is due, start what the streams allow, read until the next is due."""
+        now = time.perf_counter()
+        backlog = self.backlog
+        backlog.extend(self.schedule.due(now))
+        if self.conn is not None and not self.inflight:
+            if now - self.last_io > IDLE_CHECK_S:
+                self._read(0.0)
+            if self.conn is not None and (self.conn.closed or not self.conn.available_streams):
+                self._close()
+        if self.conn is None and not self._connect():
+            while backlog:  # no connection: each request due fails, none is dropped
+                path, name = self.workload.next()
+                self._report(name, path, (now - backlog.popleft()) * 1000.0, 0, H2Error("cannot connect"))
+            gevent.sleep(max(0.0, self.schedule.next - time.perf_counter()))
+            return
+        conn = self.conn
+        while backlog and conn.available_streams:
+            intended = backlog.popleft()
+            if now - intended > LATE_S:
+                RECORDER.late += 1
+            path, name = self.workload.next()
+            sid = conn.send_request("GET", path, self.authority, self.scheme, HEADERS)
+            self.inflight[sid] = _Request(path, name, intended)
+        RECORDER.peak(streams=len(self.inflight))
+        if not self._flush():
+            return
+        wait = max(0.0, self.schedule.next - time.perf_counter())
+        if not self.inflight:
+            gevent.sleep(wait)
+        else:  # a backlog waiting for streams: block until a response frees one
+            self._read(None if backlog else wait)
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -187,8 +237,9 @@ class H2User(User):
             self.sock.close()
         self.sock = None
         self.conn = None
-        for _ in range(len(self.inflight)):
-            self.free.append(0.0)
+        if self.schedule is None:
+            for _ in range(len(self.inflight)):
+                self.free.append(0.0)
         self.inflight.clear()
 
     def _broken(self, exc: Exception) -> None:
@@ -250,7 +301,8 @@ class H2User(User):
             r = self.inflight.pop(e.stream_id, None)
             if r is not None:
                 now = time.perf_counter()
-                self.free.append(now + self.think)
+                if self.schedule is None:
+                    self.free.append(now + self.think)
                 exc = None if is_success(r.status) else H2Error(f"HTTP {r.status}")
                 self._report(r.name, r.path, (now - r.start) * 1000.0, r.length, exc)
         elif t is ev.StreamReset:
@@ -258,9 +310,13 @@ class H2User(User):
             if r is not None:
                 now = time.perf_counter()
                 if e.error_code == REFUSED_STREAM and e.remote:  # not processed (§8.7): sent again, not a failure
-                    self.free.append(now)
+                    if self.schedule is None:
+                        self.free.append(now)
+                    else:
+                        self.backlog.appendleft(r.start)
                     return
-                self.free.append(now + self.think)
+                if self.schedule is None:
+                    self.free.append(now + self.think)
                 self._report(r.name, r.path, (now - r.start) * 1000.0, r.length,
                              H2Error(f"stream reset, error code {e.error_code}"))
         elif t is ev.ConnectionTerminated:
