@@ -13,10 +13,15 @@ processpool's workers share that core), poll its port until it accepts, check on
 knowledge, h2c) pinned to another core (``taskset -c 1``); stop it with SIGTERM to the process group
 it leads (SIGKILL after a grace period), never touching processes this harness did not start.
 
-Peers (h1): ``uvicorn-h11`` and ``uvicorn-httptools`` serve the lab's app through ``app/asgi.py`` (one
-process, ``--loop asyncio`` like the asyncio engine unless ``--uvicorn-loop``); ``gunicorn-gthread``
-(``--workers 1 --threads 16``) serves ``loadtest.peers.plaintext_wsgi``; ``hypercorn`` (the lab's
-app) on request. Peers (h2): ``hypercorn``.
+Peers serve the bare callables of ``loadtest/peers.py`` (``Hello, World!``, no routing): what a user
+would pick instead, on equal terms. h1: ``uvicorn-h11`` and ``uvicorn-httptools`` (one process,
+``--loop asyncio`` like the asyncio engine unless ``--uvicorn-loop``), ``hypercorn`` (no cap on
+requests per connection), ``gunicorn-gthread`` (``--workers 1 --threads 16``, WSGI) and ``granian``
+(ASGI, one worker). h2 (h2c): ``hypercorn`` and ``granian``. The same peers serving the lab's own app
+through ``app/asgi.py`` are named with ``+app`` (``uvicorn-httptools+app``, ...), on request.
+
+This is the ``cost`` experiment's runner (``python -m loadtest experiment cost`` measures every route
+and generator with these servers and these functions); this command is its one-route preset.
 
 Printed: machine, Python and git revision; per server the median over ``--repeat`` rounds of
 requests/s and latency percentiles, errors, the server's and the generator's CPU use (a generator
@@ -48,15 +53,19 @@ from .servers import HOST, ROOT, RunningServer, ServerSpec, check_plaintext, pin
 from .tools import BenchError, parse_h2load, parse_wrk, run_tool
 
 __all__ = ["Result", "server_specs", "measure", "machine_info", "report", "build_parser", "main",
-           "ENGINES", "H1_PEERS", "H2_PEERS", "RATIOS"]
+           "server_env", "pin_cores", "ENGINES", "H1_PEERS", "H2_PEERS", "H1_APP_PEERS", "H2_APP_PEERS", "RATIOS"]
 
-H1_PEERS = ("uvicorn-h11", "uvicorn-httptools", "gunicorn-gthread")
-H1_OPTIONAL_PEERS = ("hypercorn",)
-H2_PEERS = ("hypercorn",)
+#: peers serving the bare callables of loadtest/peers.py: what a user would pick instead
+H1_PEERS = ("uvicorn-h11", "uvicorn-httptools", "hypercorn", "gunicorn-gthread", "granian")
+H2_PEERS = ("hypercorn", "granian")
+#: the same peers serving the lab's own app through app/asgi.py (a second, labelled line)
+H1_APP_PEERS = ("uvicorn-h11+app", "uvicorn-httptools+app", "hypercorn+app", "granian+app")
+H2_APP_PEERS = ("hypercorn+app", "granian+app")
 HYPERCORN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hypercorn.toml")
-# (engine, peer, target): engine requests/s divided by the peer's, measured in the same round.
-RATIOS = (("selectors", "uvicorn-h11", 2.0), ("asyncio", "uvicorn-httptools", 1.0),
-          ("threadpool", "gunicorn-gthread", 1.0))
+#: (engines, peer, mode, target): the best of ``engines`` (requests/s) divided by the peer's, in
+#: the same round; the targets of the experiments issue (README, "Experiments").
+RATIOS = ((ENGINES, "uvicorn-httptools", "h1", 1.0), (ENGINES, "granian", "h2", 0.8),
+          (("threadpool",), "gunicorn-gthread", "h1", 1.5))
 SATURATED = 0.90  # generator CPU share of its core above which a run is flagged
 
 # -- servers -------------------------------------------------------------------------------------
@@ -74,28 +83,61 @@ def server_specs(args: argparse.Namespace, data_dir: str) -> dict[str, ServerSpe
 
         specs[engine] = ServerSpec(name=engine, kind="engine", argv=engine_argv,
                                    description=f"./start_server --engine {engine} {' '.join(extra)}".strip())
-    for http in ("h11", "httptools"):
-        def uvicorn_argv(port: int, http: str = http) -> list[str]:
-            return [py, "-m", "uvicorn", "app.asgi:create", "--factory", "--host", HOST, "--port", str(port),
-                    "--http", http, "--loop", args.uvicorn_loop, "--no-access-log", "--log-level", "warning",
-                    "--lifespan", "off"]
+    bare, lab = "loadtest.peers:plaintext_asgi", "app.asgi:create"
+    for suffix, target in (("", bare), ("+app", lab)):
+        what = "loadtest/peers.py's bare ASGI callable" if not suffix else "the lab's app through app/asgi.py"
+        factory = ["--factory"] if suffix else []
+        for http in ("h11", "httptools"):
+            def uvicorn_argv(port: int, http: str = http, target: str = target, factory: list = factory) -> list[str]:
+                return [py, "-m", "uvicorn", target, *factory, "--host", HOST, "--port", str(port), "--http", http,
+                        "--loop", args.uvicorn_loop, "--no-access-log", "--log-level", "warning", "--lifespan", "off"]
 
-        specs[f"uvicorn-{http}"] = ServerSpec(
-            name=f"uvicorn-{http}", kind="peer", argv=uvicorn_argv,
-            description=f"uvicorn --http {http} --loop {args.uvicorn_loop}, 1 process, app/asgi.py")
+            specs[f"uvicorn-{http}{suffix}"] = ServerSpec(
+                name=f"uvicorn-{http}{suffix}", kind="peer", argv=uvicorn_argv,
+                description=f"uvicorn --http {http} --loop {args.uvicorn_loop}, 1 process, {what}")
+        specs[f"hypercorn{suffix}"] = ServerSpec(
+            name=f"hypercorn{suffix}", kind="peer",
+            argv=lambda port, target=target, suffix=suffix: [
+                py, "-m", "hypercorn", target + ("()" if suffix else ""), "--bind", f"{HOST}:{port}", "--workers",
+                "1", "--log-level", "warning", "--config", HYPERCORN_CONFIG],
+            description=f"hypercorn (asyncio worker), 1 process, {what}, loadtest/hypercorn.toml "
+                        "(no cap on requests per connection); h2c prior knowledge")
+        specs[f"granian{suffix}"] = ServerSpec(
+            name=f"granian{suffix}", kind="peer",
+            argv=lambda port, target=target, factory=factory: [
+                py, "-m", "granian", "--interface", "asgi", *factory, "--host", HOST, "--port", str(port),
+                "--workers", "1", "--no-ws", "--http", "auto", "--log-level", "warning", target],
+            description=f"granian --interface asgi --workers 1 --http auto, {what}")
     specs["gunicorn-gthread"] = ServerSpec(
         name="gunicorn-gthread", kind="peer",
         argv=lambda port: [py, "-m", "gunicorn", "-k", "gthread", "--workers", "1", "--threads", "16",
                            "--bind", f"{HOST}:{port}", "--log-level", "warning",
                            "loadtest.peers:plaintext_wsgi"],
-        description="gunicorn -k gthread --workers 1 --threads 16, loadtest/peers.py WSGI app")
-    specs["hypercorn"] = ServerSpec(
-        name="hypercorn", kind="peer",
-        argv=lambda port: [py, "-m", "hypercorn", "app.asgi:create()", "--bind", f"{HOST}:{port}",
-                           "--workers", "1", "--log-level", "warning", "--config", HYPERCORN_CONFIG],
-        description="hypercorn (asyncio worker), 1 process, app/asgi.py, loadtest/hypercorn.toml "
-                    "(no cap on requests per connection); h2c prior knowledge")
+        description="gunicorn -k gthread --workers 1 --threads 16, loadtest/peers.py's bare WSGI callable")
     return specs
+
+
+def server_env(tmp: str) -> tuple[dict, str]:
+    """The environment every server runs in (the lab importable, its data in ``tmp/data``,
+    unbuffered output) and that data folder."""
+    data_dir = os.path.join(tmp, "data")
+    os.makedirs(data_dir, exist_ok=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+    env["LAB_DATA_DIR"] = data_dir
+    env.setdefault("LAB_WWW", os.path.join(ROOT, "www"))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env, data_dir
+
+
+def pin_cores(args: argparse.Namespace) -> None:
+    """Set ``args.server_core`` / ``args.client_core`` to None when pinning is off or impossible
+    (``--no-pin``, no taskset, fewer than two usable cores)."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if args.no_pin or shutil.which("taskset") is None or len(cores) < 2:
+        args.server_core = args.client_core = None
+    elif args.server_core not in cores or args.client_core not in cores or args.server_core == args.client_core:
+        raise ValueError(f"--server-core and --client-core must be two different cores of {cores}")
 
 
 # -- one measurement -----------------------------------------------------------------------------
@@ -118,15 +160,16 @@ class Result:
     socket_errors: int = 0
     detail: dict = field(default_factory=dict)
     server_cpu: float | None = None   # share of one core during the measured run
+    server_cpu_s: float | None = None  # the server tree's user + system CPU seconds in the measured run
     client_cpu: float | None = None   # the generator's share of one core (per thread: see notes)
     startup_s: float | None = None
     affinity: list[int] = field(default_factory=list)
     processes: int = 0
 
 
-def _load(mode: str, srv: RunningServer, args: argparse.Namespace) -> tuple[str, float | None, float, float]:
-    """Check, warm up and load one running server. Returns (tool output, server CPU share of
-    one core during the measured run, tool CPU seconds, tool wall seconds).
+def _load(mode: str, srv: RunningServer, args: argparse.Namespace) -> tuple[str, float, float, float, float]:
+    """Check, warm up and load one running server. Returns (tool output, the server's CPU
+    seconds during the measured run, its wall seconds, tool CPU seconds, tool wall seconds).
 
     Raises:
         BenchError: wrong answer, tool failure, or the server died.
@@ -154,7 +197,7 @@ def _load(mode: str, srv: RunningServer, args: argparse.Namespace) -> tuple[str,
     cpu1, t1 = srv.cpu_seconds(), time.monotonic()
     if srv.proc.poll() is not None:
         raise BenchError(f"server died during the run (status {srv.proc.returncode})")
-    return out, (cpu1 - cpu0) / (t1 - t0) if t1 > t0 else None, tool_cpu, wall
+    return out, cpu1 - cpu0, t1 - t0, tool_cpu, wall
 
 
 def measure(mode: str, spec: ServerSpec, rnd: int, args: argparse.Namespace, log_dir: str, env: dict) -> Result:
@@ -163,14 +206,15 @@ def measure(mode: str, spec: ServerSpec, rnd: int, args: argparse.Namespace, log
     try:
         with running(spec, args.server_core, log_dir, env, args.start_timeout) as srv:
             try:
-                out, cpu, tool_cpu, wall = _load(mode, srv, args)
+                out, cpu_s, cpu_wall, tool_cpu, wall = _load(mode, srv, args)
             except BenchError as exc:
                 tail = srv.log_tail(3)
                 raise BenchError(f"{exc}" + (f"; server log: {tail}" if tail else "")) from None
             res.startup_s = srv.startup_s
             res.affinity = srv.affinity()
             res.processes = len(srv.tree())
-            res.server_cpu = cpu
+            res.server_cpu = cpu_s / cpu_wall if cpu_wall > 0 else None
+            res.server_cpu_s = cpu_s
         parsed = parse_wrk(out) if mode == "h1" else parse_h2load(out)
         res.detail = parsed
         res.rps = parsed["rps"]
@@ -289,25 +333,25 @@ def report(console: Console, mode: str, results: list[Result], order: list[str],
         table.add_row(*row)
     console.print(table)
     ratios: list[dict] = []
-    if mode != "h1":
-        return ratios
     rt = Table(title="ratios (per round, then the median)", title_justify="left")
     for col in ("engine / peer", "ratio", "target", "verdict", "per round"):
         rt.add_column(col, justify="right" if col in ("ratio", "target") else "left")
-    for engine, peer, target in RATIOS:
-        if engine not in order or peer not in order:
+    for engines, peer, ratio_mode, target in RATIOS:
+        engines = [e for e in engines if e in order]
+        if ratio_mode != mode or not engines or peer not in order:
             continue
         per_round = []
         for rnd in range(args.repeat):
-            a = next((r for r in results if r.server == engine and r.round == rnd and r.ok), None)
+            best = max((r.rps for r in results if r.server in engines and r.round == rnd and r.ok), default=None)
             b = next((r for r in results if r.server == peer and r.round == rnd and r.ok), None)
-            if a and b and b.rps > 0:
-                per_round.append(a.rps / b.rps)
+            if best and b and b.rps > 0:
+                per_round.append(best / b.rps)
         ratio = _median(per_round)
+        name = engines[0] if len(engines) == 1 else "best engine"
         verdict = "-" if ratio is None else ("[green]meets[/]" if ratio >= target else "[red]below[/]")
-        rt.add_row(f"{engine} / {peer}", _fmt(ratio, ".2f", "x"), f">= {target:g}x", verdict,
+        rt.add_row(f"{name} / {peer}", _fmt(ratio, ".2f", "x"), f">= {target:g}x", verdict,
                    " ".join(f"{x:.2f}" for x in per_round))
-        ratios.append({"engine": engine, "peer": peer, "ratio": ratio, "target": target, "per_round": per_round})
+        ratios.append({"engine": name, "peer": peer, "ratio": ratio, "target": target, "per_round": per_round})
     if ratios:
         console.print(rt)
     return ratios
@@ -343,8 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1, help="rounds; figures are medians (default: %(default)s)")
     p.add_argument("--engines", default=None, help=f"comma-separated subset of {','.join(ENGINES)}, or none")
     p.add_argument("--peers", default=None,
-                   help=f"comma-separated peers, or none (h1: {','.join(H1_PEERS + H1_OPTIONAL_PEERS)}, "
-                        f"default {','.join(H1_PEERS)}; h2: {','.join(H2_PEERS)})")
+                   help=f"comma-separated peers, or none (h1: {','.join(H1_PEERS + H1_APP_PEERS)}, "
+                        f"default {','.join(H1_PEERS)}; h2: {','.join(H2_PEERS + H2_APP_PEERS)}, "
+                        f"default {','.join(H2_PEERS)})")
     p.add_argument("--path", default="/plaintext", help="request path (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="--workers for the engines (default: their own)")
     p.add_argument("--engine-arg", action="append", metavar="ARG",
@@ -371,32 +416,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--warmup must be >= 0")
     engines = _names(args.engines, ENGINES, ENGINES, "engines", parser)
     if args.mode == "h1":
-        peers = _names(args.peers, H1_PEERS + H1_OPTIONAL_PEERS, H1_PEERS, "peers", parser)
+        peers = _names(args.peers, H1_PEERS + H1_APP_PEERS, H1_PEERS, "peers", parser)
     else:
-        peers = _names(args.peers, H2_PEERS, H2_PEERS, "peers", parser)
+        peers = _names(args.peers, H2_PEERS + H2_APP_PEERS, H2_PEERS, "peers", parser)
     order = engines + peers
     if not order:
         parser.error("nothing to measure")
     tool = "wrk" if args.mode == "h1" else "h2load"
     if shutil.which(tool) is None:
         parser.error(f"{tool} is not installed")
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if args.no_pin or shutil.which("taskset") is None or len(cores) < 2:
-        args.server_core = args.client_core = None
-    elif args.server_core not in cores or args.client_core not in cores or args.server_core == args.client_core:
-        parser.error(f"--server-core and --client-core must be two different cores of {cores}")
+    try:
+        pin_cores(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     console = Console(width=None if sys.stdout.isatty() else 150)
     info = machine_info()
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
-        data_dir = os.path.join(tmp, "data")
-        os.makedirs(data_dir)
+        env, data_dir = server_env(tmp)
         specs = server_specs(args, data_dir)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
-        env["LAB_DATA_DIR"] = data_dir
-        env.setdefault("LAB_WWW", os.path.join(ROOT, "www"))
-        env["PYTHONUNBUFFERED"] = "1"
         try:
             for rnd in range(args.repeat):
                 for name in order:

@@ -6,9 +6,10 @@ Usage::
     python -m loadtest experiment NAME [--quick] [--engines LIST] [--results DIR]
     python -m loadtest experiment all --quick
 
-Implemented (the issue's other four -- cost, latency, connections, multiplex -- are not yet; the
-command says so rather than pretend):
+The seven questions (``all`` runs them in this order; ``cost``, ``multiplex``: loadtest/
+experiment_cost.py; ``latency``, ``connections``: loadtest/experiment_latency.py):
 
+``cost``          What does each model's machinery cost per request (and against the peers)?
 ``wait``          How many waits can each model hold? ``/io?ms=100`` from wrk with N connections
                   (one request in flight each). Law (Little's, L = concurrency served at once):
                   X = min(N, L) / 0.1 s, L = ``--workers`` for threadpool and processpool,
@@ -25,6 +26,11 @@ command says so rather than pretend):
                   the probe only when its connection went to a worker without a /cpu connection
                   (connections never move between workers), so no law is checked there.
 
+``latency``       How close to its ceiling can each engine run before latency explodes? Open
+                  loop at 10 .. 110 % of its ceiling; the knee.
+``connections``   What does a connection cost? RSS and descriptors per held connection.
+``multiplex``     When does HTTP/2 multiplexing help? h2load -c C -m M, C x M = 128, against h1.
+
 Every row carries the summary schema's identity columns plus ``experiment``, ``server_cpus``
 (the cores the server may use) and ``server_cpu_us_per_req`` (the server tree's user + system
 CPU time per request, µs: stable across noisy machines, unlike req/s), ``law``, ``expected``,
@@ -38,90 +44,31 @@ import csv
 import http.client
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
 
 from .bench import machine_info
-from .servers import HOST, ROOT, RunningServer, ServerSpec, running
-from .tools import BenchError, parse_wrk, run_tool
+from .servers import HOST, ROOT, running
+from .tools import BenchError
 
-__all__ = ["EXPERIMENTS", "PLANNED", "COLUMNS", "Config", "wait_law", "main"]
+from .experiment_base import COLUMNS, ENGINES, Config, _measured, _row, _spec, _workers, _wrk
+from .experiment_cost import run_cost, run_multiplex
+from .experiment_latency import run_connections, run_latency
 
-ENGINES = ("threadpool", "processpool", "selectors", "asyncio")
-COLUMNS = ["experiment", "engine", "protocol", "workload", "users", "duration_s", "requests", "rps",
-           "p50_ms", "p99_ms", "max_ms", "server_cpus", "server_cpu_us_per_req", "law", "expected",
-           "held", "note", "git_rev", "python", "cpu"]
-#: threadpool's worker threads in these experiments (its default, 32)
-THREADPOOL_WORKERS = 32
+__all__ = ["EXPERIMENTS", "COLUMNS", "Config", "wait_law", "main"]
 
-
-@dataclass
-class Config:
-    """What an experiment needs: which engines, how long, where the server and generator run."""
-
-    engines: tuple[str, ...]
-    quick: bool
-    duration: float
-    results: str
-    log_dir: str
-    machine: dict
-
-
-def _workers(engine: str) -> int | None:
-    """The concurrency limit L of ``engine`` for waits (None: unbounded)."""
-    if engine == "threadpool":
-        return THREADPOOL_WORKERS
-    if engine == "processpool":
-        return os.cpu_count() or 2
-    return None
+__all__ = ["EXPERIMENTS", "COLUMNS", "Config", "wait_law", "main"]
 
 
 def wait_law(engine: str, n: int, wait_s: float = 0.1) -> float:
     """Little's law for ``/io`` at ``n`` requests in flight: X = min(n, L) / wait (req/s)."""
     limit = _workers(engine)
     return (n if limit is None else min(n, limit)) / wait_s
-
-
-def _spec(engine: str, extra: tuple[str, ...] = ()) -> ServerSpec:
-    workers = _workers(engine)
-    args = ["--workers", str(workers)] if workers is not None else []
-    return ServerSpec(name=engine, kind="engine", argv=lambda port: [
-        sys.executable, os.path.join(ROOT, "start_server"), "--engine", engine, "--port", str(port),
-        "--log-level", "WARNING", "--max-connections", "20000", *args, *extra])
-
-
-def _wrk(port: int, path: str, connections: int, duration: float, cores: list[int] | None) -> dict:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s", "--latency",
-           f"http://{HOST}:{port}{path}"]
-    if cores:
-        cmd = ["taskset", "-c", ",".join(map(str, cores)), *cmd]
-    out, _, _ = run_tool(cmd, timeout=duration + 60)
-    return parse_wrk(out)
-
-
-def _row(cfg: Config, experiment: str, engine: str, workload: str, users: int, result: dict,
-         server_cpu_s: float, server_cpus: int, law: str, expected: str, held: bool | None, note: str = "") -> dict:
-    requests = result.get("requests") or 0
-    return {"experiment": experiment, "engine": engine, "protocol": "h1", "workload": workload, "users": users,
-            "duration_s": cfg.duration, "requests": requests, "rps": round(result.get("rps", 0.0), 1),
-            "p50_ms": result.get("p50_ms"), "p99_ms": result.get("p99_ms"), "max_ms": result.get("max_ms"),
-            "server_cpus": server_cpus,
-            "server_cpu_us_per_req": round(server_cpu_s / requests * 1e6, 1) if requests else None,
-            "law": law, "expected": expected, "held": "" if held is None else ("yes" if held else "NO"),
-            "note": note, "git_rev": cfg.machine["git"], "python": cfg.machine["python"], "cpu": cfg.machine["cpu"]}
-
-
-def _measured(server: RunningServer, fn: Callable[[], dict]) -> tuple[dict, float]:
-    before = server.cpu_seconds()
-    result = fn()
-    return result, server.cpu_seconds() - before
 
 
 # -- wait ---------------------------------------------------------------------------------------
@@ -242,10 +189,10 @@ def _interference_expectation(engine: str, k: int, p99_ms: float, cpu_ms: float)
     return "grows with k (the GIL convoy)", None
 
 
+#: the reference set, in the order ``all`` runs them (``latency`` reads ``cost``'s ceilings)
 EXPERIMENTS: dict[str, Callable[[Config], list[dict]]] = {
-    "wait": run_wait, "cores": run_cores, "interference": run_interference}
-#: the issue's other experiments, not implemented yet
-PLANNED = ("cost", "latency", "connections", "multiplex")
+    "cost": run_cost, "wait": run_wait, "cores": run_cores, "interference": run_interference,
+    "latency": run_latency, "connections": run_connections, "multiplex": run_multiplex}
 
 
 def write_rows(path: str, rows: list[dict]) -> None:
@@ -269,9 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default=os.path.join(ROOT, "results", "experiments"), help="output folder")
     args = p.parse_args(argv)
     console = Console(width=160)
-    if args.name in PLANNED:
-        console.print(f"experiment {args.name!r} is planned, not implemented yet (issue: the lab's answer)")
-        return 2
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
     if any(n not in EXPERIMENTS for n in names):
         p.error(f"unknown experiment {args.name!r}")
@@ -290,16 +234,14 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             write_rows(os.path.join(args.results, f"{name}.csv"), rows)
             table = Table(title=f"experiment {name}" + (" (quick)" if args.quick else ""))
-            for col in ("engine", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
+            for col in ("engine", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
                         "expected", "held", "note"):
                 table.add_column(col)
             for r in rows:
                 table.add_row(*(str(r[c]) if r[c] is not None else "" for c in
-                                ("engine", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
+                                ("engine", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
                                  "expected", "held", "note")))
                 flagged += r["held"] == "NO"
             console.print(table)
     console.print(f"{flagged} row(s) off their law (held = NO)")
-    if args.name == "all":
-        console.print(f"not implemented yet: {', '.join(PLANNED)}")
     return 0

@@ -1,22 +1,44 @@
-"""The peers' side of the comparison that is not the lab's app.
+"""The bare callables the peers serve in ``python -m loadtest experiment cost`` and
+``python -m loadtest.bench``: what a user would pick instead of the lab, on equal terms.
 
-``plaintext_wsgi`` is the WSGI callable ``gunicorn -k gthread`` serves in ``python -m loadtest.bench``:
-the same answer as the lab's ``GET /plaintext`` (``Hello, World!``, ``text/plain``),
-with no routing at all, so gunicorn's figure is a ceiling for a thread-per-request WSGI server.
-(uvicorn and hypercorn serve the lab's own app through ``app/asgi.py``.)
+Both answer every request with ``200 Hello, World!`` (``text/plain``, 13 octets), as the lab's
+``GET /plaintext`` does, with no routing at all, so a peer's figure is a ceiling for that server.
+``plaintext_wsgi`` (PEP 3333) is served by gunicorn's gthread worker and granian's WSGI
+interface; ``plaintext_asgi`` (ASGI 3, HTTP scope) by uvicorn, hypercorn and granian's ASGI
+interface. The peers serving the lab's own app go through ``app/asgi.py`` instead (a second,
+labelled line in the results).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
-__all__ = ["plaintext_wsgi", "BODY", "HEADERS"]
+__all__ = ["plaintext_wsgi", "plaintext_asgi", "BODY", "HEADERS"]
 
 BODY = b"Hello, World!"
 HEADERS = [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))]
+_ASGI_START = {"type": "http.response.start", "status": 200,
+               "headers": [(k.lower().encode(), v.encode()) for k, v in HEADERS]}
+_ASGI_BODY = {"type": "http.response.body", "body": BODY}
 
 
 def plaintext_wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
     """WSGI app: ``200 Hello, World!`` (text/plain) for every request."""
     start_response("200 OK", HEADERS)
     return [BODY]
+
+
+async def plaintext_asgi(scope: dict, receive: Callable[[], Awaitable[dict]],
+                         send: Callable[[dict], Awaitable[Any]]) -> None:
+    """ASGI 3 app: ``200 Hello, World!`` (text/plain) for every HTTP request; lifespan events
+    are acknowledged (hypercorn and granian send them)."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await send(_ASGI_START)
+    await send(_ASGI_BODY)

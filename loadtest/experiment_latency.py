@@ -1,0 +1,230 @@
+"""The ``latency`` and ``connections`` experiments.
+
+``latency``      How close to its ceiling can each engine run before latency explodes? The
+                 open-loop HTTP/2 user (``loadtest/h2user.py --rate``, 8 users, latency from the
+                 intended send time, an HdrHistogram merged exactly) at 10, 25, 50, 70, 80, 90,
+                 100 and 110 % of the engine's ceiling on the route: the ``cost`` experiment's
+                 h2c -m16 figure from results/experiments/cost.csv when there is one, else
+                 measured here with h2load (3 s). Routes: /cpu (a ceiling of a few hundred
+                 requests/s, well inside what the generator can send) and /plaintext (whose
+                 ceiling is above what one locust process sends: those rows show it, achieved
+                 below offered and requests late, and are flagged). The server is pinned to one
+                 core, the generator to another. The knee is the highest offered rate whose p99
+                 stays under 10x the unloaded p99 (the p99 at 10 %). Each run's histogram is kept
+                 in results/experiments/latency/ (``.hdr`` and percentile text) for the spectrum
+                 chart. ``--quick``: /cpu at 50 % and 110 %, 2 s each.
+``connections``  What does a connection cost? N idle HTTP/1.1 keep-alive connections (each after
+                 one answered request), then N HTTP/2 connections each with a stream open (a
+                 ``POST /`` whose body never comes: the server holds the stream and waits), held
+                 while a fresh connection makes 200 requests to /plaintext one after another.
+                 Rows: the server tree's RSS and file descriptors added per connection, and the
+                 new requests' latency meanwhile. N = 10,000 (``--quick``: 500). The server runs
+                 with ``--keepalive-timeout`` and ``--body-timeout`` raised past the hold.
+"""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+
+import h2.config
+import h2.connection
+
+from . import bench
+from .experiment_base import Config, _row, _spec
+from .servers import HOST, ROOT, running
+from .tools import parse_h2load, run_tool
+
+__all__ = ["run_latency", "run_connections", "LOAD_LEVELS", "knee"]
+
+LOAD_LEVELS = (0.10, 0.25, 0.50, 0.70, 0.80, 0.90, 1.00, 1.10)
+LATENCY_USERS = 8
+
+
+def knee(rows: list[dict]) -> float | None:
+    """The highest offered rate (req/s) whose p99 stays under 10x the p99 at the lowest load."""
+    rows = sorted((r for r in rows if r.get("p99_ms")), key=lambda r: r["offered_rps"])
+    if not rows:
+        return None
+    limit = 10 * rows[0]["p99_ms"]
+    best = None
+    for r in rows:
+        if r["p99_ms"] < limit:
+            best = r["offered_rps"]
+    return best
+
+
+def _ceiling(cfg: Config, engine: str, workload: str, port: int, client_core: int | None) -> tuple[float, str]:
+    path = os.path.join(cfg.results, "cost.csv")
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                if r["engine"] == engine and r["workload"] == workload and r["protocol"] == "h2c -m16" and r["rps"]:
+                    return float(r["rps"]), "cost.csv"
+    cmd = ["h2load", "-c8", "-m16", "-t1", "-D3", "--warm-up-time=1", f"http://{HOST}:{port}/{workload}"]
+    if client_core is not None:
+        cmd = ["taskset", "-c", str(client_core), *cmd]
+    out, _, _ = run_tool(cmd, 60)
+    return parse_h2load(out)["rps"], "h2load -c8 -m16, 3 s"
+
+
+def _open_loop(port: int, workload: str, rate: float, seconds: float, prefix: str, client_core: int | None) -> dict:
+    cmd = [sys.executable, "-m", "locust", "-f", os.path.join(ROOT, "loadtest", "h2user.py"), "--headless",
+           "-u", str(LATENCY_USERS), "-r", str(LATENCY_USERS), "-t", f"{seconds + 1:g}s", "--warmup-s", "1",
+           "--host", f"http://{HOST}:{port}", "--workload", workload, "--rate", f"{rate:.2f}", "--csv", prefix,
+           "--only-summary", "--loglevel", "WARNING"]
+    if client_core is not None:
+        cmd = ["taskset", "-c", str(client_core), *cmd]
+    subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 90, check=False)
+    with open(f"{prefix}_openloop.json") as f:
+        return json.load(f)
+
+
+def run_latency(cfg: Config) -> list[dict]:
+    """``latency``: open-loop latency against offered load (module docstring)."""
+    routes = ("cpu",) if cfg.quick else ("cpu", "plaintext")
+    levels = (0.50, 1.10) if cfg.quick else LOAD_LEVELS
+    seconds = 2.0 if cfg.quick else min(cfg.duration, 10.0)
+    args = bench.build_parser().parse_args(["h2"])
+    bench.pin_cores(args)
+    out_dir = os.path.join(cfg.results, "latency")
+    os.makedirs(out_dir, exist_ok=True)
+    rows: list[dict] = []
+    for engine in cfg.engines:
+        for workload in routes:
+            with running(_spec(engine), args.server_core, cfg.log_dir, dict(os.environ), 30) as server:
+                ceiling, source = _ceiling(cfg, engine, workload, server.port, args.client_core)
+                runs = []
+                for level in levels:
+                    offered = ceiling * level
+                    prefix = os.path.join(out_dir, f"{engine}-{workload}-{round(level * 100)}")
+                    before = server.cpu_seconds()
+                    s = _open_loop(server.port, workload, offered, seconds, prefix, args.client_core)
+                    cpu_s = server.cpu_seconds() - before
+                    for suffix in ("_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv"):
+                        if os.path.exists(prefix + suffix):
+                            os.remove(prefix + suffix)  # locust's own copies: the .hdr and the row say it all
+                    s["offered_rps"] = offered
+                    runs.append(s)
+                    achieved = s.get("achieved_rps") or 0.0
+                    notes = [f"{round(level * 100)} % of {ceiling:.0f} req/s ({source})",
+                             f"achieved {achieved:.0f}", f"late {s.get('late', 0)}", f"p99.9 {s.get('p999_ms')} ms"]
+                    generator_bound = level <= 1.0 and achieved < 0.95 * offered
+                    if generator_bound:
+                        notes.append("achieved < 95 % of offered below the ceiling: generator-bound")
+                    rows.append(_row(cfg, "latency", engine, workload, LATENCY_USERS,
+                                     {"requests": s.get("requests"), "rps": achieved, "p50_ms": s.get("p50_ms"),
+                                      "p99_ms": s.get("p99_ms"), "max_ms": s.get("max_ms")}, cpu_s, 1,
+                                     "open loop; knee: highest offered rate with p99 < 10x the p99 at 10 %",
+                                     f"offered {offered:.0f} req/s", False if generator_bound else None,
+                                     "; ".join(notes), protocol="h2c open loop", duration=seconds))
+                k = knee(runs)
+                rows.append(_row(cfg, "latency", engine, workload, LATENCY_USERS,
+                                 {"requests": None, "rps": round(k or 0.0, 1)}, None, 1,
+                                 "knee (rps column: the knee, req/s)",
+                                 f"knee at {k / ceiling:.0%} of the ceiling" if k else "no knee measured", None,
+                                 f"ceiling {ceiling:.0f} req/s ({source})", protocol="h2c open loop knee",
+                                 duration=seconds))
+    return rows
+
+
+# -- connections --------------------------------------------------------------------------------
+
+def _raise_fd_limit(need: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, need))
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def _tree_usage(server) -> tuple[float, int]:
+    """(RSS MiB, open file descriptors) of the server tree now."""
+    rss, fds = 0, 0
+    for p in server.tree():
+        try:
+            rss += p.memory_info().rss
+            fds += p.num_fds()
+        except Exception:  # noqa: BLE001 - a process that just exited
+            continue
+    return rss / 2**20, fds
+
+
+def _open_h1(port: int) -> socket.socket:
+    s = socket.create_connection((HOST, port), timeout=30)
+    s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: lab\r\n\r\n")
+    data = b""
+    while not data.endswith(b"Hello, World!"):
+        chunk = s.recv(4096)
+        if not chunk:
+            raise OSError("closed before the answer")
+        data += chunk
+    return s
+
+
+def _open_h2(port: int) -> socket.socket:
+    s = socket.create_connection((HOST, port), timeout=30)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "POST"), (":path", "/"), (":scheme", "http"), (":authority", "lab"),
+                          ("content-length", "10")], end_stream=False)
+    s.sendall(conn.data_to_send())
+    return s
+
+
+def _probe(port: int, count: int) -> list[float]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    out = []
+    try:
+        for _ in range(count):
+            t0 = time.perf_counter()
+            conn.request("GET", "/plaintext")
+            conn.getresponse().read()
+            out.append((time.perf_counter() - t0) * 1000)
+    finally:
+        conn.close()
+    return sorted(out)
+
+
+def run_connections(cfg: Config) -> list[dict]:
+    """``connections``: RSS and descriptors per held connection, and a new request's latency."""
+    n = 500 if cfg.quick else 10_000
+    _raise_fd_limit(2 * n + 256)
+    rows: list[dict] = []
+    extra = ("--keepalive-timeout", "600", "--body-timeout", "600", "--max-connections", str(2 * n + 100))
+    for engine in cfg.engines:
+        for protocol, opener in (("h1 idle keep-alive", _open_h1), ("h2c stream open", _open_h2)):
+            with running(_spec(engine, extra), None, cfg.log_dir, dict(os.environ), 30) as server:
+                _probe(server.port, 20)  # warm: the first requests import and cache
+                rss0, fds0 = _tree_usage(server)
+                held, error = [], ""
+                t0 = time.perf_counter()
+                try:
+                    for _ in range(n):
+                        held.append(opener(server.port))
+                except OSError as exc:
+                    error = f"stopped at {len(held)}: {exc}"
+                opened_s = time.perf_counter() - t0
+                try:
+                    lat = _probe(server.port, 200)
+                    rss1, fds1 = _tree_usage(server)
+                finally:
+                    for s in held:
+                        s.close()
+                count = max(1, len(held))
+                kib = (rss1 - rss0) * 1024 / count
+                result = {"requests": len(lat), "rps": 0.0, "p50_ms": round(lat[len(lat) // 2], 3),
+                          "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 3), "max_ms": round(lat[-1], 3)}
+                note = (f"{kib:.1f} KiB RSS and {(fds1 - fds0) / count:.2f} fds per connection; "
+                        f"{len(held)} held, opened in {opened_s:.1f} s; RSS {rss0:.0f} -> {rss1:.0f} MiB")
+                rows.append(_row(cfg, "connections", engine, "plaintext", len(held), result, None,
+                                 os.cpu_count() or 1, "held connections: memory and fds per connection",
+                                 f"{n} held", not error if error else None, note + (f"; {error}" if error else ""),
+                                 protocol=protocol, duration=opened_s))
+    return rows
