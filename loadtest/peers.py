@@ -30,15 +30,9 @@ def plaintext_wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
 
 async def plaintext_asgi(scope: dict, receive: Callable[[], Awaitable[dict]],
                          send: Callable[[dict], Awaitable[Any]]) -> None:
-    """ASGI 3 app: ``200 Hello, World!`` (text/plain) for every HTTP request; lifespan events
-    are acknowledged (hypercorn and granian send them)."""
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    """ASGI 3 app: ``200 Hello, World!`` (text/plain) for every HTTP request. Other scopes
+    (lifespan) return at once: the servers then carry on without lifespan events."""
+    if scope["type"] != "http":
+        return
     await send(_ASGI_START)
     await send(_ASGI_BODY)

