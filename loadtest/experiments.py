@@ -60,9 +60,22 @@ from .experiment_base import COLUMNS, ENGINES, Config, _measured, _row, _spec, _
 from .experiment_cost import run_cost, run_multiplex
 from .experiment_latency import run_connections, run_latency
 
-__all__ = ["EXPERIMENTS", "COLUMNS", "Config", "wait_law", "main"]
+__all__ = ["EXPERIMENTS", "COLUMNS", "Config", "wait_law", "steady", "main"]
 
-__all__ = ["EXPERIMENTS", "COLUMNS", "Config", "wait_law", "main"]
+__all__ = ["EXPERIMENTS", "COLUMNS", "Config", "wait_law", "steady", "main"]
+
+
+def steady(n: int, law: float, duration: float) -> bool:
+    """Whether a wrk run of ``duration`` s can be held to Little's law: each request takes
+    W = N / X, and the N requests still in flight when wrk stops are not counted, so the measured
+    rate falls short by about W / duration; judged only when that is at most 10 %."""
+    return n / law <= duration / 10
+
+
+def unjudged(n: int, law: float, duration: float, rps: float) -> str:
+    """The note of a row :func:`steady` leaves unjudged."""
+    return (f"not judged: W = N / X = {n / law:.2f} s is over a tenth of the {duration:g} s run "
+            f"(the requests in flight at the end are not counted); {rps / law:.2f}x the law")
 
 
 def wait_law(engine: str, n: int, wait_s: float = 0.1) -> float:
@@ -84,9 +97,8 @@ def run_wait(cfg: Config) -> list[dict]:
                 law = wait_law(engine, n)
                 held = abs(result["rps"] - law) <= 0.10 * law
                 note = "" if held else f"{result['rps'] / law:.2f}x the law"
-                if n / law > cfg.duration / 4:  # W = N / X: a run this short never reaches a steady state
-                    held, note = None, (f"not judged: each request waits N / X = {n / law:.1f} s, over a quarter "
-                                        f"of the {cfg.duration:g} s run (no steady state); {result['rps'] / law:.2f}x")
+                if not steady(n, law, cfg.duration):
+                    held, note = None, unjudged(n, law, cfg.duration, result["rps"])
                 limit = _workers(engine)
                 rows.append(_row(cfg, "wait", engine, "io", n, result, cpu_s, os.cpu_count() or 1,
                                  f"X = min(N, L) / 0.1 s, L = {limit or 'unbounded'}", f"{law:.0f} req/s", held,
