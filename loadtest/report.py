@@ -1,9 +1,14 @@
-"""``python -m loadtest report``: charts, results/REPORT.md and www/results.html from results/summary.csv.
+"""``python -m loadtest report``: charts, results/REPORT.md and www/results.html from the experiments'
+CSVs (results/experiments/) and the sweep's results/summary.csv.
 
 Usage::
 
-    python -m loadtest report [--summary results/summary.csv] [--out results/charts]
-                              [--report results/REPORT.md] [--www www | --no-www]
+    python -m loadtest report [--experiments results/experiments] [--summary results/summary.csv]
+                              [--out results/charts] [--report results/REPORT.md] [--www www | --no-www]
+
+The report leads with the experiments (``loadtest/verdict.py``): the verdict table, a row per
+question and a column per engine, then a section per experiment with its chart, command, findings
+and table. The sweep's sections follow, titled "Sweep: ..." and labelled with their revision.
 
 Reads the rows ``python -m loadtest sweep`` appended (``loadtest/results.py`` folds repeats into medians
 with min-max) and writes, for each comparison, a chart as PNG and SVG under ``--out``
@@ -43,7 +48,7 @@ __all__ = ["Section", "build_sections", "findings_throughput", "findings_latency
            "md_table", "main"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHART_PREFIXES = ("throughput", "latency_", "scaling_", "protocols", "efficiency")
+CHART_PREFIXES = ("throughput", "latency_", "scaling_", "protocols", "efficiency", "exp_")
 
 
 @dataclass
@@ -382,14 +387,15 @@ def build_sections(df: pd.DataFrame, out_dir: str, runs_dir: str | None) -> list
 
 
 def _saturation_lines(df: pd.DataFrame) -> list[str]:
+    """One sentence: how many runs had a saturated generator, counted by protocol and workload (the
+    charts flag each one; the prose does not list them)."""
     sat = df[df["generator_saturated"]]
     if sat.empty:
         return [f"No run had a saturated load generator ({len(df)} runs)."]
-    groups = R.ordered(sat.groupby(R.GROUP, sort=False).size().rename("n").reset_index())
-    names = [f"{r.engine} {r.protocol} {r.workload} at {r.users} users ({r.n} run(s))" for r in groups.itertuples()]
-    return [f"{len(sat)} of {len(df)} runs had a saturated load generator: " + "; ".join(names) + ". Their figures "
-            "measure the generator as much as the server: the charts draw them hatched or hollow, and the "
-            "findings say so."]
+    groups = sat.groupby(["protocol", "workload"], sort=False).size()
+    names = ", ".join(f"{p} {w}: {n}" for (p, w), n in groups.items())
+    return [f"{len(sat)} of {len(df)} runs had a saturated load generator ({names}); the charts draw them "
+            "hatched or hollow: their figures measure the generator as much as the server."]
 
 
 def _machine_lines(info: dict) -> list[str]:
@@ -472,6 +478,17 @@ def to_html(sections: list[Section], info: dict, sat_lines: list[str], chart_url
     return "\n".join(out)
 
 
+def _experiment_machine(directory: str) -> dict:
+    """The machine lines' fields from the experiments' rows (when there is no sweep)."""
+    from . import verdict
+
+    frames = verdict.load(directory)
+    col = lambda c: sorted({str(v) for df in frames.values() for v in df[c].unique()})  # noqa: E731
+    runs = sum(len(df) for df in frames.values())
+    return {"cpu": col("cpu"), "cores": os.cpu_count(), "kernel": "", "python": col("python"),
+            "git_rev": col("git_rev"), "runs": runs, "first": "", "last": "", "commands": []}
+
+
 def _clear_charts(directory: str, exts: tuple[str, ...]) -> None:
     """Remove charts this command wrote before (by name prefix), so that none outlives its data."""
     for ext in exts:
@@ -488,6 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=os.path.join(ROOT, "results", "charts"),
                    help="charts directory (default: results/charts)")
     p.add_argument("--report", default=None, help="markdown report (default: REPORT.md beside --out)")
+    p.add_argument("--experiments", default=os.path.join(ROOT, "results", "experiments"),
+                   help="the experiments' CSVs; the report leads with their verdict (default: results/experiments)")
     p.add_argument("--runs", default=None, help="run directories with meta.json (default: runs/ beside --summary)")
     p.add_argument("--www", default=os.path.join(ROOT, "www"),
                    help="site root: writes results.html and static/charts/*.svg (default: www/)")
@@ -501,21 +520,39 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    from . import verdict
+
+    has_experiments = bool(verdict.load(args.experiments)) if os.path.isdir(args.experiments) else False
     try:
         df = R.load_summary(args.summary)
     except (OSError, ValueError) as exc:
-        print(f"python -m loadtest report: {exc}\n(run python -m loadtest sweep first)", file=sys.stderr)
-        return 1
-    if df.empty:
+        if not has_experiments:
+            print(f"python -m loadtest report: {exc}\n(run python -m loadtest sweep or experiment first)",
+                  file=sys.stderr)
+            return 1
+        df = None
+    if (df is None or df.empty) and not has_experiments:
         print(f"python -m loadtest report: {args.summary} has no rows", file=sys.stderr)
         return 1
-    runs_dir = args.runs or os.path.join(os.path.dirname(os.path.abspath(args.summary)), "runs")
-    report = args.report or os.path.join(os.path.dirname(os.path.abspath(args.out)), "REPORT.md")
     os.makedirs(args.out, exist_ok=True)
     _clear_charts(args.out, ("png", "svg"))
-    sections = build_sections(df, args.out, runs_dir)
-    info = R.machine(df, runs_dir)
-    sat = _saturation_lines(df)
+    lead = verdict.experiment_sections(args.experiments, args.out, Section) if has_experiments else []
+    runs_dir = args.runs or os.path.join(os.path.dirname(os.path.abspath(args.summary)), "runs")
+    report = args.report or os.path.join(os.path.dirname(os.path.abspath(args.out)), "REPORT.md")
+    sections = list(lead)
+    if df is not None and not df.empty:
+        sweep = build_sections(df, args.out, runs_dir)
+        info = R.machine(df, runs_dir)
+        sat = _saturation_lines(df)
+        if lead:  # the closed-loop sweep rows follow, labelled with the code they came from
+            for s in sweep:
+                s.title = f"Sweep: {s.title}"
+                s.intro = (f"From the closed-loop locust sweep in {os.path.basename(args.summary)} "
+                           f"(git {', '.join(info['git_rev'] or ['unknown'])}), not the experiments. " + s.intro)
+        sections += sweep
+    else:
+        info = _experiment_machine(args.experiments)
+        sat = []
     rel = os.path.relpath(os.path.abspath(args.out), os.path.dirname(report)).replace(os.sep, "/")
     source = os.path.relpath(os.path.abspath(args.summary), ROOT).replace(os.sep, "/")
     os.makedirs(os.path.dirname(report), exist_ok=True)
@@ -534,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(to_html(sections, info, sat, "/static/charts"))
         written.append(page)
     n = sum(len(s.charts) for s in sections)
-    print(f"{len(df)} runs -> {n} charts (PNG + SVG) in {args.out}; " + ", ".join(written))
+    print(f"{0 if df is None else len(df)} sweep runs, {len(lead)} experiment sections -> {n} charts (PNG + SVG) in {args.out}; " + ", ".join(written))
     return 0
 
 

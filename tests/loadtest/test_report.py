@@ -20,6 +20,8 @@ from loadtest import results as R
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "fixtures", "summary.csv")
 RUNS = os.path.join(HERE, "fixtures", "runs")
+#: quick runs of every experiment (python -m loadtest experiment all --quick), committed as a fixture
+EXPERIMENTS = os.path.join(HERE, "fixtures", "experiments")
 NOTEBOOK = os.path.join(os.path.dirname(os.path.dirname(HERE)), "notebooks", "compare_engines.ipynb")
 CHARTS = ["throughput", "latency_h1", "latency_h2c", "scaling_h1", "scaling_h2c", "protocols", "efficiency"]
 SECTIONS = ["## Throughput by engine", "## Latency percentiles by engine", "## Scaling with users",
@@ -71,7 +73,8 @@ def test_saturated_configuration_is_drawn_hatched(df):
 
 def test_report_writes_charts_report_and_page(tmp_path, capsys):
     out, md, www = tmp_path / "charts", tmp_path / "REPORT.md", tmp_path / "www"
-    status = cli.main(["report", "--summary", FIXTURE, "--out", str(out), "--report", str(md), "--www", str(www)])
+    status = cli.main(["report", "--summary", FIXTURE, "--out", str(out), "--report", str(md), "--www", str(www),
+                       "--experiments", str(tmp_path / "none")])
     assert status == 0, capsys.readouterr().err
     for name in CHARTS:
         assert (out / f"{name}.png").stat().st_size > 1000
@@ -84,9 +87,8 @@ def test_report_writes_charts_report_and_page(tmp_path, capsys):
     for name in CHARTS:
         assert f"](charts/{name}.png)" in text
     assert text.count("### Findings") == len(SECTIONS) and text.count("### Table") == len(SECTIONS)
-    # The saturated runs are named, flagged in the tables, and drawn as such.
-    assert "4 of 135 runs had a saturated load generator" in text
-    assert "uvicorn h1 plaintext at 50 users (3 run(s))" in text
+    # The saturated runs are counted (not listed in prose), flagged in the tables, and drawn as such.
+    assert "4 of 135 runs had a saturated load generator (h1 plaintext: 4)" in text
     assert "| uvicorn | h1 | plaintext | 50 |" in text and "yes (3/3)" in text and "yes (1/3)" in text
     assert "generator saturated: a floor" in text
     assert charts.SATURATED_NOTE in (out / "throughput.svg").read_text()
@@ -100,9 +102,42 @@ def test_report_writes_charts_report_and_page(tmp_path, capsys):
 
 
 def test_report_without_summary_fails_cleanly(tmp_path, capsys):
-    assert report.main(["--summary", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "c"), "--no-www"]) == 1
+    assert report.main(["--summary", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "c"), "--no-www",
+                        "--experiments", str(tmp_path / "none")]) == 1
     assert "python -m loadtest sweep" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_report_leads_with_the_verdict_of_the_experiments(tmp_path, capsys):
+    out, md, www = tmp_path / "charts", tmp_path / "REPORT.md", tmp_path / "www"
+    status = cli.main(["report", "--summary", FIXTURE, "--out", str(out), "--report", str(md), "--www", str(www),
+                       "--experiments", EXPERIMENTS])
+    assert status == 0, capsys.readouterr().err
+    text = md.read_text()
+    # the verdict comes first: a row per question, a column per engine, the law, why
+    assert text.index("## The verdict") < text.index("## cost:") < text.index("## Sweep: Throughput by engine")
+    verdict = text[text.index("## The verdict"):text.index("## cost:")]
+    assert "| question | threadpool | processpool | selectors | asyncio | law held | why |" in verdict
+    for name in ("cost", "wait", "cores", "interference", "latency", "connections", "multiplex"):
+        assert f"| {name}: " in verdict, name
+        assert f"Command: `python -m loadtest experiment {name}`" in text
+    assert "processpool" in verdict and "x its one-core rate" in verdict
+    for name in ("exp_cost_h1", "exp_wait", "exp_cores", "exp_interference", "exp_latency_cpu", "exp_connections",
+                 "exp_multiplex"):
+        assert (out / f"{name}.png").stat().st_size > 1000, name
+        assert f"](charts/{name}.png)" in text
+        assert (www / "static" / "charts" / f"{name}.svg").exists()
+    # the older sweep rows stay, told apart by their title and revision
+    assert "From the closed-loop locust sweep in summary.csv (git 2fed21f)" in text
+    page = (www / "results.html").read_text()
+    assert page.index('id="verdict"') < page.index('id="exp-cost"')
+
+
+def test_report_from_experiments_alone(tmp_path, capsys):
+    md = tmp_path / "REPORT.md"
+    assert report.main(["--summary", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "c"), "--no-www",
+                        "--report", str(md), "--experiments", EXPERIMENTS]) == 0, capsys.readouterr().err
+    assert "## The verdict" in md.read_text() and "## Sweep" not in md.read_text()
 
 
 @pytest.mark.slow
@@ -110,6 +145,7 @@ def test_notebook_runs_top_to_bottom_on_the_fixture(monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("LAB_SUMMARY", FIXTURE)
+    monkeypatch.setenv("LAB_EXPERIMENTS", EXPERIMENTS)
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
@@ -119,6 +155,8 @@ def test_notebook_runs_top_to_bottom_on_the_fixture(monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert FIXTURE in text and "135 runs" in text
+    assert "== cost:" in text and "== multiplex:" in text  # the experiments first, in their order
+    assert text.index("== cost:") < text.index("== wait:") < text.index("== multiplex:")
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5
     saturated = [o for o in outputs if "uvicorn-h1-plaintext-u50" in o.get("data", {}).get("text/plain", "")]
     assert saturated, "the saturated runs are listed"

@@ -1,0 +1,433 @@
+"""The report's lead: the verdict table and a section per experiment, from results/experiments/.
+
+``python -m loadtest report`` calls :func:`experiment_sections` when results/experiments/ holds the
+CSVs of ``python -m loadtest experiment``: the first section is the verdict (a row per question,
+a column per engine with the measured figure, whether the law held, one line of why), then one
+section per experiment in the order of ``experiment all``, each with its chart, the command that
+made it, findings computed from the numbers, and its table. Every figure comes from those CSVs
+(and, for the latency spectrum, the HdrHistogram files in results/experiments/latency/).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+
+import pandas as pd
+
+from .experiment_base import ENGINES
+
+__all__ = ["load", "verdict", "charts", "findings", "experiment_sections", "ORDER", "QUESTIONS"]
+
+ORDER = ("cost", "wait", "cores", "interference", "latency", "connections", "multiplex")
+QUESTIONS = {
+    "cost": "What does each model's machinery cost per request?",
+    "wait": "How many waits can each model hold?",
+    "cores": "Who uses more than one core for CPU work?",
+    "interference": "What does one slow request cost the others?",
+    "latency": "How close to its ceiling can it run before latency explodes?",
+    "connections": "What does a held connection cost?",
+    "multiplex": "When does HTTP/2 multiplexing help?",
+}
+COMMANDS = {name: f"python -m loadtest experiment {name}" for name in ORDER}
+
+
+def load(directory: str) -> dict[str, pd.DataFrame]:
+    """The experiments' rows by name (only those with a CSV in ``directory``)."""
+    out = {}
+    for name in ORDER:
+        path = os.path.join(directory, f"{name}.csv")
+        if os.path.exists(path):
+            df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+            if not df.empty:
+                out[name] = df
+    return out
+
+
+def _f(x, fmt: str = ",.0f") -> str:
+    try:
+        return format(float(x), fmt)
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _held(df: pd.DataFrame) -> str:
+    judged = df[df["held"].isin(["yes", "NO"])]
+    if judged.empty:
+        return "–"
+    yes = int((judged["held"] == "yes").sum())
+    return f"{yes}/{len(judged)} rows"
+
+
+def _engines(df: pd.DataFrame) -> list[str]:
+    return [e for e in ENGINES if e in set(df["engine"])]
+
+
+# -- per experiment: (cells by engine, law held, why, findings) -----------------------------------------
+
+def _cost(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
+    h1 = df[(df["protocol"] == "h1") & (df["workload"] == "plaintext")]
+    cells = {}
+    for e in _engines(df):
+        r = h1[h1["engine"] == e]
+        if not r.empty:
+            r = r.iloc[0]
+            cells[e] = f"{_f(r['rps'])} req/s, {_f(r['server_cpu_us_per_req'], '.0f')} µs CPU/req (h1 /plaintext)"
+    ratios = df[df["engine"].str.contains(" / ", regex=False)]
+    law = _held(ratios)
+    parts = [f"{r['engine']} {float(re.search(r'ratio ([0-9.]+)', r['note']).group(1)):.2f}x "
+             f"({r['protocol']}, target {r['expected']})" for _, r in ratios.iterrows()
+             if re.search(r"ratio ([0-9.]+)", str(r["note"]))]
+    mine = h1[h1["engine"].isin(ENGINES)].dropna(subset=["server_cpu_us_per_req"])
+    why = ""
+    if not mine.empty:
+        lo, hi = mine.loc[mine["server_cpu_us_per_req"].idxmin()], mine.loc[mine["server_cpu_us_per_req"].idxmax()]
+        why = (f"on one core the cost per request decides: {lo['engine']} {_f(lo['server_cpu_us_per_req'])} µs, "
+               f"{hi['engine']} {_f(hi['server_cpu_us_per_req'])} µs (the thread hand-offs)")
+    findings = [why] if why else []
+    if parts:
+        findings.append("Targets, measured in the same run: " + "; ".join(parts) + ".")
+    peers = h1[~h1["engine"].isin(ENGINES) & ~h1["engine"].str.contains(" / ", regex=False)]
+    if not peers.empty:
+        findings.append("Peers on h1 /plaintext: " + ", ".join(
+            f"{r['engine']} {_f(r['rps'])} req/s ({_f(r['server_cpu_us_per_req'])} µs)" for _, r in peers.iterrows())
+            + ".")
+    return cells, law, why, findings
+
+
+def _wait(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
+    cells, findings = {}, []
+    for e in _engines(df):
+        sub = df[df["engine"] == e].sort_values("users")
+        top = sub.iloc[-1]
+        cells[e] = f"{_f(top['rps'])} req/s at N = {int(top['users']):,} (law {top['expected']})"
+        findings.append(f"{e}: " + ", ".join(f"N={int(r['users'])} {_f(r['rps'])}" for _, r in sub.iterrows())
+                        + f" req/s; {_held(sub)} within 10 % of X = min(N, L) / 0.1 s.")
+    why = ("a waiting request costs the loops a coroutine frame, so X keeps growing with N; it holds a thread in "
+           "threadpool (L = 32) and a whole process in processpool (L = its processes)")
+    return cells, _held(df), why, findings
+
+
+def _cores(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
+    cells, findings = {}, []
+    for e in _engines(df):
+        sub = df[df["engine"] == e]
+        one = sub[sub["server_cpus"] == 1]
+        many = sub[sub["server_cpus"] > 1]
+        if one.empty or many.empty:
+            continue
+        ratio = float(many.iloc[0]["rps"]) / max(1e-9, float(one.iloc[0]["rps"]))
+        cells[e] = f"{ratio:.2f}x its one-core rate ({_f(many.iloc[0]['rps'])} req/s on {int(many.iloc[0]['server_cpus'])} cores)"
+        findings.append(f"{e}: {_f(one.iloc[0]['rps'])} req/s on one core, {_f(many.iloc[0]['rps'])} on "
+                        f"{int(many.iloc[0]['server_cpus'])} ({ratio:.2f}x); law {many.iloc[0]['expected']}: "
+                        f"{'held' if many.iloc[0]['held'] == 'yes' else 'NOT held'}.")
+    why = "the GIL lets one thread run Python at a time; only separate processes run /cpu on several cores"
+    return cells, _held(df), why, findings
+
+
+def _interference(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
+    cells, findings = {}, []
+    cpu_ms = None
+    for e in _engines(df):
+        sub = df[df["engine"] == e].sort_values("users")
+        base, top = sub.iloc[0], sub.iloc[-1]
+        cells[e] = f"p99 {_f(top['p99_ms'], '.1f')} ms with k = {int(top['users'])} (k = 0: {_f(base['p99_ms'], '.2f')} ms)"
+        findings.append(f"{e}: /plaintext p99 " + ", ".join(f"k={int(r['users'])} {_f(r['p99_ms'], '.2f')} ms"
+                                                         for _, r in sub.iterrows()) + ".")
+        m = re.search(r"one /cpu takes ([0-9.]+) ms", str(base["note"]))
+        cpu_ms = cpu_ms or (m.group(1) if m else None)
+    why = (f"a loop runs one handler at a time, so a /cpu ({cpu_ms or '?'} ms) stalls every other connection; "
+           "threads share the GIL (a convoy); processes isolate while a worker is free")
+    return cells, _held(df), why, findings
+
+
+def _latency(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
+    knees = df[df["protocol"] == "h2c open loop knee"]
+    runs = df[df["protocol"] == "h2c open loop"]
+    cells, findings = {}, []
+    for e in _engines(df):
+        k = knees[(knees["engine"] == e) & (knees["workload"] == "cpu")]
+        if not k.empty:
+            cells[e] = f"/cpu knee {_f(k.iloc[0]['rps'])} req/s ({k.iloc[0]['expected'].replace('knee at ', '')})"
+        for _, r in knees[knees["engine"] == e].iterrows():
+            findings.append(f"{e} /{r['workload']}: {r['expected']}, {_f(r['rps'])} req/s; {r['note']}.")
+    flagged = int((runs["held"] == "NO").sum())
+    findings.append(f"{flagged} of {len(runs)} open-loop runs fell 5 % short of the offered rate below the ceiling "
+                    "(generator-bound; flagged in the table).")
+    why = ("latency is flat until the offered load nears the ceiling, then queueing takes over: the knee is "
+           "where p99 passes 10x its unloaded value")
+    return cells, f"{flagged} generator-bound", why, findings
+
+
+def _kib(note: str) -> float | None:
+    m = re.search(r"([0-9.]+) KiB RSS", str(note))
+    return float(m.group(1)) if m else None
+
+
+def _connections(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
+    cells, findings = {}, []
+    for e in _engines(df):
+        sub = df[df["engine"] == e]
+        parts = [f"{_f(_kib(r['note']), '.1f')} KiB ({r['protocol'].split()[0]})" for _, r in sub.iterrows()]
+        cells[e] = ", ".join(parts)
+        for _, r in sub.iterrows():
+            findings.append(f"{e} {r['protocol']}: {r['note']}; a new request meanwhile p50 "
+                            f"{_f(r['p50_ms'], '.2f')} ms, p99 {_f(r['p99_ms'], '.2f')} ms.")
+    why = ("an idle connection is a socket and a parser on every engine (a poller entry, not a thread), so "
+           "holding thousands costs memory, not throughput; an open HTTP/2 stream adds its handler's state")
+    return cells, _held(df), why, findings
+
+
+def _multiplex(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
+    io = df[df["workload"] == "io"]
+    cells, findings = {}, []
+    for e in _engines(df):
+        sub = io[io["engine"] == e]
+        h1 = sub[sub["protocol"].str.startswith("h1")]
+        h2 = sub[sub["protocol"].str.startswith("h2c")]
+        if h1.empty or h2.empty:
+            continue
+        best = h2.loc[h2["rps"].idxmax()]
+        worst = h2.loc[h2["rps"].idxmin()]
+        cells[e] = (f"/io: {_f(best['rps'])} req/s at {best['protocol']} vs h1 {_f(h1.iloc[0]['rps'])}; "
+                    f"worst {worst['protocol']} {_f(worst['rps'])}")
+        findings.append(f"{e} /io: " + ", ".join(f"{r['protocol']} {_f(r['rps'])}" for _, r in sub.iterrows())
+                        + " req/s.")
+    why = ("multiplexing helps a model only as far as one connection's streams run at once: all of them on the "
+           "loops (up to 100, MAX_CONCURRENT_STREAMS), a quarter of the pool on threadpool, one on processpool")
+    return cells, _held(io), why, findings
+
+
+SUMMARIZE = {"cost": _cost, "wait": _wait, "cores": _cores, "interference": _interference, "latency": _latency,
+             "connections": _connections, "multiplex": _multiplex}
+
+
+def findings(name: str, df: pd.DataFrame) -> list[str]:
+    """The sentences computed from experiment ``name``'s rows."""
+    return SUMMARIZE[name](df)[3]
+
+
+def verdict(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per question: the measured figure per engine, whether the law held, why."""
+    rows = []
+    for name in ORDER:
+        if name not in frames:
+            continue
+        cells, law, why, _ = SUMMARIZE[name](frames[name])
+        rows.append({"question": f"{name}: {QUESTIONS[name]}", **{e: cells.get(e, "–") for e in ENGINES},
+                     "law held": law, "why": why})
+    return pd.DataFrame(rows)
+
+
+# -- charts -------------------------------------------------------------------------------------------
+
+def charts(name: str, df: pd.DataFrame, exp_dir: str, out_dir: str | None) -> list[str]:
+    """Draw the experiment's chart(s) into ``out_dir`` (PNG + SVG), or show them (``out_dir``
+    None: the notebook); returns their names."""
+    import matplotlib.pyplot as plt
+
+    from . import charts as C
+
+    def save(fig, chart: str) -> str:
+        if out_dir is None:
+            plt.show()
+        else:
+            C.save(fig, out_dir, chart)
+        plt.close(fig)
+        return chart
+
+    engines = _engines(df)
+    if name == "cost":
+        out = []
+        for proto in [p for p in ("h1", "h2c -m1", "h2c -m16") if p in set(df["protocol"])]:
+            sub = df[(df["protocol"] == proto) & (df["workload"] == "plaintext")
+                     & ~df["engine"].str.contains(" / ", regex=False)].sort_values("rps")
+            fig, (a, b) = plt.subplots(1, 2, figsize=(10, 0.35 * len(sub) + 1.5))
+            colors = [C.ENGINE_COLORS.get(e, "#999999") for e in sub["engine"]]
+            a.barh(sub["engine"], sub["rps"], color=colors)
+            a.set_xlabel("requests/s (one core)")
+            b.barh(sub["engine"], sub["server_cpu_us_per_req"], color=colors)
+            b.set_xlabel("server CPU µs per request")
+            b.set_yticklabels([])
+            fig.suptitle(f"cost: /plaintext, {proto} (grey: peers)")
+            out.append(save(fig, f"exp_cost_{proto.replace(' ', '').replace('-', '_')}"))
+        return out
+    if name == "wait":
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for e in engines:
+            sub = df[df["engine"] == e].sort_values("users")
+            ax.plot(sub["users"], sub["rps"], "o-", color=C.ENGINE_COLORS[e], label=e)
+            law = [float(str(x).split()[0]) for x in sub["expected"]]
+            ax.plot(sub["users"], law, ":", color=C.ENGINE_COLORS[e])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("requests in flight N")
+        ax.set_ylabel("requests/s (dotted: Little's law)")
+        ax.set_title("wait: /io?ms=100")
+        ax.legend()
+        return [save(fig, "exp_wait")]
+    if name == "cores":
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for i, e in enumerate(engines):
+            sub = df[df["engine"] == e]
+            one = sub[sub["server_cpus"] == 1]["rps"]
+            many = sub[sub["server_cpus"] > 1]["rps"]
+            ax.bar(i - 0.2, one.iloc[0] if len(one) else 0, 0.4, color=C.ENGINE_COLORS[e], alpha=0.5)
+            ax.bar(i + 0.2, many.iloc[0] if len(many) else 0, 0.4, color=C.ENGINE_COLORS[e])
+        ax.set_xticks(range(len(engines)), engines)
+        ax.set_ylabel("/cpu requests/s")
+        ax.set_title("cores: one core (light) against every core (dark)")
+        return [save(fig, "exp_cores")]
+    if name == "interference":
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for e in engines:
+            sub = df[df["engine"] == e].sort_values("users")
+            ax.plot(sub["users"], sub["p99_ms"], "o-", color=C.ENGINE_COLORS[e], label=e)
+        ax.set_yscale("log")
+        ax.set_xlabel("connections running /cpu (k)")
+        ax.set_ylabel("/plaintext p99, ms")
+        ax.set_title("interference")
+        ax.legend()
+        return [save(fig, "exp_interference")]
+    if name == "latency":
+        return _latency_charts(df, exp_dir, save)
+    if name == "connections":
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        protos = list(dict.fromkeys(df["protocol"]))
+        for j, proto in enumerate(protos):
+            for i, e in enumerate(engines):
+                r = df[(df["engine"] == e) & (df["protocol"] == proto)]
+                kib = _kib(r.iloc[0]["note"]) if len(r) else None
+                ax.bar(i + (j - 0.5) * 0.4, kib or 0, 0.4, color=C.ENGINE_COLORS[e], alpha=0.5 if j == 0 else 1.0)
+        ax.set_xticks(range(len(engines)), engines)
+        ax.set_ylabel("server RSS per held connection, KiB")
+        ax.set_title("connections: " + " (light) / ".join(protos) + " (dark)")
+        return [save(fig, "exp_connections")]
+    if name == "multiplex":
+        io = df[df["workload"] == "io"]
+        shapes = list(dict.fromkeys(io["protocol"]))
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for e in engines:
+            sub = io[io["engine"] == e].set_index("protocol").reindex(shapes)
+            ax.plot(range(len(shapes)), sub["rps"], "o-", color=C.ENGINE_COLORS[e], label=e)
+        ax.set_xticks(range(len(shapes)), shapes, rotation=20)
+        ax.set_yscale("log")
+        ax.set_ylabel("/io?ms=100 requests/s")
+        ax.set_title("multiplex: C connections x M streams = 128")
+        ax.legend()
+        return [save(fig, "exp_multiplex")]
+    return []
+
+
+def _latency_charts(df: pd.DataFrame, exp_dir: str, save) -> list[str]:
+    import matplotlib.pyplot as plt
+
+    from . import charts as C
+
+    runs = df[df["protocol"] == "h2c open loop"]
+    out = []
+    for workload in dict.fromkeys(runs["workload"]):
+        sub = runs[runs["workload"] == workload]
+        engines = _engines(sub)
+        fig, axes = plt.subplots(1, len(engines), figsize=(3.6 * len(engines), 3.4), squeeze=False, sharey=True)
+        for ax, e in zip(axes[0], engines):
+            pts = []
+            for _, r in sub[sub["engine"] == e].iterrows():
+                offered = float(str(r["expected"]).split()[1])
+                p999 = re.search(r"p99\.9 ([0-9.]+) ms", str(r["note"]))
+                pts.append((offered, r["p50_ms"], r["p99_ms"], float(p999.group(1)) if p999 else None, r["max_ms"],
+                            r["held"] == "NO"))
+            pts.sort()
+            xs = [p[0] for p in pts]
+            for k, (label, color) in enumerate((("p50", "#6baed6"), ("p99", "#2171b5"), ("p99.9", "#08306b"),
+                                                 ("max", "#999999"))):
+                ax.plot(xs, [p[1 + k] for p in pts], "o-", color=color, label=label, markersize=3)
+            for p in pts:
+                if p[5]:
+                    ax.plot([p[0]], [p[2]], "x", color="red")
+            ax.set_yscale("log")
+            ax.set_xlabel("offered requests/s")
+            ax.set_title(e, color=C.ENGINE_COLORS[e])
+        axes[0][0].set_ylabel("latency, ms (from the intended send time)")
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"latency against offered load, /{workload} (red x: generator-bound)")
+        out.append(save(fig, f"exp_latency_{workload}"))
+        spectrum = _spectrum(exp_dir, workload, engines, save)
+        if spectrum:
+            out.append(spectrum)
+    return out
+
+
+def _spectrum(exp_dir: str, workload: str, engines: list[str], save) -> str | None:
+    """HdrHistogram-style percentile spectrum at 80 % of each engine's ceiling (log 1/(1-p) axis)."""
+    import matplotlib.pyplot as plt
+    from hdrh.histogram import HdrHistogram
+    from hdrh.log import HistogramLogReader
+
+    from . import charts as C
+    from .openloop import HIGHEST_US, SIGNIFICANT_DIGITS
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    drawn = False
+    for e in engines:
+        path = os.path.join(exp_dir, "latency", f"{e}-{workload}-80_latency.hdr")
+        if not os.path.exists(path):
+            continue
+        h = HistogramLogReader(path, HdrHistogram(1, HIGHEST_US, SIGNIFICANT_DIGITS)).get_next_interval_histogram()
+        if h is None or not h.get_total_count():
+            continue
+        ps = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
+        xs = [1 / (1 - p / 100) for p in ps]
+        ax.plot(xs, [h.get_value_at_percentile(p) / 1000 for p in ps], "o-", color=C.ENGINE_COLORS[e], label=e,
+                markersize=3)
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xscale("log")
+    ax.set_xticks([2, 10, 100, 1000, 10000], ["50%", "90%", "99%", "99.9%", "99.99%"])
+    ax.set_yscale("log")
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("latency, ms")
+    ax.set_title(f"percentile spectrum at 80 % of the ceiling, /{workload}")
+    ax.legend()
+    return save(fig, f"exp_spectrum_{workload}")
+
+
+def experiment_sections(directory: str, out_dir: str, section_cls) -> list:
+    """The verdict section, then one section per experiment (``section_cls``: report.Section)."""
+    frames = load(directory)
+    if not frames:
+        return []
+    revs = sorted({str(r) for df in frames.values() for r in df["git_rev"].unique()})
+    sections = [section_cls(
+        "verdict", "The verdict",
+        "One row per question, one column per engine: the measured figure, whether the law held (rows "
+        "within the law / rows judged), and why. From results/experiments/*.csv (git " + ", ".join(revs)
+        + "); `python -m loadtest experiment all` made them.", [], verdict(frames), [])]
+    for name in ORDER:
+        if name not in frames:
+            continue
+        df = frames[name]
+        _, _, why, findings = SUMMARIZE[name](df)
+        cols = [c for c in ("engine", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms",
+                            "server_cpus", "server_cpu_us_per_req", "expected", "held", "note") if c in df.columns]
+        table = df[cols].astype(object).where(df[cols].notna(), "").astype(str)
+        sections.append(section_cls(
+            f"exp-{name}", f"{name}: {QUESTIONS[name]}",
+            f"Command: `{COMMANDS[name]}` (rows in results/experiments/{name}.csv). {why.capitalize()}.",
+            charts(name, df, directory, out_dir), table, findings))
+    return sections
+
+
+def latency_json(directory: str) -> list[dict]:
+    """Every open-loop run's summary (``*_openloop.json`` in ``directory``/latency), for the notebook."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(directory, "latency", "*_openloop.json"))):
+        with open(path) as f:
+            d = json.load(f)
+        d["run"] = os.path.basename(path).removesuffix("_openloop.json")
+        out.append(d)
+    return out
