@@ -223,7 +223,7 @@ def write_rows(path: str, rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the named experiment(s); print each table; write results/experiments/NAME.csv.
     Returns 0 (rows off their law are flagged ``held = NO`` and counted, a finding, not a
-    failure), 2 on a usage error or a failed run."""
+    failure), 2 on a usage error or when an experiment failed (the others still run)."""
     p = argparse.ArgumentParser(prog="python -m loadtest experiment", description=__doc__.split("\n\n")[0])
     p.add_argument("name", help=f"one of {', '.join(EXPERIMENTS)}, or all")
     p.add_argument("--quick", action="store_true", help="each experiment in well under a minute")
@@ -239,15 +239,18 @@ def main(argv: list[str] | None = None) -> int:
     if any(e not in ENGINES for e in engines):
         p.error(f"unknown engine in {args.engines!r}")
     duration = args.duration or (2.0 if args.quick else 10.0)
-    flagged = 0
+    flagged, failed = 0, []
     with tempfile.TemporaryDirectory() as log_dir:
         cfg = Config(engines, args.quick, duration, args.results, log_dir, machine_info())
         for name in names:
+            started = time.monotonic()
             try:
                 rows = EXPERIMENTS[name](cfg)
-            except BenchError as exc:
-                console.print(f"[red]{name}: {exc}[/red]")
-                return 2
+            except (BenchError, OSError) as exc:  # the next experiment still runs
+                console.print(f"[red]{name} failed: {exc}[/red]")
+                failed.append(name)
+                continue
+            console.print(f"[dim]{name}: {time.monotonic() - started:.0f} s[/dim]")
             write_rows(os.path.join(args.results, f"{name}.csv"), rows)
             table = Table(title=f"experiment {name}" + (" (quick)" if args.quick else ""))
             for col in ("engine", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
@@ -260,4 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 flagged += r["held"] == "NO"
             console.print(table)
     console.print(f"{flagged} row(s) off their law (held = NO)")
+    if failed:
+        console.print(f"[red]failed: {', '.join(failed)}[/red]")
+        return 2
     return 0
