@@ -21,8 +21,8 @@ from typing import Any
 
 from .config import ServerConfig
 from .lifecycle import BUSY, TICK_S, Driver
+from .lifecycle import Connection as BaseConnection
 from .listeners import Listener, tune_socket
-from .session import Session
 from .tasks import SendFile, Task
 
 __all__ = ["AsyncioEngine"]
@@ -34,21 +34,20 @@ log = logging.getLogger("lab.asyncio")
 SENDFILE_PIECE = 1024 * 1024
 
 
-class Connection(asyncio.Protocol):
-    """asyncio's callbacks for one connection, passed on to the engine's hooks; holds the
-    transport, the session, and the tasks waiting for the write buffer to drain."""
+class Connection(BaseConnection, asyncio.Protocol):
+    """asyncio's callbacks for one connection, passed on to the engine's hooks; ``sock`` is the
+    transport's socket, and it holds the transport and the tasks waiting for its buffer to drain."""
+
+    __slots__ = ("engine", "transport", "paused", "flush_waiters", "last_progress", "sendfile_task")
 
     def __init__(self, engine: "AsyncioEngine", listener: Listener) -> None:
+        super().__init__(None, listener, 0)  # type: ignore[arg-type]
         self.engine = engine
-        self.listener = listener
         self.transport: asyncio.Transport | None = None
-        self.session: Session | None = None
         self.paused = False
         self.flush_waiters: list[Task] = []
-        self.closed = False
         self.last_progress = time.monotonic()
         self.sendfile_task: asyncio.Task | None = None
-        self.eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.engine.guard(self.engine.open, self, transport)
@@ -158,7 +157,7 @@ class AsyncioEngine(Driver):
         """Once a second: ``check_timeouts``."""
         while True:
             await asyncio.sleep(TICK_S)
-            await self.check_timeouts(time.monotonic())
+            self.check_timeouts(time.monotonic())
 
     def failed(self, conn: Connection) -> None:
         """An unexpected exception in ``conn``'s handling (being handled): log it, abort ``conn``."""
@@ -172,6 +171,7 @@ class AsyncioEngine(Driver):
         """asyncio accepted a connection (and finished its TLS handshake): refuse it past
         ``--max-connections``, else start its session."""
         conn.transport = transport  # type: ignore[assignment]
+        conn.sock = transport.get_extra_info("socket")
         if len(self.connections) >= self.config.max_connections:
             transport.write(BUSY)  # type: ignore[attr-defined]
             transport.close()
@@ -179,11 +179,11 @@ class AsyncioEngine(Driver):
             return
         self.connections.add(conn)
         self.ids += 1
+        conn.id = self.ids
         # asyncio sets TCP_NODELAY only when proto is IPPROTO_TCP (ours is 0): without it a head
         # and a small sendfile body waited ~40 ms for the client's delayed ACK (Nagle).
-        raw = transport.get_extra_info("socket")
-        if raw is not None:
-            tune_socket(raw)
+        if conn.sock is not None:
+            tune_socket(conn.sock)
         ssl_object = transport.get_extra_info("ssl_object")
         # loop.sendfile is zero-copy on asyncio's own loop over plain TCP (uvloop lacks it).
         self.begin_session(conn, self.ids, transport.get_extra_info("peername"), transport.get_extra_info("sockname"),
@@ -263,23 +263,19 @@ class AsyncioEngine(Driver):
                 task.step()
         conn.flush_waiters = []
 
-    async def check_timeouts(self, now: float) -> None:
+    def check_timeouts(self, now: float) -> None:
         """Send timeout (paused or sendfile without progress), and the session's own."""
         for conn in list(self.connections):
             if conn.closed:
                 continue
             if ((conn.paused or conn.sendfile_task is not None)
                     and now - conn.last_progress > self.config.send_timeout):
-                if conn.sendfile_task is not None:
-                    conn.sendfile_task.cancel()  # before the abort: loop.sendfile unregisters
-                    await asyncio.sleep(0)
-                conn.transport.abort()
+                if conn.sendfile_task is not None:  # it aborts the transport once loop.sendfile lets go
+                    conn.sendfile_task.cancel()
+                else:
+                    conn.transport.abort()
             elif conn.session.check_timeouts(now):
                 self.flush(conn)
                 if not conn.closed:
                     conn.closed = True
                     conn.transport.close()
-
-    def raw_socket(self, conn: Connection) -> Any:
-        """The transport's socket (for the drain's peek at unread bytes)."""
-        return conn.transport.get_extra_info("socket")

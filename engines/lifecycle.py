@@ -249,17 +249,13 @@ class Driver:
         """Write what ``conn``'s session has to send."""
         raise NotImplementedError
 
-    def raw_socket(self, conn: Any) -> Any:
-        """``conn``'s socket, for peeking at unread bytes."""
-        return conn.sock
-
     def shutdown_connections(self) -> None:
         """Drain: every session shuts down (Connection: close, GOAWAY) unless its next HTTP/1.x
         request is already in the socket buffer: that one is read and served first."""
         for conn in list(self.connections):
             if conn.session is None:
                 self.close(conn)
-            elif not request_waiting(conn.session, self.raw_socket(conn)):
+            elif not request_waiting(conn.session, conn.sock):
                 conn.session.shutdown()
                 self.flush(conn)
 
