@@ -478,6 +478,23 @@ def to_html(sections: list[Section], info: dict, sat_lines: list[str], chart_url
     return "\n".join(out)
 
 
+def _write_readme(path: str, block: str) -> None:
+    """Replace what stands between the markers in ``path`` with ``block``.
+
+    Raises:
+        ValueError: the file lacks the markers.
+    """
+    start, end = "<!-- verdict:start -->", "<!-- verdict:end -->"
+    with open(path) as f:
+        text = f.read()
+    if start not in text or end not in text:
+        raise ValueError(f"{path} has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w") as f:
+        f.write(f"{head}{start}\n{block}\n{end}{tail}")
+
+
 def _experiment_machine(directory: str) -> dict:
     """The machine lines' fields from the experiments' rows (when there is no sweep)."""
     from . import verdict
@@ -511,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--www", default=os.path.join(ROOT, "www"),
                    help="site root: writes results.html and static/charts/*.svg (default: www/)")
     p.add_argument("--no-www", action="store_true", help="do not write the web page")
+    p.add_argument("--readme", default=None, metavar="FILE",
+                   help="also write the verdict between FILE's <!-- verdict:start --> / <!-- verdict:end --> markers")
     return p
 
 
@@ -570,6 +589,11 @@ def main(argv: list[str] | None = None) -> int:
         with open(page, "w") as f:
             f.write(to_html(sections, info, sat, "/static/charts"))
         written.append(page)
+    if args.readme and lead:
+        _write_readme(args.readme, verdict.readme_block(
+            args.experiments, args.out, os.path.relpath(os.path.abspath(args.out), os.path.dirname(os.path.abspath(args.readme))),
+            md_table))
+        written.append(args.readme)
     n = sum(len(s.charts) for s in sections)
     print(f"{0 if df is None else len(df)} sweep runs, {len(lead)} experiment sections -> {n} charts (PNG + SVG) in {args.out}; " + ", ".join(written))
     return 0

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .experiment_base import ENGINES
 
-__all__ = ["load", "verdict", "charts", "findings", "experiment_sections", "ORDER", "QUESTIONS"]
+__all__ = ["load", "verdict", "charts", "findings", "experiment_sections", "ORDER", "QUESTIONS", "headline", "readme_block"]
 
 ORDER = ("cost", "wait", "cores", "interference", "latency", "connections", "multiplex")
 QUESTIONS = {
@@ -420,6 +420,41 @@ def experiment_sections(directory: str, out_dir: str, section_cls) -> list:
             f"Command: `{COMMANDS[name]}` (rows in results/experiments/{name}.csv). {why.capitalize()}.",
             charts(name, df, directory, out_dir), table, findings))
     return sections
+
+
+def headline(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The issue's headline figures, measured again: /cpu req/s with the server on every core (8
+    connections) and /plaintext p99 while 2 connections run /cpu, per engine."""
+    rows = []
+    cores, inter = frames.get("cores"), frames.get("interference")
+    for e in ENGINES:
+        row = {"engine": e}
+        if cores is not None:
+            many = cores[(cores["engine"] == e) & (cores["server_cpus"] > 1)]
+            row["/cpu req/s, 8 connections, server on every core"] = _f(many.iloc[0]["rps"]) if len(many) else "–"
+        if inter is not None:
+            k2 = inter[(inter["engine"] == e) & (inter["users"] == 2)]
+            row["/plaintext p99 while 2 connections run /cpu (p50)"] = (
+                f"{_f(k2.iloc[0]['p99_ms'], '.1f')} ms ({_f(k2.iloc[0]['p50_ms'], '.1f')} ms)" if len(k2) else "–")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def readme_block(directory: str, out_dir: str, chart_rel: str, md_table) -> str:
+    """What ``python -m loadtest report --readme README.md`` writes between the README's
+    ``<!-- verdict:start -->`` and ``<!-- verdict:end -->`` markers: the verdict table, the
+    headline figures and the charts (``out_dir``: where they are; ``chart_rel``: the same, relative
+    to the README), all from the committed experiments' CSVs."""
+    frames = load(directory)
+    revs = sorted({str(r) for df in frames.values() for r in df["git_rev"].unique()})
+    cpus = sorted({str(r) for df in frames.values() for r in df["cpu"].unique()})
+    charts_md = " ".join(f"![{n}]({chart_rel}/{n}.png)" for n in (
+        "exp_cost_h1", "exp_wait", "exp_cores", "exp_interference", "exp_latency_cpu", "exp_multiplex")
+        if os.path.exists(os.path.join(out_dir, f"{n}.png")))
+    return "\n".join([
+        f"Measured by `python -m loadtest experiment all` (git {', '.join(revs)}; {', '.join(cpus)}); rows in "
+        "`results/experiments/*.csv`, written here by `python -m loadtest report --readme README.md`.", "",
+        md_table(verdict(frames)), "", md_table(headline(frames)), "", charts_md])
 
 
 def latency_json(directory: str) -> list[dict]:

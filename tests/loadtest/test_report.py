@@ -133,6 +133,18 @@ def test_report_leads_with_the_verdict_of_the_experiments(tmp_path, capsys):
     assert page.index('id="verdict"') < page.index('id="exp-cost"')
 
 
+def test_report_writes_the_verdict_into_the_readme(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Lab\n\nintro\n<!-- verdict:start -->\nSTALE TEXT\n<!-- verdict:end -->\nrest\n")
+    assert report.main(["--summary", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "charts"), "--no-www",
+                        "--report", str(tmp_path / "REPORT.md"), "--experiments", EXPERIMENTS,
+                        "--readme", str(readme)]) == 0, capsys.readouterr().err
+    text = readme.read_text()
+    assert text.startswith("# Lab\n\nintro\n<!-- verdict:start -->\n") and text.endswith("<!-- verdict:end -->\nrest\n")
+    assert "STALE TEXT" not in text and "| question | threadpool |" in text and "](charts/exp_cores.png)" in text
+    assert "/plaintext p99 while 2 connections run /cpu" in text
+
+
 def test_report_from_experiments_alone(tmp_path, capsys):
     md = tmp_path / "REPORT.md"
     assert report.main(["--summary", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "c"), "--no-www",
