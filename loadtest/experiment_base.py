@@ -48,12 +48,19 @@ def _spec(engine: str, extra: tuple[str, ...] = ()) -> ServerSpec:
 
 
 def _wrk(port: int, path: str, connections: int, duration: float, cores: list[int] | None) -> dict:
+    """wrk -t1 -c N against ``path``: ``parse_wrk``'s figures, ``rps`` counting only 2xx/3xx answers
+    (``rps_all``: every answer, when some were not)."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s", "--latency",
            f"http://{HOST}:{port}{path}"]
     if cores:
         cmd = ["taskset", "-c", ",".join(map(str, cores)), *cmd]
     out, _, _ = run_tool(cmd, timeout=duration + 60)
-    return parse_wrk(out)
+    result = parse_wrk(out)
+    # wrk counts every answer; a 503 (a full queue, too many connections) is not throughput
+    if result.get("non2xx") and result.get("requests"):
+        result["rps_all"] = result["rps"]
+        result["rps"] = result["rps"] * (result["requests"] - result["non2xx"]) / result["requests"]
+    return result
 
 
 def _row(cfg: Config, experiment: str, engine: str, workload: str, users: int, result: dict,
@@ -61,6 +68,9 @@ def _row(cfg: Config, experiment: str, engine: str, workload: str, users: int, r
          protocol: str = "h1", duration: float | None = None) -> dict:
     """One row of COLUMNS (``result``: ``{requests, rps, p50_ms, p99_ms, max_ms}``)."""
     requests = result.get("requests") or 0
+    if result.get("non2xx"):
+        note = "; ".join(x for x in (note, f"{result['non2xx']} of {requests} answers were not 2xx (not counted "
+                                            f"in rps; {result.get('rps_all', 0):.0f} req/s with them)") if x)
     return {"experiment": experiment, "engine": engine, "protocol": protocol, "workload": workload, "users": users,
             "duration_s": cfg.duration if duration is None else duration, "requests": requests, "rps": round(result.get("rps", 0.0), 1),
             "p50_ms": result.get("p50_ms"), "p99_ms": result.get("p99_ms"), "max_ms": result.get("max_ms"),
