@@ -564,6 +564,11 @@ def main(argv: list[str] | None = None) -> int:
         info = R.machine(df, runs_dir)
         sat = _saturation_lines(df)
         if lead:  # the closed-loop sweep rows follow, labelled with the code they came from
+            exp_revs = sorted({str(r) for df_ in verdict.load(args.experiments).values() for r in df_["git_rev"].unique()})
+            sat = [f"The machine, revision and run lines above describe the earlier closed-loop sweep ("
+                   f"{os.path.basename(args.summary)}, the sections titled 'Sweep:'); the verdict and the experiments "
+                   f"come from {os.path.relpath(os.path.abspath(args.experiments), ROOT)}/ (git "
+                   f"{', '.join(exp_revs)})."] + sat
             for s in sweep:
                 s.title = f"Sweep: {s.title}"
                 s.intro = (f"From the closed-loop locust sweep in {os.path.basename(args.summary)} "
@@ -574,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
         sat = []
     rel = os.path.relpath(os.path.abspath(args.out), os.path.dirname(report)).replace(os.sep, "/")
     source = os.path.relpath(os.path.abspath(args.summary), ROOT).replace(os.sep, "/")
+    if lead:
+        source = f"{os.path.relpath(os.path.abspath(args.experiments), ROOT)}/*.csv` and `{source}"
     os.makedirs(os.path.dirname(report), exist_ok=True)
     with open(report, "w") as f:
         f.write(to_markdown(sections, info, sat, rel, source))

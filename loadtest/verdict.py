@@ -102,7 +102,8 @@ def _wait(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
     for e in _engines(df):
         sub = df[df["engine"] == e].sort_values("users")
         top = sub.iloc[-1]
-        cells[e] = f"{_f(top['rps'])} req/s at N = {int(top['users']):,} (law {top['expected']})"
+        judged = {"yes": "held", "NO": "NOT held"}.get(str(top["held"]), "not judged")
+        cells[e] = f"{_f(top['rps'])} req/s at N = {int(top['users']):,} (law {top['expected']}: {judged})"
         findings.append(f"{e}: " + ", ".join(f"N={int(r['users'])} {_f(r['rps'])}" for _, r in sub.iterrows())
                         + f" req/s; {_held(sub)} within 10 % of X = min(N, L) / 0.1 s.")
     why = ("a waiting request costs the loops a coroutine frame, so X keeps growing with N; it holds a thread in "
