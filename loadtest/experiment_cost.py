@@ -69,10 +69,10 @@ def _measure_row(cfg: Config, experiment: str, protocol: str, workload: str, use
         w = users / expect_rps  # W = N / X, s
         if mode == "h1":  # wrk counts X (1 - W / T) over its window (experiments.window_expected)
             expect_rps *= max(0.0, 1.0 - w / args.duration)
-        held = abs(r.rps - expect_rps) <= 0.10 * expect_rps
-        if mode == "h1" and w > args.duration / 10:  # wrk: see experiments.steady
-            held = None
+        if mode == "h1" and w > args.duration / 10:  # wrk: see experiments.steady (expect_rps may be 0)
             notes.append(f"not judged: W = N / X = {w:.2f} s is over a tenth of the run")
+        else:
+            held = abs(r.rps - expect_rps) <= 0.10 * expect_rps
         if held is False:
             notes.append(f"{r.rps / expect_rps:.2f}x the law")
     cores = 1 if args.server_core is not None else (os.cpu_count() or 1)

@@ -103,10 +103,11 @@ def run_wait(cfg: Config) -> list[dict]:
                 result, cpu_s = _measured(server, lambda: _wrk(server.port, "/io?ms=100", n, cfg.duration, None))
                 law = wait_law(engine, n)
                 want = window_expected(n, law, cfg.duration)
-                held = abs(result["rps"] - want) <= 0.10 * want
-                note = "" if held else f"{result['rps'] / want:.2f}x the law over the window"
-                if not steady(n, law, cfg.duration):
+                if not steady(n, law, cfg.duration):  # (then want may be 0)
                     held, note = None, unjudged(n, law, cfg.duration, result["rps"])
+                else:
+                    held = abs(result["rps"] - want) <= 0.10 * want
+                    note = "" if held else f"{result['rps'] / want:.2f}x the law over the window"
                 limit = _workers(engine)
                 rows.append(_row(cfg, "wait", engine, "io", n, result, cpu_s, os.cpu_count() or 1,
                                  f"X = min(N, L) / 0.1 s, L = {limit or 'unbounded'}; over a T s window "
