@@ -262,12 +262,7 @@ def charts(name: str, df: pd.DataFrame, exp_dir: str, out_dir: str | None) -> li
             ax.plot(sub["users"], sub["rps"], "o-", color=C.ENGINE_COLORS[e], label=e)
             law = [float(str(x).split()[0]) for x in sub["expected"]]
             ax.plot(sub["users"], law, ":", color=C.ENGINE_COLORS[e])
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("requests in flight N")
-        ax.set_ylabel("requests/s (dotted: Little's law)")
-        ax.set_title("wait: /io?ms=100")
-        ax.legend()
+        _label(ax, "requests in flight N", "requests/s (dotted: Little's law)", "wait: /io?ms=100", logx=True)
         return [save(fig, "exp_wait")]
     if name == "cores":
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -286,11 +281,7 @@ def charts(name: str, df: pd.DataFrame, exp_dir: str, out_dir: str | None) -> li
         for e in engines:
             sub = df[df["engine"] == e].sort_values("users")
             ax.plot(sub["users"], sub["p99_ms"], "o-", color=C.ENGINE_COLORS[e], label=e)
-        ax.set_yscale("log")
-        ax.set_xlabel("connections running /cpu (k)")
-        ax.set_ylabel("/plaintext p99, ms")
-        ax.set_title("interference")
-        ax.legend()
+        _label(ax, "connections running /cpu (k)", "/plaintext p99, ms", "interference")
         return [save(fig, "exp_interference")]
     if name == "latency":
         return _latency_charts(df, exp_dir, save)
@@ -320,6 +311,17 @@ def charts(name: str, df: pd.DataFrame, exp_dir: str, out_dir: str | None) -> li
         ax.legend()
         return [save(fig, "exp_multiplex")]
     return []
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str, logx: bool = False) -> None:
+    """Log y (and optionally x) axis, labels, title and the engines' legend."""
+    if logx:
+        ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
 
 
 def _latency_charts(df: pd.DataFrame, exp_dir: str, save) -> list[str]:
