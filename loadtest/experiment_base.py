@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -86,3 +88,16 @@ def _measured(server: RunningServer, fn: Callable[[], dict]) -> tuple[dict, floa
     return result, server.cpu_seconds() - before
 
 
+def _probe_path(port: int, path: str, count: int) -> list[float]:
+    """``count`` sequential GETs of ``path`` on one keep-alive connection: latencies (ms)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    out = []
+    try:
+        for _ in range(count):
+            t0 = time.perf_counter()
+            conn.request("GET", path)
+            conn.getresponse().read()
+            out.append((time.perf_counter() - t0) * 1000)
+    finally:
+        conn.close()
+    return out

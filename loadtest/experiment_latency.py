@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import csv
-import http.client
 import json
 import os
 import resource
@@ -38,7 +37,7 @@ import h2.config
 import h2.connection
 
 from . import bench
-from .experiment_base import Config, _row, _spec
+from .experiment_base import Config, _probe_path, _row, _spec
 from .servers import HOST, ROOT, running
 from .tools import parse_h2load, run_tool
 
@@ -178,20 +177,6 @@ def _open_h2(port: int) -> socket.socket:
     return s
 
 
-def _probe(port: int, count: int) -> list[float]:
-    conn = http.client.HTTPConnection(HOST, port, timeout=30)
-    out = []
-    try:
-        for _ in range(count):
-            t0 = time.perf_counter()
-            conn.request("GET", "/plaintext")
-            conn.getresponse().read()
-            out.append((time.perf_counter() - t0) * 1000)
-    finally:
-        conn.close()
-    return sorted(out)
-
-
 def run_connections(cfg: Config) -> list[dict]:
     """``connections``: RSS and descriptors per held connection, and a new request's latency."""
     n = 500 if cfg.quick else 10_000
@@ -201,7 +186,7 @@ def run_connections(cfg: Config) -> list[dict]:
     for engine in cfg.engines:
         for protocol, opener in (("h1 idle keep-alive", _open_h1), ("h2c stream open", _open_h2)):
             with running(_spec(engine, extra), None, cfg.log_dir, dict(os.environ), 30) as server:
-                _probe(server.port, 20)  # warm: the first requests import and cache
+                _probe_path(server.port, "/plaintext", 20)  # warm: the first requests import and cache
                 rss0, fds0 = _tree_usage(server)
                 held, error = [], ""
                 t0 = time.perf_counter()
@@ -212,7 +197,7 @@ def run_connections(cfg: Config) -> list[dict]:
                     error = f"stopped at {len(held)}: {exc}"
                 opened_s = time.perf_counter() - t0
                 try:
-                    lat = _probe(server.port, 200)
+                    lat = sorted(_probe_path(server.port, "/plaintext", 200))
                     rss1, fds1 = _tree_usage(server)
                 finally:
                     for s in held:

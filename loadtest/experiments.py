@@ -56,7 +56,7 @@ from .bench import machine_info
 from .servers import HOST, ROOT, running
 from .tools import BenchError
 
-from .experiment_base import COLUMNS, ENGINES, Config, _measured, _row, _spec, _workers, _wrk
+from .experiment_base import COLUMNS, ENGINES, Config, _measured, _probe_path, _row, _spec, _workers, _wrk
 from .experiment_cost import run_cost, run_multiplex
 from .experiment_latency import run_connections, run_latency
 
@@ -188,21 +188,6 @@ def run_interference(cfg: Config) -> list[dict]:
                                  "p99 of /plaintext while k connections run /cpu", expected, held,
                                  f"one /cpu takes {cpu_ms:.1f} ms here"))
     return rows
-
-
-def _probe_path(port: int, path: str, count: int) -> list[float]:
-    """``count`` sequential GETs of ``path`` on one keep-alive connection: latencies (ms)."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=30)
-    out = []
-    try:
-        for _ in range(count):
-            t0 = time.perf_counter()
-            conn.request("GET", path)
-            conn.getresponse().read()
-            out.append((time.perf_counter() - t0) * 1000)
-    finally:
-        conn.close()
-    return out
 
 
 def _interference_expectation(engine: str, k: int, p99_ms: float, cpu_ms: float) -> tuple[str, bool | None]:
