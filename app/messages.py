@@ -185,9 +185,12 @@ def response_head(request: "Request", response: "Response") -> tuple[list[tuple[
     headers = list(response.headers)
     status = response.status
     body = response.body
-    if not any(k == "content-length" for k, _ in headers):
+    for name, _ in headers:
+        if name == "content-length":
+            break
+    else:
         if isinstance(body, (bytes, bytearray)):
-            if status not in (204, 304):
+            if status != 204 and status != 304:
                 headers.append(("content-length", str(len(body))))
         elif isinstance(body, FileBody):
             headers.append(("content-length", str(body.count)))

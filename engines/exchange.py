@@ -95,7 +95,15 @@ class Exchange:
         refused = response is not None  # answered without the app reading the body
         if response is None:
             response = await ses.app.handle(request)
-        await self._send_response(response)
+        body = response.body
+        if isinstance(body, (bytes, bytearray)):
+            rest = self._send_bytes(response, bytes(body))
+            if rest:  # beyond the flow-control window: sent as the window opens
+                await self._send_body(rest)
+                with ses.lock:
+                    ses.conn.send_end(sid)
+        else:
+            await self._send_response(response)
         with ses.lock:
             ses._streams.pop(sid, None)
             ses.last_activity = ses.last_exchange = time.monotonic()
@@ -106,7 +114,7 @@ class Exchange:
                 # refused before the body came: ask the client to stop sending it (RFC 9113 §8.1)
                 ses.conn.reset_stream(sid, ErrorCode.NO_ERROR)
         duration = time.perf_counter() - self.started
-        metrics = getattr(ses.app, "metrics", None)
+        metrics = ses._metrics
         if metrics is not None:
             metrics.observe(request.route or "(unrouted)", self.status, duration)
         if ses._access is not None:
@@ -145,31 +153,39 @@ class Exchange:
         location = f"https://{netloc}{target}"
         return error_response(308, location, [("location", location)])
 
-    async def _send_response(self, response: Response) -> None:
-        ses = self.session
-        request = self.request
-        sid = request.stream_id
-        body = response.body
-        headers, head_only = response_head(request, response)
+    def _head_fields(self, response: Response) -> tuple[list[tuple[str, str]], bool]:
+        """``response_head`` plus the fields the server adds: ``date`` and ``x-request-id``."""
+        headers, head_only = response_head(self.request, response)
         headers.append(("date", http_date()))
         if self.echo_id:
-            headers.append(("x-request-id", request.request_id))
+            headers.append(("x-request-id", self.request.request_id))
         self.status = response.status
-        if isinstance(body, (bytes, bytearray)):
-            with ses.lock:
-                if head_only or not body:
-                    ses.conn.send_headers(sid, response.status, headers, end_stream=True)
-                    return
-                ses.conn.send_headers(sid, response.status, headers)
-                if len(body) <= ses.conn.max_send_size(sid):
+        return headers, head_only
+
+    def _send_bytes(self, response: Response, body: bytes) -> bytes:
+        """Send a response with a bytes body: whole, in one ``send_response``, when the
+        flow-control window takes it (returns ``b""``); else only the head, and returns the body
+        for ``_send_body`` and ``send_end``."""
+        ses = self.session
+        headers, head_only = self._head_fields(response)
+        sid = self.request.stream_id
+        with ses.lock:
+            conn = ses.conn
+            if head_only or len(body) <= conn.max_send_size(sid):
+                if not head_only:
                     self.sent_bytes = len(body)
-                    ses.conn.send_data(sid, bytes(body))
-                    ses.conn.send_end(sid)
-                    return
-            await self._send_body(bytes(body))
-            with ses.lock:
-                ses.conn.send_end(sid)
-        elif isinstance(body, FileBody):
+                conn.send_response(sid, response.status, headers, b"" if head_only else body)
+                return b""
+            conn.send_headers(sid, response.status, headers)
+        return body
+
+    async def _send_response(self, response: Response) -> None:
+        """Send a response whose body is a file (``FileBody``) or an async iterator of bytes."""
+        ses = self.session
+        sid = self.request.stream_id
+        body = response.body
+        headers, head_only = self._head_fields(response)
+        if isinstance(body, FileBody):
             with ses.lock:
                 ses.conn.send_headers(sid, response.status, headers, end_stream=head_only or not body.count)
             if head_only or not body.count:

@@ -75,6 +75,7 @@ class Session:
     def __init__(self, app: Any, config: ServerConfig, info: ConnectionInfo,
                  lock: Any = None) -> None:
         self.app = app
+        self._metrics = getattr(app, "metrics", None)
         self.config = config
         self.info = info
         self.lock = lock if lock is not None else contextlib.nullcontext()
@@ -395,7 +396,7 @@ class Session:
                 self._runnable.append(task)
 
     def _count_error(self, status: int) -> None:
-        metrics = getattr(self.app, "metrics", None)
+        metrics = self._metrics
         if metrics is not None:
             metrics.observe("(protocol)", status, 0.0)
 

@@ -2,7 +2,8 @@
 
 Theory of operation: an engine owns the socket; the connection owns the protocol state. The engine
 calls ``receive_data(bytes)`` with what it read (``b""`` for EOF) and gets events back; the glue
-answers requests with ``send_headers`` / ``send_data`` / ``send_end``; the engine writes
+answers requests with ``send_headers`` / ``send_data`` / ``send_end`` (or ``send_response``
+for a whole response at once); the engine writes
 ``data_to_send()`` to the socket. Nothing here reads a clock, a file or a socket: the time an
 engine needs to stamp a ``Date`` header is given to it in the header list.
 
@@ -59,6 +60,14 @@ class ServerConnection(Protocol):
         Raises:
             LocalProtocolError: the stream is not awaiting a response, or a header is invalid
                 (CR, LF or NUL in a name or value).
+        """
+
+    def send_response(self, stream_id: int, status: int, headers: Headers, body: bytes) -> None:
+        """Send a whole response: ``send_headers`` + ``send_data(body)`` + ``send_end`` in one call
+        (HTTP/2: END_STREAM on the last DATA frame). ``len(body)`` must be <= ``max_send_size``.
+
+        Raises:
+            LocalProtocolError: as those three.
         """
 
     def max_send_size(self, stream_id: int) -> int:

@@ -39,8 +39,8 @@ from collections import deque
 
 from . import events as ev
 from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError
-from .h2_core import H2Core
-from .h2_frames import MAX_STREAM_ID, PREFACE, goaway_frame, ping_frame
+from .h2_core import _HIGH_OCTETS, H2Core
+from .h2_frames import MAX_STREAM_ID, PREFACE, data_frames, goaway_frame, header_block_frames, ping_frame
 from .h2_headers import encode_fields, header_list_size, validate_request
 from .h2_settings import H2Config
 from .h2_streams import CloseReason, H2Stream, StreamInput, StreamState
@@ -140,16 +140,69 @@ class H2Connection(H2Core):
             LocalProtocolError: the stream is not awaiting a response, the head was sent already,
                 ``status`` is not 200..999, or a field is invalid (uppercase, CR, LF, NUL).
         """
-        s = self._sendable(stream_id)
+        s = self._final_head_stream(stream_id, status)
         if s is None:
             return
+        block = self._head_block(status, headers)
+        s.head_sent = True
+        self._send_block(s, block, end_stream)
+
+    def send_response(self, stream_id: int, status: int, headers: ev.Headers, body: bytes) -> None:
+        """Send a whole response at once (§8.1): HEADERS (+ CONTINUATION), then ``body`` in DATA
+        frames, the last with END_STREAM; only HEADERS with END_STREAM when ``body`` is empty.
+        The same as ``send_headers`` + ``send_data`` + ``send_end``, one frame fewer.
+
+        Raises:
+            LocalProtocolError: as ``send_headers``; or ``len(body)`` exceeds ``max_send_size``
+                (send such a body in parts with ``send_data``).
+        """
+        s = self._final_head_stream(stream_id, status)
+        if s is None:
+            return
+        n = len(body)
+        if n > s.send_window or n > self._send_window:
+            raise LocalProtocolError(f"{n} octets exceed the flow-control window of stream {stream_id}")
+        block = self._head_block(status, headers)
+        s.head_sent = True
+        frames = header_block_frames(stream_id, block, not n, self._peer_max_frame)
+        if n:
+            s.send_window -= n
+            self._send_window -= n
+            frames += data_frames(stream_id, body, True, self._peer_max_frame)
+        self._out += frames
+        self._transition(s, StreamInput.SEND_HEADERS)
+        self._transition(s, StreamInput.SEND_END_STREAM)
+
+    def _final_head_stream(self, stream_id: int, status: int) -> H2Stream | None:
+        """The stream a final response head is to go out on; ``None`` when it was reset.
+
+        Raises:
+            LocalProtocolError: the stream cannot send, its head was sent, or ``status`` is not
+                200..999.
+        """
+        s = self._sendable(stream_id)
+        if s is None:
+            return None
         if s.head_sent:
             raise LocalProtocolError(f"response head already sent on stream {stream_id}")
         if not 200 <= status <= 999:
             raise LocalProtocolError("a final status is 200..999 (send 1xx with send_informational)")
-        fields = encode_fields([(b":status", b"%d" % status)], headers)
-        s.head_sent = True
-        self._send_block(s, fields, end_stream)
+        return s
+
+    def _head_block(self, status: int, headers: ev.Headers) -> bytes:
+        """The HPACK block of a response head, cached by ``(status, headers)`` as they were
+        given: a head seen before skips the field checks (it passed them) and the encoder
+        (see ``_encode_block`` for when a block may be reused)."""
+        try:
+            key = (status, headers if type(headers) is tuple else tuple(headers))
+            block = self._encoded.get(key)
+        except TypeError:  # unhashable header pairs: no cache
+            key = block = None
+        if block is None:
+            block = self._encode_block(encode_fields([(b":status", b"%d" % status)], headers))
+            if key is not None and not block.translate(None, _HIGH_OCTETS) and len(self._encoded) < 256:
+                self._encoded[key] = block
+        return block
 
     def send_informational(self, stream_id: int, status: int, headers: ev.Headers = ()) -> None:
         """Send a 1xx response (100 Continue, 103 Early Hints) before the final one (§8.1).
@@ -166,7 +219,7 @@ class H2Connection(H2Core):
         if s.head_sent:
             raise LocalProtocolError("informational response after the final head")
         fields = encode_fields([(b":status", b"%d" % status)], headers)
-        self._send_block(s, fields, False)
+        self._send_block(s, self._encode_block(fields), False)
 
     def send_data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
         """Send part of the response body (see ``H2Core.send_data``).
@@ -284,7 +337,7 @@ class H2Connection(H2Core):
         if end_stream:
             self._transition(s, StreamInput.RECV_END_STREAM)
         s.head_sent = True
-        self._send_block(s, [(b":status", b"431"), (b"content-length", b"0")], True)
+        self._send_block(s, self._encode_block([(b":status", b"431"), (b"content-length", b"0")]), True)
         if s.stream_id in self._streams:
             self.reset_stream(s.stream_id, ErrorCode.NO_ERROR)
 

@@ -183,7 +183,7 @@ class H2Core(ControlFrames):
         if s is None:
             return
         if trailers:
-            self._send_block(s, encode_fields([], trailers), True)
+            self._send_block(s, self._encode_block(encode_fields([], trailers)), True)
         else:
             self._out += data_frames(stream_id, b"", True, self._peer_max_frame)
             self._transition(s, _I.SEND_END_STREAM)
@@ -369,8 +369,8 @@ class H2Core(ControlFrames):
                 self._encoded[key] = block
         return block
 
-    def _send_block(self, s: H2Stream, fields: list, end_stream: bool) -> None:
-        block = self._encode_block(fields)
+    def _send_block(self, s: H2Stream, block: bytes, end_stream: bool) -> None:
+        """Queue HEADERS (+ CONTINUATION) carrying the encoded ``block`` on stream ``s``."""
         self._out += header_block_frames(s.stream_id, block, end_stream, self._peer_max_frame)
         self._transition(s, _I.SEND_HEADERS)
         if end_stream:

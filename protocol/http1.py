@@ -155,6 +155,9 @@ _OUT_SPECIAL = {"connection": _DROP, "transfer-encoding": _DROP, "keep-alive": _
                 "proxy-connection": _DROP, "upgrade": _DROP, "content-length": _IS_LENGTH,
                 "date": _IS_DATE, "server": _IS_SERVER}
 _valid_names: set[str] = set()
+#: response heads already made, by what they depend on (``H1Connection._head``); emptied when full
+_HEADS: dict[tuple, tuple[bytes, int, int, bool]] = {}
+_HEADS_MAX = 512
 _SWITCHING = (b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n")
 _BODY_STATES = frozenset({_Recv.LENGTH, _Recv.CHUNK_SIZE, _Recv.CHUNK_DATA, _Recv.CHUNK_CRLF,
                           _Recv.TRAILERS, _Recv.UPGRADE})
@@ -622,7 +625,61 @@ class H1Connection:
             raise LocalProtocolError(f"send_headers cannot send status {status}")
         if not self._step(stream_id, _Op.HEADERS):
             return
+        self._out.append(self._head(status, headers, end_stream))
+        if end_stream:
+            self.send_end(stream_id)
+
+    def send_response(self, stream_id: int, status: int, headers: Headers, body: bytes) -> None:
+        """Send a whole response at once: ``send_headers`` + ``send_data(body)`` + ``send_end``
+        (an empty ``body``: ``send_headers(..., end_stream=True)``), the head and a
+        content-length framed body queued as one piece.
+
+        Raises:
+            LocalProtocolError: as those three.
+        """
+        if not 200 <= status <= 999:
+            raise LocalProtocolError(f"send_headers cannot send status {status}")
+        if not self._step(stream_id, _Op.HEADERS):
+            return
+        head = self._head(status, headers, not body)
+        if body and self._framing is _LENGTH and len(body) == self._to_send:
+            self._step(stream_id, _Op.DATA)
+            self._to_send = 0
+            self._out.append(head + body)
+        else:
+            self._out.append(head)
+            if body:
+                self.send_data(stream_id, body)
+        self.send_end(stream_id)
+
+    def _head(self, status: int, headers: Headers, end_stream: bool) -> bytes:
+        """The response head's bytes (status line to the empty line); sets the framing, the
+        body length to send and whether the connection stays open. Heads are cached by
+        everything they depend on (a repeated head skips the field checks it passed)."""
         req = self._req
+        keep = self._keep_alive and not self._shutdown and self._recv is _Recv.DONE
+        try:
+            key = (status, headers if type(headers) is tuple else tuple(headers), end_stream, keep,
+                   req.method, req.version, req.keep_alive_header, self._date, self._server)
+            made = _HEADS.get(key)
+        except TypeError:  # unhashable header pairs: no cache
+            key = made = None
+        if made is None:
+            made = self._make_head(status, headers, end_stream, keep, req)
+            if key is not None:
+                if len(_HEADS) >= _HEADS_MAX:
+                    _HEADS.clear()
+                _HEADS[key] = made
+        data, self._framing, self._to_send, self._keep_alive = made
+        return data
+
+    def _make_head(self, status: int, headers: Headers, end_stream: bool, keep: bool,
+                   req: RequestHead) -> tuple[bytes, int, int, bool]:
+        """``(head bytes, framing, body length to send, keep-alive)`` for ``_head``.
+
+        Raises:
+            LocalProtocolError: an invalid field name or value, or an invalid content-length.
+        """
         parts = []
         append = parts.append
         length = None
@@ -654,12 +711,12 @@ class H1Connection:
             block += self._date
         if not has_server and self._server:
             block += self._server
-        keep = self._keep_alive and not self._shutdown and self._recv is _Recv.DONE
+        to_send = 0
         if status == 204 or status == 304 or req.method == "HEAD":
             framing = _NO_BODY
         elif length is not None:
             framing = _LENGTH
-            self._to_send = length
+            to_send = length
         elif end_stream:
             framing = _NO_BODY
             block += "content-length: 0\r\n"
@@ -669,8 +726,6 @@ class H1Connection:
         else:
             framing = _UNTIL_CLOSE
             keep = False
-        self._framing = framing
-        self._keep_alive = keep
         if not keep:
             block += "connection: close\r\n\r\n"
         elif req.keep_alive_header:
@@ -681,9 +736,7 @@ class H1Connection:
             data = block.encode("latin-1")
         except UnicodeEncodeError:
             raise LocalProtocolError("header values must be ISO-8859-1") from None
-        self._out.append(status_line(status) + data)
-        if end_stream:
-            self.send_end(stream_id)
+        return status_line(status) + data, framing, to_send, keep
 
     def max_send_size(self, stream_id: int) -> int:
         """A large constant: HTTP/1.x has no flow control (TCP's is the engine's business)."""
