@@ -1,7 +1,7 @@
 """The asyncio engine: one thread, asyncio transports and protocols (not streams).
 
-Model: asyncio's event loop (or uvloop's, with ``--loop uvloop``) calls ``data_received`` on a
-``Protocol`` per connection; the protocol feeds the session and steps the request coroutines it
+Model: asyncio's event loop (or uvloop's, with ``--loop uvloop``) calls ``buffer_updated`` on a
+``BufferedProtocol`` per connection; the protocol feeds the session and steps the request coroutines it
 returns right there. A handler that awaits ``app.wait(s)`` is resumed by ``loop.call_later(s)``
 — what ``asyncio.sleep`` does underneath — so the loop never blocks, as in the selectors engine,
 but the loop, its transports and (with uvloop) its I/O are the library's, not ours. Every HTTP/2
@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from .config import ServerConfig
-from .lifecycle import BUSY, TICK_S, Driver
+from .lifecycle import BUSY, RECV_SIZE, TICK_S, Driver
 from .lifecycle import Connection as BaseConnection
 from .listeners import Listener, tune_socket
 from .tasks import SendFile, Task
@@ -34,9 +34,16 @@ log = logging.getLogger("lab.asyncio")
 SENDFILE_PIECE = 1024 * 1024
 
 
-class Connection(BaseConnection, asyncio.Protocol):
+#: the buffer every connection's reads land in (``get_buffer``): asyncio's transports read into
+#: it and call ``buffer_updated`` at once, so one buffer of RECV_SIZE serves the whole loop
+_READ_BUFFER = memoryview(bytearray(RECV_SIZE))
+
+
+class Connection(BaseConnection, asyncio.BufferedProtocol):
     """asyncio's callbacks for one connection, passed on to the engine's hooks; ``sock`` is the
-    transport's socket, and it holds the transport and the tasks waiting for its buffer to drain."""
+    transport's socket, and it holds the transport and the tasks waiting for its buffer to drain.
+    A buffered protocol: the transport reads into ``_READ_BUFFER`` (RECV_SIZE bytes, not its own
+    256 KiB a read: see RECV_SIZE)."""
 
     __slots__ = ("engine", "transport", "paused", "flush_waiters", "last_progress", "sendfile_task")
 
@@ -52,8 +59,11 @@ class Connection(BaseConnection, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.engine.guard(self.engine.open, self, transport)
 
-    def data_received(self, data: bytes) -> None:
-        self.engine.guard(self.engine.read, self, data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _READ_BUFFER
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.engine.guard(self.engine.read, self, bytes(_READ_BUFFER[:nbytes]))
 
     def eof_received(self) -> bool:
         self.engine.guard(self.engine.read, self, b"")

@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .lifecycle import OVERLOADED, READ, Lifecycle, has_unread_bytes, refuse, request_waiting
+from .lifecycle import OVERLOADED, READ, RECV_SIZE, Lifecycle, has_unread_bytes, refuse, request_waiting
 from .lifecycle import Connection as BaseConnection
 from .listeners import Listener
 from .tasks import SendFile, Task
@@ -28,7 +28,6 @@ __all__ = ["BlockingEngine", "Connection"]
 
 log = logging.getLogger("lab.blocking")
 
-RECV_SIZE = 256 * 1024
 
 
 class Connection(BaseConnection):

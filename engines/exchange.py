@@ -50,7 +50,7 @@ class Exchange:
         self.continue_sent = False
         self.task: Task | None = None
         self.started = time.perf_counter()
-        self.opened = time.monotonic()  # the body's deadline counts from here (body_timeout)
+        self.opened = session.last_activity  # the body's deadline counts from here (body_timeout)
         self.status = 0
         self.sent_bytes = 0
         self.check = False    # ask app.check_expect before the body is read
@@ -109,7 +109,9 @@ class Exchange:
             ses.last_activity = ses.last_exchange = time.monotonic()
             if not ses.conn.multiplexed:
                 if not ses.conn.closed:
-                    ses._handle_events(ses.conn.next_events())
+                    events = ses.conn.next_events()
+                    if events:
+                        ses._handle_events(events)
             elif refused and not self.complete:
                 # refused before the body came: ask the client to stop sending it (RFC 9113 §8.1)
                 ses.conn.reset_stream(sid, ErrorCode.NO_ERROR)

@@ -19,7 +19,7 @@ import ssl
 import time
 from typing import Any
 
-from .lifecycle import READ, WRITE, Lifecycle
+from .lifecycle import READ, RECV_SIZE, WRITE, Lifecycle
 from .lifecycle import Connection as BaseConnection
 from .listeners import Listener
 from .tasks import SendFile, Task
@@ -29,7 +29,6 @@ __all__ = ["SelectorsEngine"]
 log = logging.getLogger("lab.selectors")
 
 HIGH_WATER = 256 * 1024
-RECV_SIZE = 256 * 1024
 
 
 class Connection(BaseConnection):

@@ -350,7 +350,7 @@ class Session:
                     http_version: str | None = None) -> None:
         self.requests += 1
         self.head_started = None
-        self.last_exchange = time.monotonic()
+        self.last_exchange = self.last_activity  # set as the bytes came (receive, respond)
         client_id = None
         for name, value in event.headers:
             if name == "x-request-id":

@@ -257,6 +257,7 @@ class H1Connection:
         self._server = (f"server: {self.config.server_header}\r\n"
                         if self.config.server_header else "")
         self._date = ""
+        self._date_value = ""
         self._buf = bytearray()
         self._out: list[bytes] = []
         self._recv = _Recv.HEAD
@@ -300,7 +301,9 @@ class H1Connection:
 
     def set_date(self, value: str) -> None:
         """The ``Date`` value (an IMF-fixdate, RFC 9110 §5.6.7) added to responses lacking one."""
-        self._date = f"date: {value}\r\n" if value else ""
+        if value != self._date_value:
+            self._date_value = value
+            self._date = f"date: {value}\r\n" if value else ""
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -328,7 +331,7 @@ class H1Connection:
 
     def next_events(self) -> list[Event]:
         """Events from bytes already buffered (the next pipelined request after ``send_end``)."""
-        if self._closed or self._recv is not _Recv.HEAD:
+        if self._closed or self._recv is not _Recv.HEAD or not (self._buf or self._eof):
             return []
         return self._parse()
 
