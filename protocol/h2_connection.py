@@ -43,7 +43,7 @@ from .h2_core import _HIGH_OCTETS, H2Core
 from .h2_frames import MAX_STREAM_ID, PREFACE, data_frames, goaway_frame, header_block_frames, ping_frame
 from .h2_headers import encode_fields, header_list_size, validate_request
 from .h2_settings import H2Config
-from .h2_streams import CloseReason, H2Stream, StreamInput, StreamState
+from .h2_streams import SEND_WHOLE, CloseReason, H2Stream, StreamInput, StreamState
 
 __all__ = ["H2Connection", "Shutdown", "ShutdownInput", "SHUTDOWN_TRANSITIONS", "H2Config"]
 
@@ -170,8 +170,9 @@ class H2Connection(H2Core):
             self._send_window -= n
             frames += data_frames(stream_id, body, True, self._peer_max_frame)
         self._out += frames
-        self._transition(s, StreamInput.SEND_HEADERS)
-        self._transition(s, StreamInput.SEND_END_STREAM)
+        s.state = new = SEND_WHOLE[s.state]
+        if new is StreamState.CLOSED:
+            self._close_stream(s, CloseReason.END_STREAM)
 
     def _final_head_stream(self, stream_id: int, status: int) -> H2Stream | None:
         """The stream a final response head is to go out on; ``None`` when it was reset.

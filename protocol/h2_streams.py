@@ -44,7 +44,7 @@ import enum
 from .errors import ErrorCode
 
 __all__ = ["StreamState", "StreamInput", "CloseReason", "TRANSITIONS", "RECV_ERRORS", "H2Stream", "CAN_SEND",
-           "CAN_RECV"]
+           "CAN_RECV", "SEND_WHOLE"]
 
 
 class StreamState(enum.Enum):
@@ -204,4 +204,9 @@ class H2Stream:
 #: States in which a stream may send DATA / receive DATA (§5.1: open and the half-closed side
 #: that is still open).
 CAN_SEND = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
+#: ``state -> state`` after a whole response goes out (HEADERS, then END_STREAM): the two rows
+#: of ``TRANSITIONS`` composed, for the states that can send
+SEND_WHOLE: dict[StreamState, StreamState] = {
+    state: TRANSITIONS[(TRANSITIONS[(state, StreamInput.SEND_HEADERS)], StreamInput.SEND_END_STREAM)]
+    for state in CAN_SEND}
 CAN_RECV = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
