@@ -51,6 +51,49 @@ def test_send_data_before_headers_or_beyond_window_raises():
         p.server.send_headers(99, 200, [])
 
 
+
+def test_send_response_is_headers_then_data_with_end_stream():
+    """A whole response: HEADERS without END_STREAM, one DATA frame carrying END_STREAM (no
+    empty DATA frame after it); the stream is closed and its window charged."""
+    p = ServerPeer()
+    p.send(p.headers(1))
+    window = p.server.max_send_size(1)
+    p.server.send_response(1, 200, [("content-type", "text/plain")], b"hello")
+    h, d = p.read()
+    assert isinstance(h, HeadersFrame) and "END_STREAM" not in h.flags and "END_HEADERS" in h.flags
+    assert h.decoded == [(":status", "200"), ("content-type", "text/plain")]
+    assert isinstance(d, DataFrame) and d.data == b"hello" and "END_STREAM" in d.flags
+    assert p.server.open_stream_count == 0 and p.server.max_send_size(1) == 0
+    p.send(p.headers(3))
+    assert p.server.max_send_size(3) == window - 5  # the connection window was charged
+
+
+def test_send_response_without_body_ends_on_headers_and_beyond_the_window_raises():
+    p = ServerPeer(settings={4: 4})
+    p.send(p.headers(1), p.headers(3))
+    p.server.send_response(1, 204, [], b"")
+    (h,) = p.read()
+    assert isinstance(h, HeadersFrame) and "END_STREAM" in h.flags
+    with pytest.raises(LocalProtocolError):
+        p.server.send_response(3, 200, [], b"hello")  # 5 octets, a stream window of 4
+    p.server.send_response(3, 200, [], b"hell")
+    assert [type(f) for f in p.read()] == [HeadersFrame, DataFrame]
+    with pytest.raises(LocalProtocolError):
+        p.server.send_response(3, 200, [], b"")  # the stream is closed
+
+
+def test_repeated_response_heads_decode_the_same_with_a_changing_field():
+    """Heads come from a cache keyed by status and fields; the peer's decoder (which tracks
+    the dynamic table) must read every one right, also when a field changes in between."""
+    p = ServerPeer()
+    sid = 1
+    for date in ("d1", "d1", "d2", "d1", "d2", "d2"):
+        p.send(p.headers(sid))
+        p.server.send_response(sid, 200, [("content-type", "text/plain"), ("date", date)], b"x")
+        h, _ = p.read()
+        assert h.decoded == [(":status", "200"), ("content-type", "text/plain"), ("date", date)]
+        sid += 2
+
 def test_large_header_block_is_split_into_continuation_frames():
     p = ServerPeer()
     p.send(p.headers(1))

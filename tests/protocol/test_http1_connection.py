@@ -568,3 +568,55 @@ def test_send_data_external_over_length_raises():
     conn.send_headers(sid, 200, [("content-length", "3")])
     with pytest.raises(LocalProtocolError):
         conn.send_data_external(sid, 4)
+
+
+# -- send_response: a whole response in one call ------------------------------------------------
+
+@pytest.mark.parametrize("request_bytes, headers, body", [
+    (GET % b"a", [("content-type", "text/plain")], b"hello"),              # content-length added
+    (GET % b"a", [("content-type", "text/plain")], b""),                   # content-length: 0
+    (b"HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n", [("content-length", "5")], b"hello"),  # body dropped
+    (b"GET /a HTTP/1.0\r\n\r\n", [("content-type", "text/plain")], b"hello"),       # until close
+    (b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", [("content-length", "5")], b"hello"),
+])
+def test_send_response_equals_headers_data_end(request_bytes, headers, body):
+    """The one-call path writes the same bytes and leaves the same state as the three calls."""
+    out = []
+    for whole in (True, False):
+        conn = H1Connection()
+        conn.set_date(DATE)
+        (req, *_) = conn.receive_data(request_bytes)
+        if whole:
+            conn.send_response(req.stream_id, 200, headers, body)
+        else:
+            conn.send_headers(req.stream_id, 200, headers, end_stream=not body)
+            if body:
+                conn.send_data(req.stream_id, body)
+                conn.send_end(req.stream_id)
+        out.append((conn.data_to_send(), conn.closed))
+    assert out[0] == out[1]
+
+
+def test_send_response_rejects_a_body_longer_than_its_content_length():
+    conn = H1Connection()
+    (req, _) = conn.receive_data(GET % b"a")
+    with pytest.raises(LocalProtocolError):
+        conn.send_response(req.stream_id, 200, [("content-length", "2")], b"hello")
+
+
+def test_cached_response_head_follows_the_connection_state():
+    """A head identical to one sent before still gets ``connection: close`` once the connection
+    is shutting down (the head cache is keyed by what the head depends on)."""
+    conn = H1Connection()
+    conn.set_date(DATE)
+    headers = [("content-type", "text/plain"), ("content-length", "2")]
+    (req, _) = conn.receive_data(GET % b"a")
+    conn.send_response(req.stream_id, 200, headers, b"ok")
+    first = conn.data_to_send()
+    (req, _) = conn.receive_data(GET % b"a")
+    conn.start_shutdown()
+    conn.send_response(req.stream_id, 200, headers, b"ok")
+    second = conn.data_to_send()
+    assert b"connection: close" not in first.lower()
+    assert b"connection: close" in second.lower() and conn.closed
+    assert first.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n") == second
