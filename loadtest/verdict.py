@@ -34,6 +34,12 @@ QUESTIONS = {
 COMMANDS = {name: f"python -m loadtest experiment {name}" for name in ORDER}
 
 
+#: why an engine can be the costliest per request on one core (the cost row's "why")
+_COSTLIEST = {"threadpool": "each request handed from the poller to a pool thread and back",
+              "processpool": "blocking workers in processes sharing the one core; see cores for where it pays off",
+              "selectors": "the loop's own bookkeeping per ready socket",
+              "asyncio": "asyncio's callbacks and transports around each read"}
+
 def load(directory: str) -> dict[str, pd.DataFrame]:
     """The experiments' rows by name (only those with a CSV in ``directory``)."""
     out = {}
@@ -85,7 +91,7 @@ def _cost(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
     if not mine.empty:
         lo, hi = mine.loc[mine["server_cpu_us_per_req"].idxmin()], mine.loc[mine["server_cpu_us_per_req"].idxmax()]
         why = (f"on one core the cost per request decides: {lo['engine']} {_f(lo['server_cpu_us_per_req'])} µs, "
-               f"{hi['engine']} {_f(hi['server_cpu_us_per_req'])} µs (the thread hand-offs)")
+               f"{hi['engine']} {_f(hi['server_cpu_us_per_req'])} µs ({_COSTLIEST[hi['engine']]})")
     findings = [why] if why else []
     if parts:
         findings.append("Targets, measured in the same run: " + "; ".join(parts) + ".")
