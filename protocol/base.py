@@ -2,10 +2,10 @@
 
 Theory of operation: an engine owns the socket; the connection owns the protocol state. The engine
 calls ``receive_data(bytes)`` with what it read (``b""`` for EOF) and gets events back; the glue
-answers requests with ``send_headers`` / ``send_data`` / ``send_end`` (or ``send_response``
-for a whole response at once); the engine writes
-``data_to_send()`` to the socket. Nothing here reads a clock, a file or a socket: the time an
-engine needs to stamp a ``Date`` header is given to it in the header list.
+answers requests with ``send_headers`` / ``send_data`` / ``send_end`` (or ``send_response`` for a
+whole response at once); the engine writes ``data_to_send()`` to the socket. Nothing here reads a
+clock, a file or a socket: the time an engine needs to stamp a ``Date`` header is given to it in
+the header list.
 
 Stream ids: HTTP/2 uses the real stream id. HTTP/1.x numbers its request/response exchanges
 1, 3, 5, ... so that the same glue code works for both; an HTTP/1.x connection delivers the events of
