@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from . import events as ev
 from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError
-from .h2_core import _HIGH_OCTETS, H2Core
+from .h2_core import H2Core
 from .h2_frames import MAX_STREAM_ID, PREFACE, data_frames, header_block_frames
 from .h2_headers import CONNECTION_SPECIFIC, encode_fields, validate_response
 from .h2_settings import H2Config
@@ -29,6 +29,17 @@ CLIENT_CONFIG = H2Config(initial_window_size=1 << 20, connection_window_size=1 <
 """Default client settings: large receive windows, so big responses need few WINDOW_UPDATEs."""
 
 _DROP = CONNECTION_SPECIFIC | {"host", "te"}
+
+
+def _request_fields(method: str, path: str, authority: str, scheme: str,
+                    headers: ev.Headers) -> list[tuple[bytes, bytes]]:
+    """A request head's checked field list, the pseudo-header fields first (§8.3.1); host, te and
+    the connection-specific fields dropped (see ``encode_fields``)."""
+    return encode_fields([(b":method", method.encode("latin-1")), (b":scheme", scheme.encode("latin-1")),
+                          (b":authority", authority.encode("latin-1")), (b":path", path.encode("latin-1"))],
+                         headers, _DROP)
+
+
 class H2ClientConnection(H2Core):
     """Client role of one HTTP/2 connection.
 
@@ -85,17 +96,7 @@ class H2ClientConnection(H2Core):
         if end_stream is None:
             end_stream = True
         key = (method, path, authority, scheme, headers if type(headers) is tuple else tuple(headers))
-        try:
-            block = self._encoded.get(key)
-        except TypeError:  # unhashable header pairs: encode without the cache
-            key, block = None, None
-        if block is None:
-            fields = encode_fields([(b":method", method.encode("latin-1")), (b":scheme", scheme.encode("latin-1")),
-                                    (b":authority", authority.encode("latin-1")), (b":path", path.encode("latin-1"))],
-                                   headers, _DROP)
-            block = self._encode_block(fields)
-            if key is not None and not block.translate(None, _HIGH_OCTETS) and len(self._encoded) < 256:
-                self._encoded[key] = block
+        block = self._encode_keyed(key, _request_fields, method, path, authority, scheme, headers)
         self._next_local_stream = sid + 2
         s = H2Stream(sid, StreamState.OPEN, self._peer_initial_window, self.config.initial_window_size)
         s.method = method

@@ -39,7 +39,7 @@ from collections import deque
 
 from . import events as ev
 from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError
-from .h2_core import _HIGH_OCTETS, H2Core
+from .h2_core import H2Core
 from .h2_frames import MAX_STREAM_ID, PREFACE, data_frames, goaway_frame, header_block_frames, ping_frame
 from .h2_headers import encode_fields, header_list_size, validate_request
 from .h2_settings import H2Config
@@ -72,6 +72,11 @@ SHUTDOWN_TRANSITIONS: dict[tuple[Shutdown, ShutdownInput], Shutdown] = {
     (Shutdown.FIRST_GOAWAY_SENT, ShutdownInput.PING_ACK): Shutdown.FINAL_GOAWAY_SENT,
 }
 
+
+
+def _response_fields(status: int, headers: ev.Headers) -> list[tuple[bytes, bytes]]:
+    """A response head's checked field list, ``:status`` first (see ``encode_fields``)."""
+    return encode_fields([(b":status", b"%d" % status)], headers)
 
 class H2Connection(H2Core):
     """Server role of one HTTP/2 connection (``protocol.base.ServerConnection``).
@@ -160,8 +165,7 @@ class H2Connection(H2Core):
         if s is None:
             return
         n = len(body)
-        if n > s.send_window or n > self._send_window:
-            raise LocalProtocolError(f"{n} octets exceed the flow-control window of stream {stream_id}")
+        self._check_window(s, n)
         block = self._head_block(status, headers)
         s.head_sent = True
         frames = header_block_frames(stream_id, block, not n, self._peer_max_frame)
@@ -194,16 +198,8 @@ class H2Connection(H2Core):
         """The HPACK block of a response head, cached by ``(status, headers)`` as they were
         given: a head seen before skips the field checks (it passed them) and the encoder
         (see ``_encode_block`` for when a block may be reused)."""
-        try:
-            key = (status, headers if type(headers) is tuple else tuple(headers))
-            block = self._encoded.get(key)
-        except TypeError:  # unhashable header pairs: no cache
-            key = block = None
-        if block is None:
-            block = self._encode_block(encode_fields([(b":status", b"%d" % status)], headers))
-            if key is not None and not block.translate(None, _HIGH_OCTETS) and len(self._encoded) < 256:
-                self._encoded[key] = block
-        return block
+        return self._encode_keyed((status, headers if type(headers) is tuple else tuple(headers)),
+                                  _response_fields, status, headers)
 
     def send_informational(self, stream_id: int, status: int, headers: ev.Headers = ()) -> None:
         """Send a 1xx response (100 Continue, 103 Early Hints) before the final one (§8.1).

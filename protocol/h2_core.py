@@ -33,7 +33,7 @@ WINDOW_UPDATEs and settings changes.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 import hpack
 from hyperframe.frame import PriorityFrame, RstStreamFrame
@@ -164,8 +164,7 @@ class H2Core(ControlFrames):
         if s is None:
             return
         n = len(data)
-        if n > s.send_window or n > self._send_window:
-            raise LocalProtocolError(f"{n} octets exceed the flow-control window of stream {stream_id}")
+        self._check_window(s, n)
         s.send_window -= n
         self._send_window -= n
         self._out += data_frames(stream_id, data, end_stream, self._peer_max_frame)
@@ -368,6 +367,27 @@ class H2Core(ControlFrames):
             elif len(self._encoded) < 256:
                 self._encoded[key] = block
         return block
+
+    def _encode_keyed(self, key: tuple, make_fields: Callable[..., list], *args: Any) -> bytes:
+        """An HPACK block through the same cache, under the caller's ``key`` (the fields as the
+        caller was given them, before checks): a key seen before skips ``make_fields(*args)``
+        (the field checks, which it passed then) and the encoder. Unhashable keys are encoded
+        every time; a block is kept under ``key`` only while it leaves the table unchanged."""
+        try:
+            block = self._encoded.get(key)
+        except TypeError:  # unhashable header pairs: no cache
+            return self._encode_block(make_fields(*args))
+        if block is None:
+            block = self._encode_block(make_fields(*args))
+            if not block.translate(None, _HIGH_OCTETS) and len(self._encoded) < 256:
+                self._encoded[key] = block
+        return block
+
+    def _check_window(self, s: H2Stream, n: int) -> None:
+        """Raise LocalProtocolError when ``n`` octets exceed the stream's or the connection's send
+        window (§6.9.1)."""
+        if n > s.send_window or n > self._send_window:
+            raise LocalProtocolError(f"{n} octets exceed the flow-control window of stream {s.stream_id}")
 
     def _send_block(self, s: H2Stream, block: bytes, end_stream: bool) -> None:
         """Queue HEADERS (+ CONTINUATION) carrying the encoded ``block`` on stream ``s``."""

@@ -624,11 +624,10 @@ class H1Connection:
             LocalProtocolError: not awaiting a response head, a status outside 200..999, an
                 invalid field name or value, or an invalid content-length.
         """
-        if not 200 <= status <= 999:
-            raise LocalProtocolError(f"send_headers cannot send status {status}")
-        if not self._step(stream_id, _Op.HEADERS):
+        head = self._head(stream_id, status, headers, end_stream)
+        if head is None:
             return
-        self._out.append(self._head(status, headers, end_stream))
+        self._out.append(head)
         if end_stream:
             self.send_end(stream_id)
 
@@ -640,11 +639,9 @@ class H1Connection:
         Raises:
             LocalProtocolError: as those three.
         """
-        if not 200 <= status <= 999:
-            raise LocalProtocolError(f"send_headers cannot send status {status}")
-        if not self._step(stream_id, _Op.HEADERS):
+        head = self._head(stream_id, status, headers, not body)
+        if head is None:
             return
-        head = self._head(status, headers, not body)
         if body and self._framing is _LENGTH and len(body) == self._to_send:
             self._step(stream_id, _Op.DATA)
             self._to_send = 0
@@ -655,10 +652,20 @@ class H1Connection:
                 self.send_data(stream_id, body)
         self.send_end(stream_id)
 
-    def _head(self, status: int, headers: Headers, end_stream: bool) -> bytes:
-        """The response head's bytes (status line to the empty line); sets the framing, the
-        body length to send and whether the connection stays open. Heads are cached by
-        everything they depend on (a repeated head skips the field checks it passed)."""
+    def _head(self, stream_id: int, status: int, headers: Headers, end_stream: bool) -> bytes | None:
+        """Move the send state to the head and return its bytes (status line to the empty line),
+        ``None`` once the connection is closed; sets the framing, the body length to send and
+        whether the connection stays open. Heads are cached by everything they depend on (a
+        repeated head skips the field checks it passed).
+
+        Raises:
+            LocalProtocolError: a status outside 200..999, not awaiting a head (``_step``), or
+                what ``_make_head`` raises.
+        """
+        if not 200 <= status <= 999:
+            raise LocalProtocolError(f"send_headers cannot send status {status}")
+        if not self._step(stream_id, _Op.HEADERS):
+            return None
         req = self._req
         keep = self._keep_alive and not self._shutdown and self._recv is _Recv.DONE
         try:
