@@ -63,21 +63,30 @@ class _RouteStats:
 
 
 class Metrics:
-    """Thread-safe counters by route (a lock; the threadpool engine observes from many threads).
+    """Thread-safe counters by route. The hot path takes no lock: ``observe`` appends to a
+    ``deque`` (atomic under the GIL, safe from the threadpool engine's many threads), and the
+    counts are folded in under a lock every ``FOLD_AT`` observations and before each snapshot;
+    ``begin`` and ``end`` are the gauge counters' own ``__next__`` (one C call each).
 
     Args:
         reservoir: how many recent durations each route keeps for its percentiles.
     """
+
+    #: observations queued before they are folded into the counts (bounds the queue's memory)
+    FOLD_AT = 1024
 
     def __init__(self, reservoir: int = DEFAULT_RESERVOIR) -> None:
         self._reservoir = reservoir
         self._routes: dict[str, _RouteStats] = {}
         self._lock = threading.Lock()
         self._started = time.monotonic()
+        self._log: deque[tuple[str, int, float]] = deque()
         # The in-flight gauge without a lock on the hot path: next() on an itertools.count is
         # atomic under the GIL; the gauge is begun - ended.
         self._begun = itertools.count()
         self._ended = itertools.count()
+        self.begin = self._begun.__next__  # type: ignore[method-assign]  # the methods below, in C
+        self.end = self._ended.__next__  # type: ignore[method-assign]
         self._shared: Any = None
         self._slot = 0
 
@@ -89,6 +98,7 @@ class Metrics:
         view[slot] = 0
         self._shared = view
         self._slot = slot
+        del self.begin, self.end  # the methods, which also count in the shared slot
 
     def begin(self) -> None:
         """A handler starts: the in-flight gauge goes up by one."""
@@ -110,25 +120,41 @@ class Metrics:
 
     def observe(self, route: str, status: int, duration_s: float) -> None:
         """Count one response: ``route`` (pattern), ``status`` (int), ``duration_s`` (seconds)."""
+        log = self._log
+        log.append((route, status, duration_s))
+        if len(log) >= self.FOLD_AT:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Move the queued observations into the per-route counts (under the lock; observations
+        appended meanwhile are taken too, or left for the next fold)."""
         with self._lock:
-            stats = self._routes.get(route)
-            if stats is None:
-                if len(self._routes) >= MAX_ROUTES:
-                    route = "(other)"
-                    stats = self._routes.get(route)
+            log = self._log
+            routes = self._routes
+            while log:
+                try:
+                    route, status, duration_s = log.popleft()
+                except IndexError:  # pragma: no cover - emptied by another fold
+                    break
+                stats = routes.get(route)
                 if stats is None:
-                    stats = self._routes[route] = _RouteStats(self._reservoir)
-            stats.requests += 1
-            if status >= 500:
-                stats.errors += 1
-            elif status >= 400:
-                stats.client_errors += 1
-            stats.statuses[status] = stats.statuses.get(status, 0) + 1
-            stats.samples.append(duration_s)
+                    if len(routes) >= MAX_ROUTES:
+                        route = "(other)"
+                        stats = routes.get(route)
+                    if stats is None:
+                        stats = routes[route] = _RouteStats(self._reservoir)
+                stats.requests += 1
+                if status >= 500:
+                    stats.errors += 1
+                elif status >= 400:
+                    stats.client_errors += 1
+                stats.statuses[status] = stats.statuses.get(status, 0) + 1
+                stats.samples.append(duration_s)
 
     def reset(self) -> None:
         """Forget everything observed (between benchmark runs)."""
         with self._lock:
+            self._log.clear()
             self._routes.clear()
             self._started = time.monotonic()
 
@@ -144,6 +170,7 @@ class Metrics:
 
         ``latency_ms`` values are ``None`` for a route without samples.
         """
+        self._fold()
         with self._lock:
             copied = {name: (s.requests, s.errors, s.client_errors, dict(s.statuses), list(s.samples))
                       for name, s in self._routes.items()}

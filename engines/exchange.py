@@ -29,6 +29,11 @@ __all__ = ["Exchange"]
 _SAFE_HOST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-:")
 
 
+async def _no_body() -> bytes:
+    """A request's body reader once its exchange is over: nothing more to read."""
+    return b""
+
+
 class Exchange:
     """One request in flight on a :class:`Session` and its answer: the Request, its body as it
     arrives, the task answering it; the gates decided before the app runs (308, 421, the expect
@@ -39,9 +44,9 @@ class Exchange:
                  "continue_sent", "task", "started", "opened", "status", "sent_bytes", "check", "echo_id",
                  "blocked_since")
 
-    def __init__(self, session: "Session", request: Request, expect_continue: bool) -> None:
+    def __init__(self, session: "Session", expect_continue: bool) -> None:
         self.session = session
-        self.request = request
+        self.request: Request = None  # type: ignore[assignment]  # set by the session next
         self.chunks: list[bytes] = []
         self.size = 0
         self.complete = False
@@ -82,45 +87,58 @@ class Exchange:
         (the stream forgotten, pipelined requests released, metrics and the access log)."""
         ses = self.session
         request = self.request
-        sid = request.stream_id
-        response = None
-        if self.error is not None:
-            response = Response.text(f"{self.error}\n", status=self.error)
-        elif ses._gated:
-            response = self._gate(request)
-        if response is None and self.check:
-            check = getattr(ses.app, "check_expect", None)
-            if check is not None:
-                response = check(request)
-        refused = response is not None  # answered without the app reading the body
-        if response is None:
+        if self.error is None and not self.check and not ses._gated:  # the common case, tested once
             response = await ses.app.handle(request)
+            refused = False
+        else:
+            response = self._decided(request)
+            refused = response is not None  # answered without the app reading the body
+            if response is None:
+                response = await ses.app.handle(request)
         body = response.body
         if isinstance(body, (bytes, bytearray)):
             rest = self._send_bytes(response, bytes(body))
             if rest:  # beyond the flow-control window: sent as the window opens
                 await self._send_body(rest)
                 with ses.lock:
-                    ses.conn.send_end(sid)
+                    ses.conn.send_end(request.stream_id)
         else:
             await self._send_response(response)
         with ses.lock:
-            ses._streams.pop(sid, None)
+            conn = ses.conn
+            ses._streams.pop(request.stream_id, None)
             ses.last_activity = ses.last_exchange = time.monotonic()
-            if not ses.conn.multiplexed:
-                if not ses.conn.closed:
-                    events = ses.conn.next_events()
+            if not conn.multiplexed:
+                if not conn.closed:
+                    events = conn.next_events()
                     if events:
                         ses._handle_events(events)
             elif refused and not self.complete:
                 # refused before the body came: ask the client to stop sending it (RFC 9113 §8.1)
-                ses.conn.reset_stream(sid, ErrorCode.NO_ERROR)
+                conn.reset_stream(request.stream_id, ErrorCode.NO_ERROR)
         duration = time.perf_counter() - self.started
         metrics = ses._metrics
         if metrics is not None:
             metrics.observe(request.route or "(unrouted)", self.status, duration)
         if ses._access is not None:
             ses._access.write(request, self.status, self.sent_bytes, duration)
+        # The request's body reader is this exchange's bound method: a reference cycle that only
+        # the cyclic GC would free. Broken here, the exchange, its request and its task are
+        # freed as soon as the engine lets go of the task.
+        request.body_reader = _no_body
+
+    def _decided(self, request: Request) -> Response | None:
+        """The answer decided before the app runs, if any: 413 (a body past the limit), the
+        gates (``_gate``), the app's expect check; ``None`` = run the app."""
+        ses = self.session
+        if self.error is not None:
+            return Response.text(f"{self.error}\n", status=self.error)
+        response = self._gate(request) if ses._gated else None
+        if response is None and self.check:
+            check = getattr(ses.app, "check_expect", None)
+            if check is not None:
+                response = check(request)
+        return response
 
     def _gate(self, request: Request) -> Response | None:
         """Answers decided by the connection, not the app: 308 to https on the plain port
@@ -169,16 +187,23 @@ class Exchange:
         flow-control window takes it (returns ``b""``); else only the head, and returns the body
         for ``_send_body`` and ``send_end``."""
         ses = self.session
-        headers, head_only = self._head_fields(response)
-        sid = self.request.stream_id
+        request = self.request
+        headers, head_only = response_head(request, response)  # _head_fields, inlined: the hot path
+        headers.append(("date", http_date()))
+        if self.echo_id:
+            headers.append(("x-request-id", request.request_id))
+        self.status = status = response.status
+        sid = request.stream_id
         with ses.lock:
             conn = ses.conn
-            if head_only or len(body) <= conn.max_send_size(sid):
-                if not head_only:
-                    self.sent_bytes = len(body)
-                conn.send_response(sid, response.status, headers, b"" if head_only else body)
+            if head_only:
+                conn.send_response(sid, status, headers, b"")
                 return b""
-            conn.send_headers(sid, response.status, headers)
+            if not conn.multiplexed or len(body) <= conn.max_send_size(sid):
+                self.sent_bytes = len(body)
+                conn.send_response(sid, status, headers, body)
+                return b""
+            conn.send_headers(sid, status, headers)
         return body
 
     async def _send_response(self, response: Response) -> None:

@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 from app.hosts import safe_request_id
-from app.messages import ConnectionInfo, Request
+from app.messages import ConnectionInfo, new_request
 from protocol import events as ev
 from protocol.errors import ErrorCode
 from protocol.h2_connection import H2Config, H2Connection
@@ -356,12 +356,10 @@ class Session:
             if name == "x-request-id":
                 client_id = safe_request_id(value)
                 break
-        request = Request(method=event.method, target=event.target, headers=list(event.headers),
-                          http_version=http_version or event.http_version,
-                          authority=event.authority, scheme=event.scheme,
-                          stream_id=event.stream_id, info=self.info,
-                          request_id=client_id or f"{self._rid}{event.stream_id}")
-        st = Exchange(self, request, event.expect_continue)
+        st = Exchange(self, event.expect_continue)
+        st.request = request = new_request(
+            event.method, event.target, list(event.headers), http_version or event.http_version, event.authority,
+            event.scheme, event.stream_id, self.info, client_id or f"{self._rid}{event.stream_id}", st.read_body)
         st.echo_id = client_id is not None or self._access is not None
         if not complete:  # a body is to come: the app may refuse it first (RFC 9110 §10.1.1)
             if self.conn.multiplexed:
@@ -374,7 +372,6 @@ class Session:
             st.chunks.append(body)
             st.size = len(body)
         st.complete = complete
-        request.body_reader = st.read_body
         task = Task(self, event.stream_id, st.respond())
         st.task = task
         self._streams[event.stream_id] = st

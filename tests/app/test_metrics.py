@@ -81,3 +81,30 @@ def test_percentile():
     assert percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
     with pytest.raises(ValueError):
         percentile([], 50)
+
+
+def test_observations_are_folded_in_bounded_batches():
+    m = Metrics()
+    for i in range(Metrics.FOLD_AT * 3 + 5):
+        m.observe("/a", 200 if i % 2 else 503, 0.001)
+        assert len(m._log) < Metrics.FOLD_AT  # queued observations never outgrow one batch
+    snap = m.snapshot("x")
+    assert snap["requests"] == Metrics.FOLD_AT * 3 + 5 and snap["errors"] == (Metrics.FOLD_AT * 3 + 5 + 1) // 2
+    assert len(m._log) == 0
+
+
+def test_in_flight_gauge_with_and_without_shared_slots():
+    import multiprocessing
+
+    m = Metrics()
+    m.begin()
+    m.begin()
+    m.end()
+    assert m.in_flight() == 1
+    slots = multiprocessing.RawArray("i", 2)
+    slots[0] = 5  # the other worker's handlers
+    m.share_in_flight(slots, 1)
+    m.begin()
+    assert m.in_flight() == 6 and slots[1] == 1
+    m.end()
+    assert m.in_flight() == 5 and slots[1] == 0

@@ -95,3 +95,27 @@ def test_http2_preface_settings_request_response(session):
     body = b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == 1)
     assert body == b"Hello, World!"
     assert not any(isinstance(f, GoAwayFrame) for f in frames)
+
+
+def test_a_finished_request_leaves_no_cyclic_garbage(session):
+    """Every object of an answered request (exchange, request, task, coroutine) is freed by
+    reference counting as the engine lets go of it, over both protocols: nothing for the cyclic
+    GC to find, which a cycle (the request's body reader bound to its exchange) used to leave."""
+    import gc
+
+    from loadtest import sessionbench
+
+    drive(session, GET % b"/plaintext")
+    h2 = Session(session.app, ServerConfig(), session.info)
+    reads = sessionbench.h2_reads(4)
+    drive(h2, reads[0])
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(50):
+            assert drive(session, GET % b"/plaintext").endswith(b"Hello, World!")
+        for data in reads[1:]:
+            assert drive(h2, data).count(b"Hello, World!") == sessionbench.STREAMS
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
