@@ -327,7 +327,8 @@ class App:
         app = self.for_host(request.authority) if self._hosts else self
         self.metrics.begin()
         try:
-            response = await app._dispatch(request)
+            found = app._resolve(request)
+            response = found if found.__class__ is Response else await found(request)
         except HTTPError as exc:
             response = error_response(exc.status, exc.detail, exc.headers)
         except Exception:
@@ -345,7 +346,13 @@ class App:
             log.exception("compression failed: %s %s", request.method, request.target)
             return response
 
-    async def _dispatch(self, request: Request) -> Response:
+    def _resolve(self, request: Request) -> Handler | Response:
+        """Route ``request``: the handler to await (``request.route`` and ``path_params`` set),
+        or the answer when none takes it (404, 405, 501, OPTIONS).
+
+        Raises:
+            HTTPError: 400 for invalid percent-encoding in a path parameter.
+        """
         method = request.method
         if method not in KNOWN_METHODS:
             return error_response(501, f"method {method} is not implemented")
@@ -353,10 +360,12 @@ class App:
         route = self._literal.get(path)
         if route is not None:
             request.route = route.pattern
-            handler = self._pick(route, method)
-            if handler is not None:
-                return await handler(request)
-            return self._refuse(route, method)
+            handler = route.handlers.get(method)  # _pick, inlined: every literal route's request
+            if handler is None:
+                handler = self._pick(route, method)
+                if handler is None:
+                    return self._refuse(route, method)
+            return handler
         if path == "*":
             if method == "OPTIONS":
                 return Response(status=200, headers=[("allow", ", ".join(self.methods()))])
@@ -379,14 +388,14 @@ class App:
                 raise HTTPError(400, "invalid percent-encoding in the path") from None
             request.route = route.pattern
             request.path_params = params
-            return await handler(request)
+            return handler
         if allowed:
             request.route = allowed[0].pattern
             return self._refuse(allowed[0], method, allowed[1:])
         if self.fallback is not None and method in ("GET", "HEAD"):
             request.route = "/{path:path}"
             request.path_params = {"path": path[1:] if path.startswith("/") else path}
-            return await self.fallback(request)
+            return self.fallback
         return error_response(404)
 
     @staticmethod

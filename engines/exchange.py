@@ -34,18 +34,18 @@ async def _no_body() -> bytes:
     return b""
 
 
-class Exchange:
-    """One request in flight on a :class:`Session` and its answer: the Request, its body as it
-    arrives, the task answering it; the gates decided before the app runs (308, 421, the expect
-    check), the body reader the handler awaits, and the writers of the three body kinds (bytes,
-    a file, an async iterator), under the session's lock and HTTP/2 flow control.""" 
+class Exchange(Task):
+    """One request in flight on a :class:`Session` and the task answering it (a :class:`Task`
+    whose coroutine is :meth:`respond`): the Request, its body as it arrives; the gates decided
+    before the app runs (308, 421, the expect check), the body reader the handler awaits, and the
+    writers of the three body kinds (bytes, a file, an async iterator), under the session's lock
+    and HTTP/2 flow control. One object a request, not two: the engines step it as a task."""
 
-    __slots__ = ("session", "request", "chunks", "size", "complete", "error", "expect_continue",
-                 "continue_sent", "task", "started", "opened", "status", "sent_bytes", "check", "echo_id",
-                 "blocked_since")
+    __slots__ = ("request", "chunks", "size", "complete", "error", "expect_continue", "continue_sent",
+                 "started", "opened", "status", "sent_bytes", "check", "echo_id", "blocked_since")
 
-    def __init__(self, session: "Session", expect_continue: bool) -> None:
-        self.session = session
+    def __init__(self, session: "Session", stream_id: int, expect_continue: bool) -> None:
+        Task.__init__(self, session, stream_id, None)  # the coroutine, respond(), is set by the session
         self.request: Request = None  # type: ignore[assignment]  # set by the session next
         self.chunks: list[bytes] = []
         self.size = 0
@@ -53,7 +53,6 @@ class Exchange:
         self.error: int | None = None
         self.expect_continue = expect_continue
         self.continue_sent = False
-        self.task: Task | None = None
         self.started = time.perf_counter()
         self.opened = session.last_activity  # the body's deadline counts from here (body_timeout)
         self.status = 0
@@ -79,7 +78,7 @@ class Exchange:
                 if self.expect_continue and not self.continue_sent:
                     self.continue_sent = True
                     ses.conn.send_informational(self.request.stream_id, 100)
-                self.task.waiting = True
+                self.waiting = True
             await PARK_AWAIT
 
     async def respond(self) -> None:
@@ -263,5 +262,5 @@ class Exchange:
                     continue
                 if self.blocked_since is None:
                     self.blocked_since = time.monotonic()
-                self.task.waiting = True
+                self.waiting = True
             await PARK_AWAIT

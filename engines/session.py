@@ -15,7 +15,7 @@ The engine's whole conversation with a session is::
     session.shutdown() / session.connection_lost()
 
 The session turns protocol events into :class:`engines.exchange.Exchange` objects, one per
-request, each answered by a :class:`engines.tasks.Task`; the effects those tasks yield are in
+request, each the :class:`engines.tasks.Task` that answers it; the effects those tasks yield are in
 engines/tasks.py, the gates, body reading and response writers in engines/exchange.py. The
 session also decides the protocol (sniffing the client preface, ALPN, ``--http``), the
 per-protocol timeouts, and the request id (a safe client ``X-Request-Id`` or
@@ -284,13 +284,11 @@ class Session:
         with self.lock:
             self._closed = True
             woken: list[Task] = []
-            for st in self._streams.values():
-                t = st.task
-                if t is not None:
-                    t.cancel()
-                    if t.parked:
-                        t.parked = False
-                        woken.append(t)
+            for t in self._streams.values():
+                t.cancel()
+                if t.parked:
+                    t.parked = False
+                    woken.append(t)
             self._streams.clear()
             return woken
 
@@ -317,8 +315,8 @@ class Session:
                     self._wake(st)
             elif kind is ev.StreamReset:
                 st = self._streams.pop(event.stream_id, None)
-                if st is not None and st.task is not None:
-                    st.task.cancel()
+                if st is not None:
+                    st.cancel()
                     self._wake(st, force=True)
             elif kind is ev.FlowControlUpdated:
                 if event.stream_id == 0:
@@ -332,9 +330,8 @@ class Session:
                 if event.status is not None:
                     self._count_error(event.status)
                 for st in list(self._streams.values()):
-                    if st.task is not None:
-                        st.task.cancel()
-                        self._wake(st, force=True)
+                    st.cancel()
+                    self._wake(st, force=True)
                 self._streams.clear()
             elif kind is ev.ProtocolSwitched:
                 self._switch_to_h2(event)
@@ -356,7 +353,7 @@ class Session:
             if name == "x-request-id":
                 client_id = safe_request_id(value)
                 break
-        st = Exchange(self, event.expect_continue)
+        st = Exchange(self, event.stream_id, event.expect_continue)
         st.request = request = new_request(
             event.method, event.target, list(event.headers), http_version or event.http_version, event.authority,
             event.scheme, event.stream_id, self.info, client_id or f"{self._rid}{event.stream_id}", st.read_body)
@@ -372,14 +369,12 @@ class Session:
             st.chunks.append(body)
             st.size = len(body)
         st.complete = complete
-        task = Task(self, event.stream_id, st.respond())
-        st.task = task
+        st.coro = st.respond()
         self._streams[event.stream_id] = st
-        self._runnable.append(task)
+        self._runnable.append(st)
 
-    def _wake(self, st: Exchange, force: bool = False) -> None:
-        task = st.task
-        if task is None or not (task.waiting or force):
+    def _wake(self, task: Exchange, force: bool = False) -> None:
+        if not (task.waiting or force):
             return
         task.waiting = False
         if task.parked:
