@@ -63,7 +63,12 @@ class Connection(BaseConnection, asyncio.BufferedProtocol):
         return _READ_BUFFER
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.engine.guard(self.engine.read, self, bytes(_READ_BUFFER[:nbytes]))
+        engine = self.engine  # engine.guard(engine.read, ...), inlined: this is the hot path
+        try:
+            if self.session is not None:
+                engine.run(self, engine.feed(self, bytes(_READ_BUFFER[:nbytes])))
+        except Exception:
+            engine.failed(self)
 
     def eof_received(self) -> bool:
         self.engine.guard(self.engine.read, self, b"")

@@ -29,6 +29,8 @@ __all__ = ["SelectorsEngine"]
 log = logging.getLogger("lab.selectors")
 
 HIGH_WATER = 256 * 1024
+#: what a non-blocking send raises when the socket takes nothing now (TLS: either direction)
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError)
 
 
 class Connection(BaseConnection):
@@ -162,7 +164,20 @@ class SelectorsEngine(Lifecycle):
             return
         data = conn.session.data_to_send()
         if data:
-            conn.out += data
+            if not conn.out and conn.file is None:  # nothing queued: the socket first, queue the rest
+                try:
+                    n = conn.sock.send(data)
+                except _WOULD_BLOCK:
+                    n = 0
+                except OSError:
+                    self.close(conn)
+                    return
+                if n:
+                    conn.last_progress = time.monotonic()
+                if n < len(data):
+                    conn.out += memoryview(data)[n:]
+            else:
+                conn.out += data
         self.write(conn)
 
     ran = flush  # after Driver.run: write (an alias, one call less per request)
@@ -173,7 +188,7 @@ class SelectorsEngine(Lifecycle):
         while out:
             try:
                 n = conn.sock.send(out)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            except _WOULD_BLOCK:
                 break
             except OSError:
                 self.close(conn)

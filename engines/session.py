@@ -80,6 +80,9 @@ class Session:
         self.info = info
         self.lock = lock if lock is not None else contextlib.nullcontext()
         self._threaded = lock is not None
+        if lock is None:  # one thread: the engine calls the bodies themselves, with no lock around
+            self.receive = self._receive  # type: ignore[method-assign]
+            self.data_to_send = self._data_to_send  # type: ignore[method-assign]
         # The engine sets this when it handles the SendFile effect (plain TCP, not TLS).
         self.sendfile = False
         self.conn: Any = None
@@ -133,25 +136,28 @@ class Session:
     def receive(self, data: bytes) -> list[Task]:
         """Feed bytes read from the socket (``b""`` for EOF); return the tasks that can run now."""
         with self.lock:
-            self.last_activity = time.monotonic()
-            if self.conn is None:
-                if data:
-                    self._sniff += data
-                    n = min(len(self._sniff), len(H2_PREFACE))
-                    if self._sniff[:n] == H2_PREFACE[:n] and n < len(H2_PREFACE):
-                        return []
-                    self._start_h2() if self._sniff[:n] == H2_PREFACE else self._start_h1()
-                    data, self._sniff = self._sniff, b""
-                else:
-                    self._closed = True
+            return self._receive(data)
+
+    def _receive(self, data: bytes) -> list[Task]:
+        self.last_activity = time.monotonic()
+        if self.conn is None:
+            if data:
+                self._sniff += data
+                n = min(len(self._sniff), len(H2_PREFACE))
+                if self._sniff[:n] == H2_PREFACE[:n] and n < len(H2_PREFACE):
                     return []
-            if self.head_started is None and data and not self._streams:
-                self.head_started = self.last_activity
-            if not self.conn.multiplexed and data:
-                self.conn.set_date(http_date())
-            self._handle_events(self.conn.receive_data(data))
-            ready, self._runnable = self._runnable, []
-            return ready
+                self._start_h2() if self._sniff[:n] == H2_PREFACE else self._start_h1()
+                data, self._sniff = self._sniff, b""
+            else:
+                self._closed = True
+                return []
+        if self.head_started is None and data and not self._streams:
+            self.head_started = self.last_activity
+        if not self.conn.multiplexed and data:
+            self.conn.set_date(http_date())
+        self._handle_events(self.conn.receive_data(data))
+        ready, self._runnable = self._runnable, []
+        return ready
 
     def runnable(self) -> list[Task]:
         """Tasks made ready by the last ``step()`` (the next pipelined request, a woken waiter)."""
@@ -170,12 +176,15 @@ class Session:
     def data_to_send(self) -> bytes:
         """Bytes to write to the socket, in order."""
         with self.lock:
-            if self.conn is None:
-                return b""
-            out = self.conn.data_to_send()
-            if self._prefix:
-                out, self._prefix = self._prefix + out, b""
-            return out
+            return self._data_to_send()
+
+    def _data_to_send(self) -> bytes:
+        if self.conn is None:
+            return b""
+        out = self.conn.data_to_send()
+        if self._prefix:
+            out, self._prefix = self._prefix + out, b""
+        return out
 
     @property
     def multiplexed(self) -> bool:
