@@ -27,6 +27,8 @@ __all__ = [
     "parse_head",
     "FieldCache",
     "field_cache",
+    "HeadCache",
+    "head_cache",
     "parse_fields",
     "parse_chunk_size",
     "check_line_ends",
@@ -227,14 +229,41 @@ def field_cache(version: str, max_headers: int, max_body_size: int) -> FieldCach
     return cache
 
 
+class HeadCache(dict):
+    """Whole request heads already parsed, for clients that repeat a request byte for byte (a
+    keep-alive client polling one URL, a load generator). Keys: the head's text (request line and
+    fields); values: ``(method, target, version, fields analysis, authority or None)``, what
+    ``parse_head`` derived from it. Only heads <= ``MAX_KEY`` characters are kept, at most ``MAX``
+    (cleared when full). One cache per set of limits (``head_cache``): an entry is only valid for
+    the limits it was checked against. A head that differs in one byte is parsed (and its field
+    section may still come from the :class:`FieldCache`).
+    """
+
+    MAX = 256
+    MAX_KEY = 2048
+
+
+_head_caches: dict[tuple, HeadCache] = {}
+
+
+def head_cache(max_target_length: int, max_header_bytes: int, max_headers: int, max_body_size: int) -> HeadCache:
+    """The shared cache of whole heads checked against these limits."""
+    key = (max_target_length, max_header_bytes, max_headers, max_body_size)
+    cache = _head_caches.get(key)
+    if cache is None:
+        cache = _head_caches[key] = HeadCache()
+    return cache
+
+
 def parse_head(head: bytes | bytearray, *, max_target_length: int, max_header_bytes: int,
                max_headers: int, max_body_size: int,
-               caches: tuple[FieldCache, FieldCache] | None = None) -> RequestHead:
+               caches: tuple[FieldCache, FieldCache] | None = None, heads: HeadCache | None = None) -> RequestHead:
     """Parse and validate a request head (``head`` excludes the final CRLFCRLF).
 
     Implements RFC 9112 §2-§3 (request line), §5 (fields), §6 (message body length), §9.3
     (persistence), RFC 9110 §7.2 (Host) and §10.1.1 (Expect). ``caches`` are the field caches for
-    HTTP/1.0 and HTTP/1.1 made for these limits (``field_cache``); ``None`` parses every time.
+    HTTP/1.0 and HTTP/1.1 made for these limits (``field_cache``); ``heads`` the cache of whole
+    heads made for them (``head_cache``), looked up first; ``None`` parses every time.
 
     Raises:
         H1Error: 400, 413, 414, 417, 431, 501 or 505.
@@ -242,6 +271,14 @@ def parse_head(head: bytes | bytearray, *, max_target_length: int, max_header_by
     if len(head) + 4 > max_header_bytes:
         raise head_overflow(head, max_target_length)
     text = head.decode("latin-1")
+    if heads is not None:
+        seen = heads.get(text)
+        if seen is not None:  # this very head passed every check below under these limits
+            method, target, version, info, authority = seen
+            req = RequestHead(method, target, version, info)
+            if authority is not None:
+                req.host = authority
+            return req
     i = text.find("\r\n")
     line = text if i < 0 else text[:i]
     m = _REQUEST_LINE.fullmatch(line)
@@ -266,12 +303,17 @@ def parse_head(head: bytes | bytearray, *, max_target_length: int, max_header_by
             cache[block] = info
     if method not in KNOWN_METHODS:
         raise H1Error(501, "method not implemented")
-    head = RequestHead(method, target, version, info)
+    req = RequestHead(method, target, version, info)
+    authority = None
     if target[0] != "/" or method == "CONNECT":  # the rare forms, checked apart (RFC 9112 §3.2)
-        head.target, authority = other_target_form(method, target)
+        req.target, authority = other_target_form(method, target)
         if authority is not None:
-            head.host = authority
-    return head
+            req.host = authority
+    if heads is not None and len(text) <= HeadCache.MAX_KEY:
+        if len(heads) >= HeadCache.MAX:
+            heads.clear()
+        heads[text] = (method, req.target, version, info, authority)
+    return req
 
 
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)([^#]*)")

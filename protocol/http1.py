@@ -59,8 +59,8 @@ from typing import Callable
 from .errors import H1Error, LocalProtocolError
 from .events import (ConnectionTerminated, DataReceived, Event, Headers, MessageComplete,
                      ProtocolSwitched, RequestReceived)
-from .h1_parse import (RequestHead, check_line_ends, error_response, field_cache, head_overflow, is_token,
-                       parse_chunk_size, parse_fields, parse_head, status_line)
+from .h1_parse import (RequestHead, check_line_ends, error_response, field_cache, head_cache, head_overflow,
+                       is_token, parse_chunk_size, parse_fields, parse_head, status_line)
 
 __all__ = ["H1Config", "H1Connection", "READERS"]
 
@@ -254,6 +254,7 @@ class H1Connection:
         self._h2c = c.h2c_upgrade and scheme == "http"
         self._caches = (field_cache("1.0", c.max_headers, c.max_body_size),
                         field_cache("1.1", c.max_headers, c.max_body_size))
+        self._heads = head_cache(c.max_target_length, c.max_header_bytes, c.max_headers, c.max_body_size)
         self._server = (f"server: {self.config.server_header}\r\n"
                         if self.config.server_header else "")
         self._date = ""
@@ -392,7 +393,7 @@ class H1Connection:
         del buf[:end + 4]
         req = parse_head(head, max_target_length=config.max_target_length,
                          max_header_bytes=config.max_header_bytes, max_headers=config.max_headers,
-                         max_body_size=config.max_body_size, caches=self._caches)
+                         max_body_size=config.max_body_size, caches=self._caches, heads=self._heads)
         sid = self._stream_id = self._next_id
         self._next_id = sid + 2
         self._req = req

@@ -620,3 +620,42 @@ def test_cached_response_head_follows_the_connection_state():
     assert b"connection: close" not in first.lower()
     assert b"connection: close" in second.lower() and conn.closed
     assert first.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n") == second
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /cached?a=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n",
+    b"GET http://other.example:8080/abs HTTP/1.1\r\nHost: example.com\r\n\r\n",  # absolute-form: its authority
+    b"OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    b"POST /up HTTP/1.0\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi",
+])
+def test_a_repeated_head_is_the_same_request_from_the_head_cache(head):
+    from protocol import h1_parse
+
+    h1_parse._head_caches.clear()  # the first parse below is a miss, the second a hit
+    seen = []
+    for _ in range(2):
+        conn = H1Connection()
+        events = conn.receive_data(head)
+        assert isinstance(events[0], RequestReceived)
+        seen.append((events, [getattr(conn._req, s) for s in conn._req.__slots__]))
+    assert seen[0] == seen[1]
+    (cache,) = h1_parse._head_caches.values()
+    assert len(cache) == 1
+
+
+def test_the_head_cache_holds_per_limits_and_never_skips_a_check():
+    head = b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    assert isinstance(H1Connection().receive_data(head)[0], RequestReceived)  # cached under the defaults
+    conn = H1Connection(H1Config(max_target_length=50))
+    conn.receive_data(head)
+    assert conn.data_to_send().startswith(b"HTTP/1.1 414 ")  # still too long under a lower limit
+
+
+def test_the_head_cache_is_bounded():
+    from protocol import h1_parse
+
+    h1_parse._head_caches.clear()
+    for i in range(h1_parse.HeadCache.MAX + 10):
+        H1Connection().receive_data(GET % str(i).encode())
+    (cache,) = h1_parse._head_caches.values()
+    assert 0 < len(cache) <= h1_parse.HeadCache.MAX
