@@ -323,9 +323,8 @@ class H2Connection(H2Core):
         if size > self.config.max_header_list_size:
             self._refuse_431(s, end_stream)
             return
-        events.append(ev.RequestReceived(
-            stream_id=sid, method=head.method, target=head.path, authority=head.authority,
-            scheme=head.scheme, http_version="2", headers=head.headers, end_stream=end_stream))
+        events.append(ev.request_received(sid, head.method, head.path, head.authority, head.scheme, "2",
+                                          head.headers, False, end_stream))
         if end_stream:
             self._recv_end(s, (), events)
 

@@ -452,7 +452,7 @@ class H2Core(ControlFrames):
         if cl is not None and cl != s.received:
             raise H2StreamError(s.stream_id, _PROTO, "DATA length does not match content-length")
         self._transition(s, _I.RECV_END_STREAM)
-        events.append(ev.MessageComplete(stream_id=s.stream_id, trailers=trailers))
+        events.append(ev.message_complete(s.stream_id, trailers))
 
     def _on_headers(self, flags: int, sid: int, payload: bytes, events: list) -> None:
         if sid == 0:
