@@ -40,13 +40,16 @@ from hyperframe.frame import PriorityFrame, RstStreamFrame
 
 from . import events as ev
 from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError
-from .h2_frames import (FrameSizeError, data_frames, goaway_frame, header_block_frames, parse_control,
-                        ping_frame, rst_stream_frame, settings_frame, strip_padding, window_update_frame)
+from .h2_frames import (FRAME_HEADER, FrameSizeError, data_frames, goaway_frame, header_block_frames,
+                        parse_control, ping_frame, rst_stream_frame, settings_frame, strip_padding,
+                        window_update_frame)
 from .h2_control import ControlFrames
 from .h2_headers import encode_fields, validate_trailers
 from .h2_settings import MAX_WINDOW, DEFAULT_SETTINGS, H2Config, local_settings, window_update_due
 from .h2_streams import (CAN_RECV, CAN_SEND, RECV_ERRORS, TRANSITIONS, CloseReason, H2Stream, StreamInput,
                          StreamState)
+
+_unpack_header = FRAME_HEADER.unpack_from  # (length << 8 | type, flags, stream id) at an offset
 
 __all__ = ["H2Core"]
 
@@ -232,16 +235,17 @@ class H2Core(ControlFrames):
             pos = 0
             max_frame = self.config.max_frame_size
             handlers = self._handlers
+            unpack = _unpack_header
             while n - pos >= 9:
-                length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
+                head, flags, sid = unpack(buf, pos)
+                length = head >> 8
                 if length > max_frame:
                     raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE")
                 end = pos + 9 + length
                 if end > n:
                     break
-                type_ = buf[pos + 3]
-                flags = buf[pos + 4]
-                sid = int.from_bytes(buf[pos + 5:pos + 9], "big") & 0x7FFFFFFF
+                type_ = head & 0xFF
+                sid &= 0x7FFFFFFF
                 payload = buf[pos + 9:end]
                 pos = end
                 if self._need_settings:

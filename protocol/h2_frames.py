@@ -32,6 +32,7 @@ build every frame they send with ``hyperframe`` and read every frame we send wit
 from __future__ import annotations
 
 import enum
+import struct
 from typing import TypeVar
 
 from hyperframe.exceptions import InvalidDataError, InvalidFrameError
@@ -48,6 +49,7 @@ __all__ = [
     "MAX_STREAM_ID",
     "frame",
     "data_frames",
+    "FRAME_HEADER",
     "header_block_frames",
     "rst_stream_frame",
     "settings_frame",
@@ -94,6 +96,9 @@ class Flag(enum.IntFlag):
 
 _END_STREAM = 0x1
 _END_HEADERS = 0x4
+#: the 9-octet frame header (§4.1) as one struct: ``(length << 8 | type, flags, stream id)``,
+#: packed by the builders below and unpacked by the connection's frame loop (``unpack_from``)
+FRAME_HEADER = struct.Struct(">IBI")
 
 
 def frame(type_: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
@@ -101,17 +106,19 @@ def frame(type_: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes
 
     The caller guarantees ``len(payload)`` fits the peer's SETTINGS_MAX_FRAME_SIZE.
     """
-    return (len(payload).to_bytes(3, "big") + bytes((type_, flags))
-            + stream_id.to_bytes(4, "big") + payload)
+    return _pack(len(payload) << 8 | type_, flags, stream_id) + payload
+
+
+_pack = FRAME_HEADER.pack
 
 
 def data_frames(stream_id: int, data: bytes, end_stream: bool, max_frame_size: int) -> bytes:
     """DATA frames (§6.1) carrying ``data`` split at ``max_frame_size`` octets; END_STREAM on the
     last one. An empty ``data`` gives one empty frame."""
-    sid = stream_id.to_bytes(4, "big")
     n = len(data)
     if n <= max_frame_size:
-        return (n.to_bytes(3, "big") + (b"\x00\x01" if end_stream else b"\x00\x00") + sid + data)
+        return _pack(n << 8, _END_STREAM if end_stream else 0, stream_id) + data
+    sid = stream_id.to_bytes(4, "big")
     parts = []
     view = memoryview(data)
     for start in range(0, n, max_frame_size):
@@ -126,11 +133,10 @@ def data_frames(stream_id: int, data: bytes, end_stream: bool, max_frame_size: i
 def header_block_frames(stream_id: int, block: bytes, end_stream: bool, max_frame_size: int) -> bytes:
     """A HEADERS frame (§6.2) and as many CONTINUATION frames (§6.10) as ``block`` needs;
     END_HEADERS on the last one, END_STREAM on the HEADERS frame when asked."""
-    sid = stream_id.to_bytes(4, "big")
     n = len(block)
     if n <= max_frame_size:
-        flags = _END_HEADERS | (_END_STREAM if end_stream else 0)
-        return n.to_bytes(3, "big") + bytes((FrameType.HEADERS, flags)) + sid + block
+        return _pack(n << 8 | 0x1, _END_HEADERS | _END_STREAM if end_stream else _END_HEADERS, stream_id) + block
+    sid = stream_id.to_bytes(4, "big")
     parts = []
     for start in range(0, n, max_frame_size):
         chunk = block[start:start + max_frame_size]
