@@ -319,7 +319,7 @@ class Session:
                         st.chunks.append(event.data)
             elif kind is ev.MessageComplete:
                 st = self._streams.get(event.stream_id)
-                if st is not None:
+                if st is not None and not st.complete:  # complete from the start: nobody waits
                     st.complete = True
                     self._wake(st)
             elif kind is ev.StreamReset:
