@@ -131,11 +131,8 @@ class Metrics:
         with self._lock:
             log = self._log
             routes = self._routes
-            while log:
-                try:
-                    route, status, duration_s = log.popleft()
-                except IndexError:  # pragma: no cover - emptied by another fold
-                    break
+            while log:  # only a fold pops, and folds hold the lock: ``log`` cannot empty under us
+                route, status, duration_s = log.popleft()
                 stats = routes.get(route)
                 if stats is None:
                     if len(routes) >= MAX_ROUTES:

@@ -205,16 +205,36 @@ def _bad_request_line(line: str, max_target_length: int) -> None:
     raise H1Error(505, "only HTTP/1.0 and HTTP/1.1 are supported")
 
 
-class FieldCache(dict):
-    """Analyses of field sections already seen, for heads that repeat (keep-alive clients send
-    the same fields again and again). Keys: the section text, CRLF-led; values: the tuple
-    ``RequestHead`` unpacks. Only sections <= ``MAX_KEY`` characters are kept, at most ``MAX``
-    of them (cleared when full), so memory stays under ~``MAX * MAX_KEY`` characters. One cache
-    per (version, limits): entries are only valid for the limits they were checked against.
-    """
+class _TextCache(dict):
+    """A bounded cache keyed by text: keys of at most ``MAX_KEY`` characters, at most ``MAX`` of
+    them (cleared when full), so memory stays under ~``MAX * MAX_KEY`` characters."""
 
     MAX = 256
     MAX_KEY = 2048
+
+    def remember(self, key: str, value: tuple) -> None:
+        """Keep ``value`` under ``key`` if the key is short enough (emptying a full cache first)."""
+        if len(key) <= self.MAX_KEY:
+            if len(self) >= self.MAX:
+                self.clear()
+            self[key] = value
+
+
+def _shared(registry: dict, cls: type, key: tuple) -> "_TextCache":
+    """The cache of ``cls`` in ``registry`` for ``key`` (the limits its entries were checked
+    against), made on first use."""
+    cache = registry.get(key)
+    if cache is None:
+        cache = registry[key] = cls()
+    return cache
+
+
+class FieldCache(_TextCache):
+    """Analyses of field sections already seen, for heads that repeat (keep-alive clients send
+    the same fields again and again). Keys: the section text, CRLF-led; values: the tuple
+    ``RequestHead`` unpacks. Bounded as every ``_TextCache``. One cache per (version, limits):
+    entries are only valid for the limits they were checked against.
+    """
 
 
 _caches: dict[tuple, FieldCache] = {}
@@ -222,25 +242,18 @@ _caches: dict[tuple, FieldCache] = {}
 
 def field_cache(version: str, max_headers: int, max_body_size: int) -> FieldCache:
     """The shared cache for heads of ``version`` checked against these limits."""
-    key = (version, max_headers, max_body_size)
-    cache = _caches.get(key)
-    if cache is None:
-        cache = _caches[key] = FieldCache()
-    return cache
+    return _shared(_caches, FieldCache, (version, max_headers, max_body_size))  # type: ignore[return-value]
 
 
-class HeadCache(dict):
+class HeadCache(_TextCache):
     """Whole request heads already parsed, for clients that repeat a request byte for byte (a
     keep-alive client polling one URL, a load generator). Keys: the head's text (request line and
     fields); values: ``(method, target, version, fields analysis, authority or None)``, what
-    ``parse_head`` derived from it. Only heads <= ``MAX_KEY`` characters are kept, at most ``MAX``
-    (cleared when full). One cache per set of limits (``head_cache``): an entry is only valid for
-    the limits it was checked against. A head that differs in one byte is parsed (and its field
-    section may still come from the :class:`FieldCache`).
+    ``parse_head`` derived from it. Bounded as every ``_TextCache``. One cache per set of limits
+    (``head_cache``): an entry is only valid for the limits it was checked against. A head that
+    differs in one byte is parsed (and its field section may still come from the
+    :class:`FieldCache`).
     """
-
-    MAX = 256
-    MAX_KEY = 2048
 
 
 _head_caches: dict[tuple, HeadCache] = {}
@@ -248,11 +261,8 @@ _head_caches: dict[tuple, HeadCache] = {}
 
 def head_cache(max_target_length: int, max_header_bytes: int, max_headers: int, max_body_size: int) -> HeadCache:
     """The shared cache of whole heads checked against these limits."""
-    key = (max_target_length, max_header_bytes, max_headers, max_body_size)
-    cache = _head_caches.get(key)
-    if cache is None:
-        cache = _head_caches[key] = HeadCache()
-    return cache
+    return _shared(_head_caches, HeadCache,  # type: ignore[return-value]
+                   (max_target_length, max_header_bytes, max_headers, max_body_size))
 
 
 def parse_head(head: bytes | bytearray, *, max_target_length: int, max_header_bytes: int,
@@ -297,10 +307,8 @@ def parse_head(head: bytes | bytearray, *, max_target_length: int, max_header_by
         if not check_line_ends(block):
             raise H1Error(400, "bare CR or LF in the request head")
         info = _analyse_fields(block, version, max_headers, max_body_size)
-        if cache is not None and len(block) <= FieldCache.MAX_KEY:
-            if len(cache) >= FieldCache.MAX:
-                cache.clear()
-            cache[block] = info
+        if cache is not None:
+            cache.remember(block, info)
     if method not in KNOWN_METHODS:
         raise H1Error(501, "method not implemented")
     req = RequestHead(method, target, version, info)
@@ -309,10 +317,8 @@ def parse_head(head: bytes | bytearray, *, max_target_length: int, max_header_by
         req.target, authority = other_target_form(method, target)
         if authority is not None:
             req.host = authority
-    if heads is not None and len(text) <= HeadCache.MAX_KEY:
-        if len(heads) >= HeadCache.MAX:
-            heads.clear()
-        heads[text] = (method, req.target, version, info, authority)
+    if heads is not None:
+        heads.remember(text, (method, req.target, version, info, authority))
     return req
 
 
