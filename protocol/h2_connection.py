@@ -40,14 +40,16 @@ from collections import deque
 from . import events as ev
 from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError
 from .h2_core import H2Core
-from .h2_frames import MAX_STREAM_ID, PREFACE, data_frames, goaway_frame, header_block_frames, ping_frame
+from .h2_frames import FRAME_HEADER, MAX_STREAM_ID, PREFACE, data_frames, goaway_frame, header_block_frames, ping_frame
 from .h2_headers import encode_fields, header_list_size, validate_request
 from .h2_settings import H2Config
-from .h2_streams import SEND_WHOLE, CloseReason, H2Stream, StreamInput, StreamState
+from .h2_streams import CAN_SEND, SEND_WHOLE, CloseReason, H2Stream, StreamInput, StreamState
 
 __all__ = ["H2Connection", "Shutdown", "ShutdownInput", "SHUTDOWN_TRANSITIONS", "H2Config"]
 
 _SHUTDOWN_PING = b"shutdown"
+_CLOSED = StreamState.CLOSED
+_pack = FRAME_HEADER.pack
 _B64URL = re.compile(r"[A-Za-z0-9_-]*=*")
 
 
@@ -161,22 +163,36 @@ class H2Connection(H2Core):
             LocalProtocolError: as ``send_headers``; or ``len(body)`` exceeds ``max_send_size``
                 (send such a body in parts with ``send_data``).
         """
-        s = self._final_head_stream(stream_id, status)
-        if s is None:
-            return
+        # The checks of _final_head_stream and _check_window, inlined (every response passes
+        # here); any doubt goes to them, which raise or return None as documented.
+        s = self._streams.get(stream_id)
+        if s is None or s.head_sent or s.state not in CAN_SEND or not 200 <= status <= 999:
+            s = self._final_head_stream(stream_id, status)
+            if s is None:
+                return
         n = len(body)
-        self._check_window(s, n)
+        if n > s.send_window or n > self._send_window:
+            self._check_window(s, n)
         block = self._head_block(status, headers)
         s.head_sent = True
-        frames = header_block_frames(stream_id, block, not n, self._peer_max_frame)
+        max_frame = self._peer_max_frame
         if n:
             s.send_window -= n
             self._send_window -= n
-            frames += data_frames(stream_id, body, True, self._peer_max_frame)
-        self._out += frames
+            if len(block) <= max_frame and n <= max_frame:  # one HEADERS and one DATA (§6.2, §6.1)
+                self._out += _pack(len(block) << 8 | 1, 4, stream_id) + block + _pack(n << 8, 1, stream_id) + body
+            else:
+                self._out += header_block_frames(stream_id, block, False, max_frame) + data_frames(
+                    stream_id, body, True, max_frame)
+        else:
+            self._out += header_block_frames(stream_id, block, True, max_frame)
         s.state = new = SEND_WHOLE[s.state]
-        if new is StreamState.CLOSED:
-            self._close_stream(s, CloseReason.END_STREAM)
+        if new is _CLOSED:  # _close_stream, inlined
+            s.state = _CLOSED
+            del self._streams[stream_id]
+            self._remember_closed(stream_id, CloseReason.END_STREAM)
+            if self._shutdown is Shutdown.FINAL_GOAWAY_SENT and not self._streams:  # _stream_closed
+                self._terminated = True
 
     def _final_head_stream(self, stream_id: int, status: int) -> H2Stream | None:
         """The stream a final response head is to go out on; ``None`` when it was reset.
@@ -198,8 +214,12 @@ class H2Connection(H2Core):
         """The HPACK block of a response head, cached by ``(status, headers)`` as they were
         given: a head seen before skips the field checks (it passed them) and the encoder
         (see ``_encode_block`` for when a block may be reused)."""
-        return self._encode_keyed((status, headers if type(headers) is tuple else tuple(headers)),
-                                  _response_fields, status, headers)
+        key = (status, headers if type(headers) is tuple else tuple(headers))
+        try:
+            block = self._encoded.get(key)  # _encode_keyed's lookup, inlined: the common case
+        except TypeError:
+            block = None
+        return block if block is not None else self._encode_keyed(key, _response_fields, status, headers)
 
     def send_informational(self, stream_id: int, status: int, headers: ev.Headers = ()) -> None:
         """Send a 1xx response (100 Continue, 103 Early Hints) before the final one (§8.1).
