@@ -49,6 +49,8 @@ __all__ = ["H2Connection", "Shutdown", "ShutdownInput", "SHUTDOWN_TRANSITIONS", 
 
 _SHUTDOWN_PING = b"shutdown"
 _CLOSED = StreamState.CLOSED
+_OPEN = StreamState.OPEN
+_HALF_CLOSED_REMOTE = StreamState.HALF_CLOSED_REMOTE
 _pack = FRAME_HEADER.pack
 _B64URL = re.compile(r"[A-Za-z0-9_-]*=*")
 
@@ -187,12 +189,10 @@ class H2Connection(H2Core):
         else:
             self._out += header_block_frames(stream_id, block, True, max_frame)
         s.state = new = SEND_WHOLE[s.state]
-        if new is _CLOSED:  # _close_stream, inlined
-            s.state = _CLOSED
+        if new is _CLOSED:  # _close_stream, inlined (the stream is in the table: checked above)
             del self._streams[stream_id]
             self._remember_closed(stream_id, CloseReason.END_STREAM)
-            if self._shutdown is Shutdown.FINAL_GOAWAY_SENT and not self._streams:  # _stream_closed
-                self._terminated = True
+            self._stream_closed(s)
 
     def _final_head_stream(self, stream_id: int, status: int) -> H2Stream | None:
         """The stream a final response head is to go out on; ``None`` when it was reset.
@@ -337,16 +337,20 @@ class H2Connection(H2Core):
             if key is not None and len(self._validated) < 256:
                 self._validated[key] = valid
         head, size = valid  # type: ignore[misc]
-        s = self._new_stream(sid, StreamState.OPEN)
+        self._streams[sid] = s = H2Stream(sid, _OPEN, self._peer_initial_window, self.config.initial_window_size)
         s.method = head.method
-        s.content_length = head.content_length
+        s.content_length = cl = head.content_length
         if size > self.config.max_header_list_size:
             self._refuse_431(s, end_stream)
             return
         events.append(ev.request_received(sid, head.method, head.path, head.authority, head.scheme, "2",
                                           head.headers, False, end_stream))
         if end_stream:
-            self._recv_end(s, (), events)
+            if cl:  # content-length > 0 and no DATA: _recv_end answers the error
+                self._recv_end(s, (), events)
+            else:  # _recv_end, inlined: open -> half-closed (remote) (§5.1), the request complete
+                s.state = _HALF_CLOSED_REMOTE
+                events.append(ev.message_complete(sid, ()))
 
     def _refuse_431(self, s: H2Stream, end_stream: bool) -> None:
         """Answer 431 to a request whose header list exceeds our MAX_HEADER_LIST_SIZE (§10.5.1)."""

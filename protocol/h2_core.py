@@ -461,6 +461,13 @@ class H2Core(ControlFrames):
     def _on_headers(self, flags: int, sid: int, payload: bytes, events: list) -> None:
         if sid == 0:
             raise H2ConnectionError(_PROTO, "HEADERS on stream 0")
+        if flags & 0x2C == 0x4:  # END_HEADERS, no padding, no priority: the payload is the block
+            fields = self._decoded.get(payload)  # _end_block's cache, looked up inline (every request)
+            if fields is not None:
+                self._on_header_block(sid, fields, bool(flags & 1), False, events, payload)
+            else:
+                self._end_block(sid, payload, flags & 1, False, events)
+            return
         if flags & 0x20:
             start, end = strip_padding(payload, flags, 5)
             self_dep = int.from_bytes(payload[start - 5:start - 1], "big") & 0x7FFFFFFF == sid
