@@ -104,6 +104,9 @@ class Session:
         self._rid = f"{_process_token()}-{info.connection_id}-"
         self._gated = bool((config.redirect_http and not info.tls) or (info.tls and info.cert_names))
         self._authority_ok: tuple[str, bool] = ("", True)
+        # The last request's field tuple and the client's safe X-Request-Id in it (or None).
+        self._scanned_headers: Any = None
+        self._scanned_id: str | None = None
         if info.alpn == "h2" or config.http == "2":
             self._start_h2()
         elif info.alpn is not None or info.tls or config.http == "1":
@@ -357,14 +360,20 @@ class Session:
         self.requests += 1
         self.head_started = None
         self.last_exchange = self.last_activity  # set as the bytes came (receive, respond)
-        client_id = None
-        for name, value in event.headers:
-            if name == "x-request-id":
-                client_id = safe_request_id(value)
-                break
+        headers = event.headers
+        if headers is self._scanned_headers:  # the same field tuple as before (a cached head)
+            client_id = self._scanned_id
+        else:
+            client_id = None
+            for name, value in headers:
+                if name == "x-request-id":
+                    client_id = safe_request_id(value)
+                    break
+            if type(headers) is tuple:  # immutable: the answer holds while we hold the tuple
+                self._scanned_headers, self._scanned_id = headers, client_id
         st = Exchange(self, event.stream_id, event.expect_continue)
         st.request = request = new_request(
-            event.method, event.target, list(event.headers), http_version or event.http_version, event.authority,
+            event.method, event.target, list(headers), http_version or event.http_version, event.authority,
             event.scheme, event.stream_id, self.info, client_id or f"{self._rid}{event.stream_id}", st.read_body)
         st.echo_id = client_id is not None or self._access is not None
         if not complete:  # a body is to come: the app may refuse it first (RFC 9110 §10.1.1)

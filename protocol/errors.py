@@ -12,6 +12,7 @@ import enum
 __all__ = [
     "ProtocolError",
     "LocalProtocolError",
+    "WindowExceeded",
     "RemoteProtocolError",
     "H1Error",
     "ErrorCode",
@@ -26,6 +27,11 @@ class ProtocolError(Exception):
 
 class LocalProtocolError(ProtocolError):
     """This side tried something the protocol forbids (a programming error of the caller)."""
+
+
+class WindowExceeded(LocalProtocolError):
+    """HTTP/2 data larger than a flow-control window allows now (RFC 9113 §6.9.1): nothing was
+    queued. Send at most ``max_send_size(stream_id)`` octets, the rest as the window opens."""
 
 
 class RemoteProtocolError(ProtocolError):

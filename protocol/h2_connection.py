@@ -162,8 +162,9 @@ class H2Connection(H2Core):
         The same as ``send_headers`` + ``send_data`` + ``send_end``, one frame fewer.
 
         Raises:
-            LocalProtocolError: as ``send_headers``; or ``len(body)`` exceeds ``max_send_size``
-                (send such a body in parts with ``send_data``).
+            LocalProtocolError: as ``send_headers``.
+            WindowExceeded: (a LocalProtocolError) ``len(body)`` exceeds ``max_send_size``;
+                nothing was queued (send the head, then the body in parts with ``send_data``).
         """
         # The checks of _final_head_stream and _check_window, inlined (every response passes
         # here); any doubt goes to them, which raise or return None as documented.

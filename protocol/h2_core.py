@@ -39,7 +39,7 @@ import hpack
 from hyperframe.frame import PriorityFrame, RstStreamFrame
 
 from . import events as ev
-from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError
+from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError, WindowExceeded
 from .h2_frames import (FRAME_HEADER, FrameSizeError, data_frames, goaway_frame, header_block_frames,
                         parse_control, ping_frame, rst_stream_frame, settings_frame, strip_padding,
                         window_update_frame)
@@ -388,10 +388,10 @@ class H2Core(ControlFrames):
         return block
 
     def _check_window(self, s: H2Stream, n: int) -> None:
-        """Raise LocalProtocolError when ``n`` octets exceed the stream's or the connection's send
-        window (§6.9.1)."""
+        """Raise WindowExceeded (a LocalProtocolError) when ``n`` octets exceed the stream's or the
+        connection's send window (§6.9.1)."""
         if n > s.send_window or n > self._send_window:
-            raise LocalProtocolError(f"{n} octets exceed the flow-control window of stream {s.stream_id}")
+            raise WindowExceeded(f"{n} octets exceed the flow-control window of stream {s.stream_id}")
 
     def _send_block(self, s: H2Stream, block: bytes, end_stream: bool) -> None:
         """Queue HEADERS (+ CONTINUATION) carrying the encoded ``block`` on stream ``s``."""

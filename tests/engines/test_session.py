@@ -119,3 +119,32 @@ def test_a_finished_request_leaves_no_cyclic_garbage(session):
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_an_exchange_sets_every_field_of_a_task(session):
+    """An Exchange stores Task's fields in its own __init__ (one call fewer a request): a field
+    added to Task and not there would be missing here."""
+    from engines.exchange import Exchange
+    from engines.tasks import Task
+    st = Exchange(session, 1, False)
+    for name in Task.__slots__:
+        getattr(st, name)  # AttributeError when unset
+    assert (st.session, st.stream_id, st.coro, st.cancelled, st.parked, st.woken, st.waiting, st.wakeup) == (
+        session, 1, None, False, False, False, False, None)
+
+
+def test_the_request_id_scan_of_a_repeated_field_tuple_is_remembered(session):
+    """The client's X-Request-Id is looked for once per field tuple (a cached head repeats the
+    same tuple object); another tuple, with or without the field, is scanned again."""
+    from protocol import events as ev
+    with_id = (("host", "a"), ("x-request-id", "abc-1"))
+    without = (("host", "a"),)
+    session.conn = type("Conn", (), {"multiplexed": True})()
+    ids = []
+    for sid, headers in enumerate((with_id, with_id, without, without, with_id), start=1):
+        session._on_request(ev.request_received(sid, "GET", "/", "a", "http", "2", headers, False, True), b"", True)
+        st = session._streams[sid]
+        ids.append(st.request.request_id)
+        st.coro.close()  # never run: only the request it was given is looked at
+    assert ids[0] == ids[1] == ids[4] == "abc-1"
+    assert ids[2].endswith("-3") and ids[3].endswith("-4")

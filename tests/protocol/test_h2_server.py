@@ -13,7 +13,7 @@ from h2_support import (REQ, ContinuationFrame, DataFrame, GoAwayFrame, HeadersF
 
 from protocol import events as ev
 from protocol.errors import ErrorCode as E
-from protocol.errors import LocalProtocolError
+from protocol.errors import LocalProtocolError, WindowExceeded
 from protocol.h2_connection import H2Config, H2Connection
 
 
@@ -68,14 +68,27 @@ def test_send_response_is_headers_then_data_with_end_stream():
     assert p.server.max_send_size(3) == window - 5  # the connection window was charged
 
 
+def test_send_response_larger_than_a_frame_is_split_at_the_peers_max_frame_size():
+    """A body beyond SETTINGS_MAX_FRAME_SIZE (§4.2) leaves the two-frame fast path: DATA frames
+    of at most the peer's maximum, END_STREAM on the last only."""
+    p = ServerPeer(settings={4: 100000})
+    p.send(p.headers(1))
+    p.server.send_response(1, 200, [], b"x" * 20000)
+    frames = p.read()
+    assert isinstance(frames[0], HeadersFrame) and "END_STREAM" not in frames[0].flags
+    assert [(len(f.data), "END_STREAM" in f.flags) for f in frames[1:]] == [(16384, False), (3616, True)]
+    assert p.server.open_stream_count == 0
+
+
 def test_send_response_without_body_ends_on_headers_and_beyond_the_window_raises():
     p = ServerPeer(settings={4: 4})
     p.send(p.headers(1), p.headers(3))
     p.server.send_response(1, 204, [], b"")
     (h,) = p.read()
     assert isinstance(h, HeadersFrame) and "END_STREAM" in h.flags
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(WindowExceeded):
         p.server.send_response(3, 200, [], b"hello")  # 5 octets, a stream window of 4
+    assert p.read() == [] and p.server.max_send_size(3) == 4  # nothing queued, nothing charged
     p.server.send_response(3, 200, [], b"hell")
     assert [type(f) for f in p.read()] == [HeadersFrame, DataFrame]
     with pytest.raises(LocalProtocolError):
