@@ -607,9 +607,17 @@ class H1Connection:
         if head is None:
             return
         if body and self._framing is _LENGTH and len(body) == self._to_send:
-            self._step(stream_id, _Op.DATA)
             self._to_send = 0
             self._out.append(head + body)
+            if self._keep_alive and not self._discarding and self._recv is _Recv.DONE:
+                # send_end's common case, inlined: DATA and END from BODY (_SEND_TRANSITIONS:
+                # BODY -> BODY -> IDLE), all the body sent, the connection kept, DONE -> HEAD
+                self._send = _Send.IDLE
+                self._recv = _Recv.HEAD
+                self._req = None
+                self._leading_ok = True
+                return
+            self._step(stream_id, _Op.DATA)
         else:
             self._out.append(head)
             if body:
