@@ -145,7 +145,8 @@ def parse_fields(text: str, start: int, max_fields: int) -> list[tuple[str, str]
 
 
 class RequestHead:
-    """A validated request head (plain class with ``__slots__``: built once per request).
+    """A validated request head (plain class with ``__slots__``), read-only once ``parse_head``
+    returns it: a head repeated byte for byte is the same object (``HeadCache``).
 
     Attributes:
         method, target, version (``"1.0"``/``"1.1"``), headers: as in ``RequestReceived``.
@@ -248,8 +249,7 @@ def field_cache(version: str, max_headers: int, max_body_size: int) -> FieldCach
 class HeadCache(_TextCache):
     """Whole request heads already parsed, for clients that repeat a request byte for byte (a
     keep-alive client polling one URL, a load generator). Keys: the head's text (request line and
-    fields); values: ``(method, target, version, fields analysis, authority or None)``, what
-    ``parse_head`` derived from it. Bounded as every ``_TextCache``. One cache per set of limits
+    fields); values: the :class:`RequestHead` ``parse_head`` made of it (shared, read-only). Bounded as every ``_TextCache``. One cache per set of limits
     (``head_cache``): an entry is only valid for the limits it was checked against. A head that
     differs in one byte is parsed (and its field section may still come from the
     :class:`FieldCache`).
@@ -284,11 +284,7 @@ def parse_head(head: bytes | bytearray, *, max_target_length: int, max_header_by
     if heads is not None:
         seen = heads.get(text)
         if seen is not None:  # this very head passed every check below under these limits
-            method, target, version, info, authority = seen
-            req = RequestHead(method, target, version, info)
-            if authority is not None:
-                req.host = authority
-            return req
+            return seen
     i = text.find("\r\n")
     line = text if i < 0 else text[:i]
     m = _REQUEST_LINE.fullmatch(line)
@@ -318,7 +314,7 @@ def parse_head(head: bytes | bytearray, *, max_target_length: int, max_header_by
         if authority is not None:
             req.host = authority
     if heads is not None:
-        heads.remember(text, (method, req.target, version, info, authority))
+        heads.remember(text, req)
     return req
 
 

@@ -632,13 +632,15 @@ def test_a_repeated_head_is_the_same_request_from_the_head_cache(head):
     from protocol import h1_parse
 
     h1_parse._head_caches.clear()  # the first parse below is a miss, the second a hit
-    seen = []
+    seen, heads = [], []
     for _ in range(2):
         conn = H1Connection()
         events = conn.receive_data(head)
         assert isinstance(events[0], RequestReceived)
         seen.append((events, [getattr(conn._req, s) for s in conn._req.__slots__]))
+        heads.append(conn._req)
     assert seen[0] == seen[1]
+    assert heads[0] is heads[1]  # the cached RequestHead itself (read-only, shared)
     (cache,) = h1_parse._head_caches.values()
     assert len(cache) == 1
 
