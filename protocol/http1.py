@@ -17,9 +17,12 @@ so the glue handles HTTP/1.x and HTTP/2 alike). Two small state machines drive a
 
 The tables are the code, as h11's ``READERS`` and ``WRITERS`` are: ``_parse`` calls the reader
 ``READERS[state]`` until one cannot go on; every receive move goes through ``_recv_to`` (checked
-against ``_RECV_TRANSITIONS``) and every send move through ``_advance`` (``_SEND_TRANSITIONS``).
-The speed lives in two places only, each saying what it buys: ``h1_parse.parse_head``'s field
-cache (a repeated header block is parsed once) and ``send_headers``' single pass over the
+against ``_RECV_TRANSITIONS``) and every send move through ``_advance`` (``_SEND_TRANSITIONS``),
+except on the path of every keep-alive GET, where the moves are written in place, each one a
+move of those tables (``HEAD -> DONE`` and ``IDLE -> WAIT`` for a request without a body in
+``_parse_head``; ``BODY -> IDLE`` and ``DONE -> HEAD`` for a whole response in ``send_response``).
+The other speed: ``h1_parse.parse_head``'s caches (a repeated head or field section is parsed
+once), the cache of response heads (``_head``), and ``send_headers``' single pass over the
 response's fields (one string join per head).
 
 Errors in what the peer sent never raise: ``H1Error`` from the parser becomes an error response
@@ -367,7 +370,10 @@ class H1Connection:
             self._left = req.content_length or 0
             self._recv_to(_Recv.UPGRADE)
             return True
-        self._advance(_Op.REQUEST)
+        if self._send is _Send.IDLE:
+            self._send = _Send.WAIT  # _advance(_Op.REQUEST), in place: the one legal move
+        else:
+            self._advance(_Op.REQUEST)  # raises
         if req.chunked:
             self._recv_to(_Recv.CHUNK_SIZE)
             self._body_total = 0
@@ -377,7 +383,7 @@ class H1Connection:
             self._left = req.content_length
             end_stream = False
         else:
-            self._recv_to(_Recv.DONE)
+            self._recv = _Recv.DONE  # _recv_to(_Recv.DONE), in place: this is the HEAD reader
             end_stream = True
         events.append(_request_received(sid, req.method, req.target, req.host, self.scheme,
                                         req.version, req.headers, req.expect_continue, end_stream))

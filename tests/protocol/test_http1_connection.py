@@ -661,3 +661,18 @@ def test_the_head_cache_is_bounded():
         H1Connection().receive_data(GET % str(i).encode())
     (cache,) = h1_parse._head_caches.values()
     assert 0 < len(cache) <= h1_parse.HeadCache.MAX
+
+
+def test_the_moves_written_in_place_are_moves_of_the_tables():
+    """``_parse_head`` and ``send_response`` set the states of a keep-alive GET in place: each
+    move must be one the transition tables allow."""
+    from protocol.http1 import _RECV_TRANSITIONS, _SEND_TRANSITIONS, _Op, _Recv, _Send
+    assert _SEND_TRANSITIONS[(_Send.IDLE, _Op.REQUEST)] is _Send.WAIT
+    assert _SEND_TRANSITIONS[(_SEND_TRANSITIONS[(_Send.BODY, _Op.DATA)], _Op.END)] is _Send.IDLE
+    assert (_Recv.HEAD, _Recv.DONE) in _RECV_TRANSITIONS and (_Recv.DONE, _Recv.HEAD) in _RECV_TRANSITIONS
+    conn = H1Connection()
+    for _ in range(2):  # the second request runs on the state the first one's moves left
+        (req, done) = conn.receive_data(GET % b"x")
+        conn.send_response(req.stream_id, 200, [("content-length", "2")], b"ok")
+        assert conn.data_to_send().endswith(b"\r\n\r\nok")
+        assert (conn._send, conn._recv, conn.closed) == (_Send.IDLE, _Recv.HEAD, False)
