@@ -324,7 +324,10 @@ class App:
                 the coroutine, ``KeyboardInterrupt``, ``SystemExit``); everything else is a
                 Response.
         """
-        app = self.for_host(request.authority) if self._hosts else self
+        if self._hosts:  # for_host's cache, looked up here first (every request)
+            app = self._host_cache.get(request.authority) or self.for_host(request.authority)
+        else:
+            app = self
         self.metrics.begin()
         try:
             found = app._resolve(request)

@@ -192,7 +192,10 @@ class H2Connection(H2Core):
         s.state = new = SEND_WHOLE[s.state]
         if new is _CLOSED:  # _close_stream, inlined (the stream is in the table: checked above)
             del self._streams[stream_id]
-            self._remember_closed(stream_id, CloseReason.END_STREAM)
+            closed = self._closed_streams  # _remember_closed, inlined
+            closed[stream_id] = CloseReason.END_STREAM
+            if len(closed) > self.config.max_closed_streams:
+                closed.popitem(last=False)
             self._stream_closed(s)
 
     def _final_head_stream(self, stream_id: int, status: int) -> H2Stream | None:
