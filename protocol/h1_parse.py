@@ -249,10 +249,10 @@ def field_cache(version: str, max_headers: int, max_body_size: int) -> FieldCach
 class HeadCache(_TextCache):
     """Whole request heads already parsed, for clients that repeat a request byte for byte (a
     keep-alive client polling one URL, a load generator). Keys: the head's text (request line and
-    fields); values: the :class:`RequestHead` ``parse_head`` made of it (shared, read-only). Bounded as every ``_TextCache``. One cache per set of limits
-    (``head_cache``): an entry is only valid for the limits it was checked against. A head that
-    differs in one byte is parsed (and its field section may still come from the
-    :class:`FieldCache`).
+    fields); values: the :class:`RequestHead` ``parse_head`` made of it (shared, read-only).
+    Bounded as every ``_TextCache``. One cache per set of limits (``head_cache``): an entry is
+    only valid for the limits it was checked against. A head that differs in one byte is parsed
+    (and its field section may still come from the :class:`FieldCache`).
     """
 
 
