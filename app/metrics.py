@@ -3,8 +3,7 @@
 The glue (``engines/session.py``) calls :meth:`Metrics.observe` once per response with the route
 pattern (``request.route``; ``"(unrouted)"`` for a 404/501 that matched nothing, ``"(protocol)"``
 for an error the protocol layer answered), the status and the time from the request's head to
-the end of its response. Counts are per process: under the processpool engine each worker has its
-own (``pid`` in the snapshot tells them apart).
+the end of its response. Counts are kept per process and merged for the whole server (below).
 
 Definitions:
     requests: responses observed. errors: responses with status >= 500 (the server failed).
@@ -13,13 +12,22 @@ Definitions:
     nearest-rank method, in milliseconds.
     in_flight: a gauge, the requests whose handler has started and not yet returned (the
     ``/_metrics`` request that reads it included). Tests poll it to know that requests reached
-    their handlers. Under the processpool engine the gauge is shared by every worker (see
-    :meth:`Metrics.share_in_flight`), so any worker's answer counts the whole server.
+    their handlers.
+
+The whole server (``--workers N``, engines/supervisor.py): each worker's metrics are given its
+slot on the supervisor's shared board (:meth:`Metrics.share`). The in-flight gauge is then a
+slot per worker in shared memory (summed when read), each worker publishes its counts and a
+latency histogram per route twice a second, and the worker that answers ``/_metrics`` reports the
+whole server: counters and gauges summed, each process's own line under ``processes`` (with how
+old its figures are), and route percentiles from the merged histograms (log buckets, 16 per
+doubling: a percentile is the upper edge of its bucket, at most 4.4 % above the true value; the
+max is exact). Percentiles are never averaged across processes.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import threading
@@ -27,7 +35,8 @@ import time
 from collections import deque
 from typing import Any
 
-__all__ = ["Metrics", "percentile", "DEFAULT_RESERVOIR", "MAX_ROUTES"]
+__all__ = ["Metrics", "percentile", "histogram_bucket", "histogram_percentile", "DEFAULT_RESERVOIR",
+           "MAX_ROUTES", "BUCKETS_PER_DOUBLING"]
 
 DEFAULT_RESERVOIR = 10_000
 #: Routes beyond this many distinct names are counted under ``"(other)"`` (bounded memory).
@@ -46,13 +55,42 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+#: histogram resolution: buckets per doubling of the duration (relative width 2 ** (1/16) - 1)
+BUCKETS_PER_DOUBLING = 16
+
+
+def histogram_bucket(duration_s: float) -> int:
+    """The histogram bucket of ``duration_s`` (s): ``floor(16 * log2(µs))``, 0 below 1 µs."""
+    us = duration_s * 1e6
+    return int(math.log2(us) * BUCKETS_PER_DOUBLING) if us > 1.0 else 0
+
+
+def histogram_percentile(counts: dict[int, int], p: float) -> float:
+    """The nearest-rank ``p``-th percentile (ms) of a histogram ``{bucket: count}``: the upper
+    edge of the bucket holding that rank.
+
+    Raises:
+        ValueError: the histogram is empty.
+    """
+    total = sum(counts.values())
+    if not total:
+        raise ValueError("no samples")
+    rank = max(1, math.ceil(p / 100.0 * total))
+    seen = 0
+    for bucket in sorted(counts):
+        seen += counts[bucket]
+        if seen >= rank:
+            return 2 ** ((bucket + 1) / BUCKETS_PER_DOUBLING) / 1000.0
+    raise AssertionError("unreachable: the ranks add up to total")  # pragma: no cover
+
+
 def _peek(counter: itertools.count) -> int:
     """The next value ``counter`` would give, without taking it."""
     return counter.__reduce__()[1][0]
 
 
 class _RouteStats:
-    __slots__ = ("requests", "errors", "client_errors", "statuses", "samples")
+    __slots__ = ("requests", "errors", "client_errors", "statuses", "samples", "histogram", "max_s")
 
     def __init__(self, reservoir: int) -> None:
         self.requests = 0
@@ -60,6 +98,8 @@ class _RouteStats:
         self.client_errors = 0
         self.statuses: dict[int, int] = {}
         self.samples: deque[float] = deque(maxlen=reservoir)
+        self.histogram: dict[int, int] = {}  # kept only when shared (whole-server merging)
+        self.max_s = 0.0
 
 
 class Metrics:
@@ -89,28 +129,47 @@ class Metrics:
         self.end = self._ended.__next__  # type: ignore[method-assign]
         self._shared: Any = None
         self._slot = 0
+        self._board: Any = None
+        self._gauge_lock = threading.Lock()
 
     def share_in_flight(self, slots: Any, slot: int) -> None:
-        """Also count this process's in-flight handlers in ``slots[slot]``, a shared-memory array
-        (``multiprocessing.RawArray("i", n)``, one slot per worker process, each written only by
-        its own single-threaded worker); :meth:`in_flight` then sums every slot."""
-        view = memoryview(slots).cast("B").cast("i")  # indexing a memoryview: a tenth of ctypes'
+        """Also count this process's in-flight handlers in ``slots[slot]``, a shared int32 array
+        (``multiprocessing.RawArray("i", n)`` or a memoryview cast to ``"i"``, one slot per worker
+        process); :meth:`in_flight` then sums every slot."""
+        view = memoryview(slots)
+        if view.format != "i":
+            view = view.cast("B").cast("i")  # indexing a memoryview: a tenth of ctypes'
         view[slot] = 0
         self._shared = view
         self._slot = slot
         del self.begin, self.end  # the methods, which also count in the shared slot
 
+    def share(self, board: Any) -> None:
+        """Make this process one worker of a whole server: ``board`` is its slot on the
+        supervisor's board (engines/supervisor.py ``BoardSlot``: ``in_flight_view()``,
+        ``publish(bytes)``, ``others()``, ``connections_of(i)``). From now on the gauge is shared,
+        routes keep histograms, and :meth:`snapshot` reports the whole server."""
+        self.share_in_flight(*board.in_flight_view())
+        with self._lock:
+            for stats in self._routes.values():
+                for sample in stats.samples:
+                    bucket = histogram_bucket(sample)
+                    stats.histogram[bucket] = stats.histogram.get(bucket, 0) + 1
+        self._board = board
+
     def begin(self) -> None:
         """A handler starts: the in-flight gauge goes up by one."""
         next(self._begun)
         if self._shared is not None:
-            self._shared[self._slot] += 1
+            with self._gauge_lock:  # += on shared memory is a read and a write: threads race
+                self._shared[self._slot] += 1
 
     def end(self) -> None:
         """A handler returned or was cancelled: the in-flight gauge goes down by one."""
         next(self._ended)
         if self._shared is not None:
-            self._shared[self._slot] -= 1
+            with self._gauge_lock:
+                self._shared[self._slot] -= 1
 
     def in_flight(self) -> int:
         """The in-flight gauge: handlers started and not yet ended (see the module docstring)."""
@@ -131,6 +190,7 @@ class Metrics:
         with self._lock:
             log = self._log
             routes = self._routes
+            shared = self._shared is not None
             while log:  # only a fold pops, and folds hold the lock: ``log`` cannot empty under us
                 route, status, duration_s = log.popleft()
                 stats = routes.get(route)
@@ -147,6 +207,11 @@ class Metrics:
                     stats.client_errors += 1
                 stats.statuses[status] = stats.statuses.get(status, 0) + 1
                 stats.samples.append(duration_s)
+                if duration_s > stats.max_s:
+                    stats.max_s = duration_s
+                if shared:
+                    bucket = histogram_bucket(duration_s)
+                    stats.histogram[bucket] = stats.histogram.get(bucket, 0) + 1
 
     def reset(self) -> None:
         """Forget everything observed (between benchmark runs)."""
@@ -154,6 +219,28 @@ class Metrics:
             self._log.clear()
             self._routes.clear()
             self._started = time.monotonic()
+
+    def publication(self) -> dict:
+        """This process's figures for the board (JSON-ready)::
+
+            {"pid": 1234, "uptime_s": 12.5, "requests": 10, "errors": 0, "client_errors": 1,
+             "in_flight": 1, "routes": {"/plaintext": {"requests": 9, "errors": 0,
+             "client_errors": 0, "statuses": {"200": 9}, "max_ms": 0.2,
+             "histogram": {"103": 4, "110": 5}}, ...}}
+        """
+        self._fold()
+        with self._lock:
+            routes = {name: {"requests": st.requests, "errors": st.errors, "client_errors": st.client_errors,
+                             "statuses": {str(k): v for k, v in st.statuses.items()},
+                             "max_ms": round(st.max_s * 1000, 3),
+                             "histogram": {str(k): v for k, v in st.histogram.items()}}
+                      for name, st in self._routes.items()}
+            uptime = time.monotonic() - self._started
+        own = self._shared[self._slot] if self._shared is not None else self.in_flight()
+        return {"pid": os.getpid(), "uptime_s": round(uptime, 3), "in_flight": own,
+                "requests": sum(r["requests"] for r in routes.values()),
+                "errors": sum(r["errors"] for r in routes.values()),
+                "client_errors": sum(r["client_errors"] for r in routes.values()), "routes": routes}
 
     def snapshot(self, engine: str) -> dict:
         """A JSON-ready dict::
@@ -165,8 +252,11 @@ class Metrics:
                                        "latency_ms": {"p50": 0.05, "p95": 0.09, "p99": 0.1,
                                                       "max": 0.2, "samples": 9}}, ...}}
 
-        ``latency_ms`` values are ``None`` for a route without samples.
+        ``latency_ms`` values are ``None`` for a route without samples. Under the supervisor
+        (:meth:`share`) it is the whole server's: see :meth:`whole_server`.
         """
+        if self._board is not None:
+            return self.whole_server(engine)
         self._fold()
         with self._lock:
             copied = {name: (s.requests, s.errors, s.client_errors, dict(s.statuses), list(s.samples))
@@ -192,3 +282,65 @@ class Metrics:
         return {"engine": engine, "pid": os.getpid(), "uptime_s": round(uptime, 3),
                 "requests": totals[0], "errors": totals[1], "client_errors": totals[2],
                 "in_flight": self.in_flight(), "routes": routes}
+
+    def whole_server(self, engine: str) -> dict:
+        """The whole server's figures, from this process's own (fresh) and every other worker's
+        last publication on the board (at most about half a second old)::
+
+            {"engine": "asyncio", "pid": 1234, "workers": 2, "uptime_s": 12.5,
+             "requests": 20, "errors": 0, "client_errors": 1, "in_flight": 1, "connections": 3,
+             "routes": {"/plaintext": {..., "latency_ms": {"p50": 0.05, ..., "max": 0.2,
+                                                         "samples": 18}}},
+             "processes": [{"pid": 1234, "requests": 10, "errors": 0, "client_errors": 1,
+                            "in_flight": 1, "connections": 2, "age_s": 0.0}, ...]}
+
+        Counters and gauges are sums; route percentiles come from the merged histograms.
+        """
+        board = self._board
+        now = time.time()
+        mine = self.publication()
+        lines = [(board.index, mine, 0.0)]
+        for index, _pid, published, data in board.others():
+            try:
+                lines.append((index, json.loads(data), max(0.0, now - published)))
+            except ValueError:
+                continue
+        routes: dict[str, dict] = {}
+        processes = []
+        for index, pub, age in sorted(lines, key=lambda x: x[0]):
+            processes.append({"pid": pub["pid"], "requests": pub["requests"], "errors": pub["errors"],
+                              "client_errors": pub["client_errors"], "in_flight": pub["in_flight"],
+                              "connections": board.connections_of(index), "age_s": round(age, 3)})
+            for name, r in pub["routes"].items():
+                m = routes.setdefault(name, {"requests": 0, "errors": 0, "client_errors": 0, "statuses": {},
+                                             "max_ms": 0.0, "histogram": {}})
+                for key in ("requests", "errors", "client_errors"):
+                    m[key] += r[key]
+                for status, count in r["statuses"].items():
+                    m["statuses"][status] = m["statuses"].get(status, 0) + count
+                m["max_ms"] = max(m["max_ms"], r["max_ms"])
+                for bucket, count in r["histogram"].items():
+                    m["histogram"][int(bucket)] = m["histogram"].get(int(bucket), 0) + count
+        out_routes = {}
+        for name in sorted(routes):
+            m = routes[name]
+            hist = m.pop("histogram")
+            samples = sum(hist.values())
+            if samples:
+                # a bucket's upper edge may pass the exact max: no percentile above the max
+                latency = {f"p{p}": min(m["max_ms"], round(histogram_percentile(hist, p), 3)) for p in (50, 95, 99)}
+                latency["max"] = m["max_ms"]
+            else:
+                latency = {"p50": None, "p95": None, "p99": None, "max": None}
+            latency["samples"] = samples
+            del m["max_ms"]
+            m["statuses"] = dict(sorted(m["statuses"].items(), key=lambda kv: int(kv[0])))
+            m["latency_ms"] = latency
+            out_routes[name] = m
+        return {"engine": engine, "pid": os.getpid(), "workers": len(processes),
+                "uptime_s": mine["uptime_s"],
+                "requests": sum(p["requests"] for p in processes),
+                "errors": sum(p["errors"] for p in processes),
+                "client_errors": sum(p["client_errors"] for p in processes),
+                "in_flight": self.in_flight(), "connections": sum(p["connections"] for p in processes),
+                "routes": out_routes, "processes": processes}

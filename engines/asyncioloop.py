@@ -126,6 +126,7 @@ class AsyncioEngine(Driver):
         stop = asyncio.Event()
         for s in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(s, stop.set)
+        self.signals_ready()
         servers = [await self.loop.create_server(lambda listener=listener: Connection(self, listener),
                                                  sock=listener.sock, backlog=self.config.backlog,
                                                  **self.tls_options(listener))
@@ -187,12 +188,13 @@ class AsyncioEngine(Driver):
         ``--max-connections``, else start its session."""
         conn.transport = transport  # type: ignore[assignment]
         conn.sock = transport.get_extra_info("socket")
-        if len(self.connections) >= self.config.max_connections:
+        if self.connection_count() >= self.config.max_connections:
             transport.write(BUSY)  # type: ignore[attr-defined]
             transport.close()
             conn.closed = True
             return
         self.connections.add(conn)
+        self.connections_changed()
         self.ids += 1
         conn.id = self.ids
         # asyncio sets TCP_NODELAY only when proto is IPPROTO_TCP (ours is 0): without it a head
@@ -273,6 +275,7 @@ class AsyncioEngine(Driver):
         """asyncio lost the connection: forget it, cancel its tasks."""
         conn.closed = True
         self.connections.discard(conn)
+        self.connections_changed()
         if conn.session is not None:
             for task in conn.session.connection_lost() + conn.flush_waiters:
                 task.step()

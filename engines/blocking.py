@@ -61,9 +61,6 @@ class BlockingEngine(Lifecycle):
         """Run ``job(conn, *args)`` somewhere; False when there is no room for it."""
         raise NotImplementedError
 
-    def connections_changed(self) -> None:
-        """A connection was added or closed (processpool shares the count)."""
-
     # -- the model's hooks, in the order of engines/lifecycle.py ------------------------------
 
     def open(self, sock: socket.socket, peer: Any, listener: Listener) -> None:
@@ -245,7 +242,6 @@ class BlockingEngine(Lifecycle):
         with self.share_lock:  # streams that never got a worker: close their coroutines too
             waiting, conn.streams_waiting = list(conn.streams_waiting), collections.deque()
         self.forget(conn, answer, waiting)
-        self.connections_changed()
 
     def check_timeouts(self, now: float) -> None:
         """Idle, slow-head and HTTP/2 timeouts (the session decides) of the watched connections;

@@ -23,7 +23,13 @@ class ServerConfig:
     Attributes:
         engine: one of :data:`ENGINES`.
         host, port: where the plain listener binds (port 0 picks a free port).
-        workers: worker threads (threadpool) or processes (processpool); ``None`` = engine default.
+        workers: copies of the engine, each in its own process (``--workers``, as gunicorn, uvicorn
+            and granian spell it); resolved by ``parse_args`` (processpool: the CPUs this process
+            may use; other engines: 1).
+        supervised: run the copies under engines/supervisor.py (``workers`` > 1, or processpool,
+            whose model is pre-forked processes); else the engine serves in this process.
+        threads: the thread pool's size per process (threadpool; ``--threads``, gunicorn's word);
+            ``None`` = 32.
         www: the static site's directory; data_dir: where ``POST /files/{name}`` writes.
         keepalive_timeout: an idle keep-alive connection is closed after this (s).
         header_timeout: a request head must arrive completely within this (s), else 408.
@@ -48,8 +54,8 @@ class ServerConfig:
         tls_hosts: host names given a development certificate each (SNI, ``--tls-host``);
             tls_certs: ``(host, certfile, keyfile)`` per host name (SNI, ``--tls-cert``).
         redirect_http: the plain port answers every request 308 to ``https://host:tls_port``.
-        reuse_port: SO_REUSEPORT on the listeners; processpool: a listener per worker, the kernel
-            spreads new connections over them (else the workers share one accept queue).
+        reuse_port: SO_REUSEPORT on the listeners; under the supervisor: a listener per worker,
+            the kernel spreads new connections over them (else the workers share one accept queue).
         http: which protocols a connection may speak (granian's ``--http``): ``"auto"`` (HTTP/1.1,
             h2c by prior knowledge or Upgrade, ALPN h2 and http/1.1), ``"1"`` (HTTP/1.x only),
             ``"2"`` (HTTP/2 only: the plain port expects the client preface at once and answers
@@ -59,7 +65,9 @@ class ServerConfig:
     engine: str = "selectors"
     host: str = "127.0.0.1"
     port: int = 8080
-    workers: int | None = None
+    workers: int = 1
+    supervised: bool = False
+    threads: int | None = None
     www: str = os.path.join(ROOT, "www")
     data_dir: str = os.path.join(ROOT, "data")
     keepalive_timeout: float = 5.0

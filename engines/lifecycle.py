@@ -10,7 +10,7 @@ An engine is this lifecycle plus a concurrency model. The lifecycle owns::
     commands         a thread-safe queue the loop drains: ("stop", signum) from the signal
                      handlers (which do no socket I/O), ("watch" | "close", conn) from workers
     accept           up to ``accept_batch`` per wake-up; past ``--max-connections`` (counted by
-                     ``connection_count()``, shared by processpool's workers) a 503 with
+                     ``connection_count()``: the whole server's under the supervisor) a 503 with
                      Retry-After and ``Connection: close`` from protocol/, then close
     tick             once a second ``check_timeouts(now)``
     drain            on the first stop: accept what the kernel already queued, close the
@@ -168,6 +168,24 @@ class Driver:
 
     #: what guards a session stepped by several threads (threadpool: a Lock); None: one thread
     session_lock: Any = staticmethod(lambda: None)
+    #: this worker's slot on the whole server's board (engines/supervisor.py) when it is one of
+    #: several copies; ``None`` when the engine is the whole server
+    board: Any = None
+
+    def connection_count(self) -> int:
+        """Open connections counted against ``--max-connections``: the whole server's (every
+        worker's, from the board) when this engine is one of several copies."""
+        return len(self.connections) if self.board is None else self.board.connections()
+
+    def connections_changed(self) -> None:
+        """A connection was added or closed: publish this copy's count on the board."""
+        if self.board is not None:
+            self.board.set_connections(len(self.connections))
+
+    def signals_ready(self) -> None:
+        """The engine's SIGINT/SIGTERM handlers are in place: let the stop signals through (the
+        supervisor blocks them across ``fork``; a no-op when they were not blocked)."""
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
     def guard(self, hook: Any, conn: Any, *args: Any) -> None:
         """Run ``hook(conn, *args)``; an unexpected exception closes only ``conn`` and is logged
@@ -296,6 +314,7 @@ class Lifecycle(Driver):
     def serve(self) -> None:
         """Run until SIGINT/SIGTERM, then drain in-flight requests for ``drain_timeout`` s."""
         with SignalCommands(self.commands, self.wake_w):
+            self.signals_ready()
             self.loop()
 
     def loop(self) -> None:
@@ -405,10 +424,6 @@ class Lifecycle(Driver):
                 peer = None
         self.begin_session(conn, conn.id, peer, sock.getsockname(), sock if tls else None, not tls)
 
-    def connection_count(self) -> int:
-        """Open connections counted against ``--max-connections``."""
-        return len(self.connections)
-
     def begin_stop(self, signum: int) -> None:
         """Start the drain: take what the kernel already accepted, close the listeners, tell every
         connection (``shutdown_connections``)."""
@@ -442,6 +457,7 @@ class Lifecycle(Driver):
         ``answer`` (when given), close the socket, cancel its tasks and ``waiting``."""
         conn.closed = True
         self.connections.discard(conn)
+        self.connections_changed()
         if answer is not None and conn.session is not None and request_waiting(conn.session, conn.sock):
             refuse(conn.sock, answer)
         try:

@@ -293,9 +293,9 @@ def open_listeners(config: ServerConfig) -> list[Listener]:
         OSError: a port is in use or the address is not available.
     """
     listeners: list[Listener] = []
-    # processpool --reuse-port: the parent only reserves the ports (bound, not listening); each
-    # worker listens on its own socket of the group (see engines/processpool.py).
-    per_worker = config.reuse_port and config.engine == "processpool"
+    # --reuse-port under the supervisor: the parent only reserves the ports (bound, not
+    # listening); each worker listens on its own socket of the group (engines/supervisor.py).
+    per_worker = config.reuse_port and config.supervised
     opts = {"reuse_port": config.reuse_port, "listen": not per_worker}
     if not config.tls or config.tls_port is not None:
         listeners.append(Listener(bind(config.host, config.port, config.backlog, **opts)))

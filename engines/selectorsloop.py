@@ -70,6 +70,7 @@ class SelectorsEngine(Lifecycle):
             sock = listener.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         conn = Connection(sock, listener, next(self.ids))
         self.connections.add(conn)
+        self.connections_changed()
         self.set_mask(conn, READ)
         if listener.tls is None:
             self.start_session(conn, peer)

@@ -1,4 +1,5 @@
-"""``./start_server``: parse options, build the app, bind listeners, run one engine.
+"""``./start_server``: parse options, build the app, bind listeners, run one engine — in this
+process, or ``--workers`` copies of it under the supervisor (engines/supervisor.py).
 
 Prints exactly one line when ready, e.g.::
 
@@ -18,19 +19,41 @@ import sys
 from . import ENGINES, engine_class
 from .config import ServerConfig
 from .listeners import open_listeners
+from .supervisor import Supervisor, cpu_count
 
 __all__ = ["parse_args", "main", "engine_class"]
+
+def _workers(p: argparse.ArgumentParser, given: str | None, engine: str) -> int:
+    """``--workers`` as a count: a whole number >= 1, or ``auto`` (the CPUs this process may
+    use); unset: ``auto`` for processpool (its model is pre-forked processes), else 1.
+    Anything else is a usage error (exit 2)."""
+    if given is None:
+        given = "auto" if engine == "processpool" else "1"
+    if given == "auto":
+        return cpu_count()
+    try:
+        n = int(given)
+    except ValueError:
+        p.error(f"--workers wants a whole number >= 1 or 'auto', not {given!r}")
+    if n < 1:
+        p.error(f"--workers wants a whole number >= 1 or 'auto', not {n}")
+    return n
+
 
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
     """Command-line options -> :class:`ServerConfig`. ``--help`` lists them."""
     d = ServerConfig()
     p = argparse.ArgumentParser(prog="start_server", description=(
-        "Serve the concurrency lab's application over HTTP/1.1 and HTTP/2 with one engine."))
+        "Serve the concurrency lab's application over HTTP/1.1 and HTTP/2 with one engine "
+        "(a concurrency model), in one process or --workers copies."))
     p.add_argument("--engine", choices=ENGINES, default=d.engine, help="concurrency model (default: %(default)s)")
     p.add_argument("--host", default=d.host, help="address to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=d.port, help="plain HTTP port; 0 = a free port (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="threads (threadpool, default 32) or processes (processpool, default: CPU count)")
+    p.add_argument("--workers", default=None, metavar="N",
+                   help="copies of the engine, each in its own process, or 'auto' = the CPUs this "
+                        "process may use (default: auto for processpool, else 1)")
+    p.add_argument("--threads", type=int, default=None, metavar="T",
+                   help="threadpool: threads per process (default 32)")
     p.add_argument("--www", default=d.www, help="static site directory (default: www/)")
     p.add_argument("--data-dir", default=d.data_dir, help="where POST /files/{name} writes (default: data/)")
     p.add_argument("--log-level", default=d.log_level, type=str.upper,
@@ -65,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--tls-host", action="append", default=[], metavar="HOST",
                    help="a development certificate for HOST from the dev CA in .certs/ (repeatable)")
     p.add_argument("--reuse-port", action="store_true",
-                   help="SO_REUSEPORT; processpool: one listening socket per worker, balanced by the kernel")
+                   help="SO_REUSEPORT; with --workers: one listening socket per worker, balanced by the kernel")
     p.add_argument("--redirect-http", action="store_true",
                    help="the plain --port answers 308 Permanent Redirect to https on --tls-port")
     a = p.parse_args(argv)
@@ -85,14 +108,22 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
             open(a.access_log, "a").close()
         except OSError as exc:
             p.error(f"--access-log {a.access_log}: {exc.strerror or exc}")
-    if a.workers is not None and a.workers < 1:
-        p.error("--workers must be >= 1")
+    workers = _workers(p, a.workers, a.engine)
+    if a.threads is not None and a.threads < 1:
+        p.error(f"--threads must be a whole number >= 1, not {a.threads}")
+    if a.threads is not None and a.engine != "threadpool":
+        p.error("--threads sizes the threadpool engine's pool; the other engines have no pool")
+    if a.engine == "threadpool" and a.workers is not None and a.threads is None:
+        print(f"start_server: warning: --workers now counts processes on every engine (as in gunicorn, "
+              f"uvicorn and granian): {workers} process(es) of 32 threads each. For the old meaning, "
+              f"{workers} threads in one process, write --threads {workers}.", file=sys.stderr)
     if (a.certfile is None) != (a.keyfile is None):
         p.error("--certfile and --keyfile go together")
     if a.tls_port is not None or a.certfile:
         a.tls = True
     return ServerConfig(
-        engine=a.engine, host=a.host, port=a.port, workers=a.workers, www=os.path.abspath(a.www),
+        engine=a.engine, host=a.host, port=a.port, workers=workers,
+        supervised=workers > 1 or a.workers is None and a.engine == "processpool", threads=a.threads, www=os.path.abspath(a.www),
         data_dir=os.path.abspath(a.data_dir), log_level=a.log_level, access_log=a.access_log is not None,
         access_log_file=a.access_log or "-", log_format=a.log_format,
         keepalive_timeout=a.keepalive_timeout, header_timeout=a.header_timeout,
@@ -122,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     for listener in listeners:
         if listener.tls is not None and config.tls_port is not None:
             config.tls_port = listener.address[1]  # the bound port (--tls-port 0), for redirects
-    engine = engine_class(config.engine)(app, config, listeners)
+    cls = engine_class(config.engine)
+    if config.supervised:
+        engine = Supervisor(cls, app, config, listeners, config.workers)
+    else:
+        engine = cls(app, config, listeners)
     for listener in listeners:
         print(f"concurrency-lab: {config.engine} engine listening on {listener.url} "
               f"({engine.describe()}, pid {os.getpid()})", flush=True)

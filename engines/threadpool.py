@@ -5,7 +5,7 @@ sockets and every idle connection; when a connection has bytes to read it is han
 thread, which reads, feeds the protocol, runs the handlers and writes the answer with blocking
 ``sendall`` (engines/blocking.py). A handler that awaits ``app.wait(s)`` blocks its worker in
 ``time.sleep``: a waiting request holds a thread, so throughput on a waiting workload is
-``workers / wait`` (Little's law). Idle keep-alive connections and slow clients still sending a
+``threads / wait`` (Little's law). Idle keep-alive connections and slow clients still sending a
 request head sit in the poller and pin no worker. When every worker is busy and
 ``--queue-size`` jobs already wait, a new request is answered 503 with Retry-After instead of
 hanging.
@@ -34,15 +34,17 @@ log = logging.getLogger("lab.threadpool")
 
 
 class ThreadPoolEngine(BlockingEngine):
-    """Serve ``app`` with ``--workers`` threads (default 32) fed by a bounded job queue."""
+    """Serve ``app`` with ``--threads`` threads (default 32) fed by a bounded job queue."""
 
     name = "threadpool"
+    #: several threads run handlers (the supervisor's start-up line names ``--threads``)
+    threaded = True
     session_lock = staticmethod(threading.Lock)
     write_lock = staticmethod(threading.Lock)
 
     def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
         super().__init__(app, config, listeners)
-        self.size = config.workers or 32
+        self.size = config.threads or 32
         # One connection's HTTP/2 streams may hold a quarter of the pool: a client that opens
         # 100 streams and stops reading cannot take every worker from the others.
         self.streams_per_connection = max(1, self.size // 4)

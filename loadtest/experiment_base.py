@@ -43,7 +43,8 @@ def _workers(engine: str) -> int | None:
 
 def _spec(engine: str, extra: tuple[str, ...] = ()) -> ServerSpec:
     workers = _workers(engine)
-    args = ["--workers", str(workers)] if workers is not None else []
+    option = "--threads" if engine == "threadpool" else "--workers"  # the pool's size; processes
+    args = [option, str(workers)] if workers is not None else []
     return ServerSpec(name=engine, kind="engine", argv=lambda port: [
         sys.executable, os.path.join(ROOT, "start_server"), "--engine", engine, "--port", str(port),
         "--log-level", "WARNING", "--max-connections", "20000", *args, *extra])

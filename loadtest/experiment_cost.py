@@ -186,7 +186,7 @@ def run_multiplex(cfg: Config) -> list[dict]:
                 for engine in cfg.engines:
                     spec = specs[engine]
                     if engine in ("threadpool", "processpool"):  # the L of the law, stated
-                        spec = _with_workers(spec, _workers(engine))
+                        spec = _with_workers(spec, _workers(engine), "--threads" if engine == "threadpool" else "--workers")
                     law = expect = None
                     if workload == "io":
                         expect = multiplex_law(engine, clients, streams)
@@ -197,8 +197,9 @@ def run_multiplex(cfg: Config) -> list[dict]:
     return rows
 
 
-def _with_workers(spec: ServerSpec, workers: int | None) -> ServerSpec:
+def _with_workers(spec: ServerSpec, workers: int | None, option: str = "--workers") -> ServerSpec:
+    """``spec`` with ``option workers`` added (``--threads`` for threadpool's pool)."""
     if workers is None:
         return spec
-    return ServerSpec(name=spec.name, kind=spec.kind, argv=lambda port: [*spec.argv(port), "--workers", str(workers)],
-                      description=f"{spec.description} --workers {workers}")
+    return ServerSpec(name=spec.name, kind=spec.kind, argv=lambda port: [*spec.argv(port), option, str(workers)],
+                      description=f"{spec.description} {option} {workers}")

@@ -163,8 +163,8 @@ def server_argv(spec: RunSpec, port: int, args: argparse.Namespace, data_dir: st
     if spec.engine in ENGINES:
         argv = [py, os.path.join(ROOT, "start_server"), "--engine", spec.engine, "--host", HOST, "--port",
                 str(port), "--log-level", "WARNING", "--data-dir", data_dir]
-        if args.workers and spec.engine in ("threadpool", "processpool"):
-            argv += ["--workers", str(args.workers)]
+        if args.workers and spec.engine in ("threadpool", "processpool"):  # the pool's size
+            argv += ["--threads" if spec.engine == "threadpool" else "--workers", str(args.workers)]
         return argv + list(args.engine_arg or []) + (["--tls"] if tls else [])
     if spec.engine == "uvicorn":
         return [py, "-m", "uvicorn", "app.asgi:create", "--factory", "--host", HOST, "--port", str(port),

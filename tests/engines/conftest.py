@@ -98,11 +98,10 @@ def start_server(engine: str, *args: str, tmp_path=None, env=None) -> Server:
     if listening() < want:
         server.stop(signal.SIGKILL)
         raise RuntimeError(f"server {engine} did not start: {server.lines}")
-    if engine == "processpool":  # the workers are forked after the listening line: await them
-        workers = int(args[list(args).index("--workers") + 1]) if "--workers" in args else 2
-        parent, deadline = psutil.Process(proc.pid), time.monotonic() + 30
-        while len(parent.children()) < workers and time.monotonic() < deadline:
-            time.sleep(0.02)
+    workers = int(args[list(args).index("--workers") + 1]) if "--workers" in args else (
+        2 if engine == "processpool" else 1)
+    if workers > 1:  # the supervisor forks its workers after the listening line: await them
+        await_workers(server, workers)
     for line in list(server.lines):
         m = LINE.search(line)
         if m and m.group(1) == "https" and ("--tls-port" in args):
@@ -112,6 +111,28 @@ def start_server(engine: str, *args: str, tmp_path=None, env=None) -> Server:
             if m.group(1) == "https":
                 server.tls_port = server.port
     return server
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The pids of the supervisor's worker processes (its children), oldest first."""
+    children = psutil.Process(server.proc.pid).children()
+    return [c.pid for c in sorted(children, key=lambda c: c.create_time())]
+
+
+def await_workers(server: Server, count: int, exclude: tuple[int, ...] = (), timeout: float = 30.0) -> list[int]:
+    """Poll until the supervisor has ``count`` workers, none of them in ``exclude`` (pids that
+    were killed); returns their pids.
+
+    Raises:
+        AssertionError: not so within ``timeout`` s.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [p for p in worker_pids(server) if p not in exclude]
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.02)
+    raise AssertionError(f"the supervisor has {worker_pids(server)}, not {count} workers beside {exclude}")
 
 
 @pytest.fixture(params=ENGINES)

@@ -23,14 +23,14 @@ CANCEL = 0x8
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    """One server per engine for the module (``--workers 16`` for threadpool: a connection's
+    """One server per engine for the module (``--threads 16`` for threadpool: a connection's
     streams may hold 4 of them, so that the test of cancelled handlers can tell a freed worker
     from a held one)."""
     started: dict = {}
 
     def get(engine: str):
         if engine not in started:
-            args = ("--workers", "16") if engine == "threadpool" else ()
+            args = ("--threads", "16") if engine == "threadpool" else ()
             started[engine] = start_server(engine, *args, tmp_path=tmp_path_factory.mktemp(engine))
         return started[engine]
 

@@ -226,7 +226,7 @@ def test_concurrent_waits_overlap(engine, server_factory):  # per wait (checked 
 
 
 def test_threadpool_waits_bounded_by_workers(server_factory):
-    srv = server_factory("threadpool", "--workers", "4")
+    srv = server_factory("threadpool", "--threads", "4")
 
     def one(_):
         return get(srv.port, "/io?ms=200")[0]

@@ -150,7 +150,7 @@ def test_500_slow_heads_do_not_delay_a_normal_request(engine, server_factory):
     answered 408 (or closed). Threadpool (here with only 4 workers) and processpool (2 workers)
     park partial heads in their poller and pin no worker, so they pass the same test (README:
     "What each engine withstands")."""
-    workers = ("--workers", "4") if engine == "threadpool" else ()
+    workers = ("--threads", "4") if engine == "threadpool" else ()
     srv = server_factory(engine, "--header-timeout", "2", "--max-connections", "2000", *workers)
     head = b"GET /plaintext HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 64
     slow = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(500)]

@@ -74,7 +74,7 @@ def test_default_sweep_is_small():
 def test_server_argv(tmp_path):
     spec = sweep.RunSpec("threadpool", "h2", "io", 32, 1, 0)
     argv = sweep.server_argv(spec, 1234, _args("--workers", "8"), str(tmp_path))
-    assert argv[argv.index("--engine") + 1] == "threadpool" and argv[argv.index("--workers") + 1] == "8"
+    assert argv[argv.index("--engine") + 1] == "threadpool" and argv[argv.index("--threads") + 1] == "8"
     assert "--tls" in argv and argv[argv.index("--port") + 1] == "1234"
     argv = sweep.server_argv(sweep.RunSpec("selectors", "h1", "io", 1, 1, 0), 1, _args("--workers", "8"), "d")
     assert "--workers" not in argv and "--tls" not in argv

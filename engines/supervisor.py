@@ -1,0 +1,368 @@
+"""Copies of one engine: ``--workers N`` processes, supervised (the second axis of the lab).
+
+An engine is a concurrency model inside one interpreter (threads, inline blocking, a selectors
+loop, asyncio). How many copies of it run is this module's business, and the engines do not know
+about it: socketserver's ``ForkingMixIn`` beside ``ThreadingMixIn`` is the picture, and
+gunicorn's arbiter, uvicorn's ``--workers`` and granian's ``--workers`` are what people deploy.
+
+Theory of operation
+-------------------
+The parent (the supervisor) has bound the listeners (``engines/listeners.py``). It makes a
+:class:`Board`, a block of shared memory (``memfd`` + ``mmap``) with one slot per worker, and
+forks N workers. Each worker builds the engine, hands it its slot (:meth:`Board.slot`) and runs
+``engine.serve()``: the engine counts its open connections and in-flight handlers in the slot and
+checks ``--max-connections`` against the sum of every slot, so the limits and gauges hold for the
+whole server. A thread in each worker publishes the app's metrics to the slot twice a second,
+and any worker answering ``GET /_metrics`` merges every slot (app/metrics.py).
+
+The supervisor then waits: a worker that exits is replaced (after a back-off that doubles while
+workers keep dying within :data:`EARLY_EXIT_S` of their start, and the log says so); SIGTERM or
+SIGINT closes the parent's listeners and is passed on to every worker, each drains its own
+connections (engines/lifecycle.py: served, or 503 + Retry-After + ``Connection: close`` at the
+drain timeout), and the parent exits when all have, killing any still alive after
+``--drain-timeout`` + 2 s.
+
+Signals and fork: the stop signals are blocked across ``fork`` and stay blocked in the worker
+until its engine's handlers are in place (``Driver.signals_ready``); a SIGTERM that arrives in
+between is delivered then, never lost and never run by the parent's handler in the child.
+
+``--reuse-port``: the parent only holds the ports (bound, not listening) and each worker binds a
+``SO_REUSEPORT`` listener of its own; the kernel spreads new connections by a hash of their
+addresses (``python -m loadtest.reuseport`` compares both modes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mmap
+import os
+import queue
+import select
+import signal
+import socket
+import struct
+import threading
+import time
+from typing import Any
+
+from .config import ServerConfig
+from .lifecycle import SignalCommands
+from .listeners import Listener, bind
+
+__all__ = ["Supervisor", "Board", "BoardSlot", "cpu_count", "EARLY_EXIT_S"]
+
+log = logging.getLogger("lab.supervisor")
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+#: a worker that exits sooner than this after its start counts as a start-up failure (s)
+EARLY_EXIT_S = 2.0
+#: the longest back-off between restarts of a worker that keeps dying at start-up (s)
+MAX_BACKOFF_S = 10.0
+#: how often each worker publishes its metrics to the board (s)
+PUBLISH_S = 0.5
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (``os.sched_getaffinity``; ``os.cpu_count`` elsewhere)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class Board:
+    """Shared memory for the whole server: per worker slot, its open connections, its in-flight
+    handlers and its last published metrics (JSON bytes under a sequence lock).
+
+    Layout (native int32s, then bytes)::
+
+        connections[N]  in_flight[N]  then per slot: seq, pid, published_ms, length, data[CAP]
+
+    ``seq`` is odd while a writer is in the middle of a publication; a reader retries until it
+    sees the same even ``seq`` before and after copying. Each slot has one writer at a time.
+
+    Args:
+        size: number of worker slots. capacity: bytes of metrics JSON per slot.
+    """
+
+    HEADER = struct.Struct("=IiqI")
+
+    def __init__(self, size: int, capacity: int = 256 * 1024) -> None:
+        self.size = size
+        self.capacity = capacity
+        self.stride = self.HEADER.size + capacity
+        self._counters = 8 * size
+        self.fd = os.memfd_create("concurrency-lab-board", 0)
+        os.ftruncate(self.fd, self._counters + size * self.stride)
+        self.mem = mmap.mmap(self.fd, self._counters + size * self.stride)
+        self.connections = memoryview(self.mem)[:4 * size].cast("i")
+        self.in_flight = memoryview(self.mem)[4 * size:8 * size].cast("i")
+
+    def slot(self, index: int) -> "BoardSlot":
+        """The view one worker writes through (and reads the whole server by)."""
+        return BoardSlot(self, index)
+
+    def reset(self, index: int) -> None:
+        """A worker in ``index`` died: its connections and handlers died with it."""
+        self.connections[index] = 0
+        self.in_flight[index] = 0
+        base = self._counters + index * self.stride
+        self.mem[base:base + self.HEADER.size] = self.HEADER.pack(0, 0, 0, 0)
+
+    def publish(self, index: int, data: bytes) -> bool:
+        """Write ``data`` (JSON bytes) as slot ``index``'s metrics; False when it does not fit."""
+        if len(data) > self.capacity:
+            return False
+        base = self._counters + index * self.stride
+        seq = self.HEADER.unpack_from(self.mem, base)[0]
+        self.HEADER.pack_into(self.mem, base, seq + 1, 0, 0, 0)
+        self.mem[base + self.HEADER.size:base + self.HEADER.size + len(data)] = data
+        self.HEADER.pack_into(self.mem, base, seq + 2, os.getpid(), int(time.time() * 1000), len(data))
+        return True
+
+    def read(self, index: int) -> tuple[int, float, bytes] | None:
+        """Slot ``index``'s last publication: ``(pid, published at (Unix s), JSON bytes)``, or
+        ``None`` when it has published nothing (or kept changing while read)."""
+        base = self._counters + index * self.stride
+        for _ in range(100):
+            seq, pid, ms, length = self.HEADER.unpack_from(self.mem, base)
+            if seq & 1:
+                continue
+            data = bytes(self.mem[base + self.HEADER.size:base + self.HEADER.size + length])
+            if self.HEADER.unpack_from(self.mem, base)[0] == seq:
+                return (pid, ms / 1000, data) if pid else None
+        return None
+
+
+class BoardSlot:
+    """One worker's place on the :class:`Board`: what an engine and the app's metrics are given.
+
+    Engines call :meth:`set_connections` and :meth:`connections`; ``app.metrics.Metrics`` calls
+    :meth:`in_flight_view`, :meth:`publish` and :meth:`others`."""
+
+    def __init__(self, board: Board, index: int) -> None:
+        self.board = board
+        self.index = index
+
+    def set_connections(self, count: int) -> None:
+        """This worker has ``count`` connections open."""
+        self.board.connections[self.index] = count
+
+    def connections(self) -> int:
+        """Open connections of the whole server."""
+        return sum(self.board.connections)
+
+    def in_flight_view(self) -> tuple[Any, int]:
+        """``(int32 view with one element per worker, this worker's index)``."""
+        return self.board.in_flight, self.index
+
+    def publish(self, data: bytes) -> bool:
+        """Publish this worker's metrics (JSON bytes)."""
+        return self.board.publish(self.index, data)
+
+    def others(self) -> list[tuple[int, int, float, bytes]]:
+        """Every other worker's last publication: ``(index, pid, published at, JSON bytes)``."""
+        out = []
+        for i in range(self.board.size):
+            if i != self.index and (got := self.board.read(i)) is not None:
+                out.append((i, *got))
+        return out
+
+    def connections_of(self, index: int) -> int:
+        """Open connections of worker ``index``."""
+        return self.board.connections[index]
+
+
+class Supervisor:
+    """Run ``workers`` copies of ``engine_class`` in forked processes; replace, drain, exit.
+
+    Args:
+        engine_class: an :class:`engines.Engine` class. app: the application (inherited by fork).
+        config: the server's options. listeners: bound sockets. workers: how many copies (>= 1).
+    """
+
+    name = "supervisor"
+
+    def __init__(self, engine_class: Any, app: Any, config: ServerConfig, listeners: list[Listener],
+                 workers: int) -> None:
+        self.engine_class = engine_class
+        self.app = app
+        self.config = config
+        self.listeners = listeners
+        self.size = workers
+        self.board = Board(workers)
+        self.children: dict[int, int] = {}  # pid -> slot
+        self.started: dict[int, float] = {}  # slot -> when its worker started (monotonic s)
+        self.failures: dict[int, int] = {}  # slot -> start-up failures in a row
+        self.pending: dict[int, float] = {}  # slot -> when to start its replacement
+        self.stopping = False
+
+    def describe(self) -> str:
+        """A few words for the start-up line."""
+        each = self.engine_class.name
+        if getattr(self.engine_class, "threaded", False):
+            each += f" with {self.config.threads or 32} threads"
+        return f"{self.size} worker processes, {each} each"
+
+    def serve(self) -> None:
+        """Fork the workers, replace any that die, and on SIGINT/SIGTERM drain them all."""
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        self._wake = (wake_r, wake_w)
+        commands: queue.SimpleQueue = queue.SimpleQueue()
+        old_chld = signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() below
+        try:
+            with SignalCommands(commands, wake_w):
+                for slot in range(self.size):
+                    self._spawn(slot)
+                while (self.children or self.pending) and not self.stopping:
+                    self._reap()
+                    self._start_pending()
+                    timeout = min([1.0, *(max(0.0, due - time.monotonic()) for due in self.pending.values())])
+                    select.select([wake_r], [], [], timeout)
+                    try:
+                        while wake_r.recv(512):
+                            pass
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    if not commands.empty():
+                        self._stop_workers()
+                self._wait_for_workers()
+        finally:
+            signal.signal(signal.SIGCHLD, old_chld)
+            wake_r.close()
+            wake_w.close()
+            for listener in self.listeners:
+                listener.sock.close()
+
+    def _reap(self) -> None:
+        """Collect exited workers; schedule a replacement for each unless stopping."""
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            slot = self.children.pop(pid, None)
+            if slot is None or self.stopping:
+                continue
+            self.board.reset(slot)
+            lived = time.monotonic() - self.started.get(slot, 0.0)
+            how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                   else f"status {os.WEXITSTATUS(status)}")
+            if lived < EARLY_EXIT_S:
+                self.failures[slot] = self.failures.get(slot, 0) + 1
+                delay = min(MAX_BACKOFF_S, 0.1 * 2 ** (self.failures[slot] - 1))
+                log.warning("worker %d exited (%s) %.1f s after its start, %d time(s) in a row; "
+                            "backing off: next start in %.1f s", pid, how, lived, self.failures[slot], delay)
+            else:
+                self.failures[slot] = 0
+                delay = 0.0
+                log.warning("worker %d exited (%s); starting a new one", pid, how)
+            self.pending[slot] = time.monotonic() + delay
+
+    def _start_pending(self) -> None:
+        now = time.monotonic()
+        for slot, due in list(self.pending.items()):
+            if due <= now:
+                del self.pending[slot]
+                self._spawn(slot)
+
+    def _stop_workers(self) -> None:
+        """Pass the stop on to every worker (each drains its own connections) and close this
+        process's copies of the listeners, so that the kernel refuses new connections once the
+        workers have closed theirs."""
+        self.stopping = True
+        self.pending.clear()
+        for listener in self.listeners:
+            listener.sock.close()
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def _wait_for_workers(self) -> None:
+        """Wait for the draining workers; SIGKILL any alive ``--drain-timeout`` + 2 s later."""
+        deadline = time.monotonic() + self.config.drain_timeout + 2
+        while self.children and time.monotonic() < deadline:
+            select.select([self._wake[0]], [], [], 0.05)  # SIGCHLD wakes it
+            try:
+                while self._wake[0].recv(512):
+                    pass
+            except (BlockingIOError, InterruptedError):
+                pass
+            for pid in list(self.children):
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid
+                if done:
+                    self.children.pop(pid, None)
+        for pid in list(self.children):
+            log.warning("worker %d did not drain in time; killing it", pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+    def _spawn(self, slot: int) -> None:
+        self.board.reset(slot)
+        self.started[slot] = time.monotonic()
+        # A SIGTERM between the fork and the worker's own handlers would run the parent's handler
+        # (inherited) in the child, and the worker would never drain: block the stop signals
+        # across the fork; the engine unblocks them once its handlers are set (signals_ready).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        pid = os.fork()
+        if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            self.children[pid] = slot
+            return
+        code = 0
+        try:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.set_wakeup_fd(-1)
+            for end in self._wake:
+                end.close()
+            code = run_worker(self.engine_class, self.app, self.config, self.listeners, self.board.slot(slot))
+        except BaseException:
+            log.exception("worker %d crashed", os.getpid())
+            code = 1
+        finally:
+            logging.shutdown()
+            os._exit(code)
+
+
+def run_worker(engine_class: Any, app: Any, config: ServerConfig, listeners: list[Listener],
+               slot: BoardSlot) -> int:
+    """Inside a worker: attach the slot to the app's metrics and to the engine, start the metrics
+    publisher, serve until stopped. Returns the exit status (0)."""
+    if config.reuse_port:  # this worker's own listening sockets in the group
+        own = [Listener(bind(*lst.address, config.backlog, reuse_port=True), lst.tls) for lst in listeners]
+        for lst in listeners:
+            lst.sock.close()
+        listeners = own
+    metrics = getattr(app, "metrics", None)
+    if metrics is not None:
+        metrics.share(slot)
+    engine = engine_class(app, config, listeners)
+    engine.board = slot
+    stop = threading.Event()
+    if metrics is not None:
+        def publish() -> None:
+            while not stop.wait(PUBLISH_S):
+                try:
+                    slot.publish(json.dumps(metrics.publication()).encode())
+                except Exception:  # noqa: BLE001 - metrics must never take a worker down
+                    log.debug("publishing metrics failed", exc_info=True)
+        threading.Thread(target=publish, name="metrics-publisher", daemon=True).start()
+    try:
+        engine.serve()
+    finally:
+        stop.set()
+    return 0
