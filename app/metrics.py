@@ -147,7 +147,7 @@ class Metrics:
     def share(self, board: Any) -> None:
         """Make this process one worker of a whole server: ``board`` is its slot on the
         supervisor's board (engines/supervisor.py ``BoardSlot``: ``in_flight_view()``,
-        ``publish(bytes)``, ``others()``, ``connections_of(i)``). From now on the gauge is shared,
+        ``publish(bytes)``, ``others()``, ``connections_of(i)``, ``in_flight_of(i)``). From now on the gauge is shared,
         routes keep histograms, and :meth:`snapshot` reports the whole server."""
         self.share_in_flight(*board.in_flight_view())
         with self._lock:
@@ -309,7 +309,7 @@ class Metrics:
         processes = []
         for index, pub, age in sorted(lines, key=lambda x: x[0]):
             processes.append({"pid": pub["pid"], "requests": pub["requests"], "errors": pub["errors"],
-                              "client_errors": pub["client_errors"], "in_flight": pub["in_flight"],
+                              "client_errors": pub["client_errors"], "in_flight": board.in_flight_of(index),
                               "connections": board.connections_of(index), "age_s": round(age, 3)})
             for name, r in pub["routes"].items():
                 m = routes.setdefault(name, {"requests": 0, "errors": 0, "client_errors": 0, "statuses": {},

@@ -99,6 +99,35 @@ class Board:
         self.connections = memoryview(self.mem)[:4 * size].cast("i")
         self.in_flight = memoryview(self.mem)[4 * size:8 * size].cast("i")
 
+    @classmethod
+    def of_process(cls, pid: int, capacity: int = 256 * 1024) -> "Board":
+        """The board of the supervisor ``pid`` on this machine, mapped from
+        ``/proc/PID/fd`` (for tests and tools that watch a server from outside; read it only).
+
+        Raises:
+            LookupError: ``pid`` holds no board. OSError: it cannot be read.
+        """
+        fd_dir = f"/proc/{pid}/fd"
+        for name in os.listdir(fd_dir):
+            try:
+                target = os.readlink(os.path.join(fd_dir, name))
+            except OSError:
+                continue
+            if target.startswith("/memfd:concurrency-lab-board"):
+                board = cls.__new__(cls)
+                board.capacity = capacity
+                board.stride = cls.HEADER.size + capacity
+                with open(os.path.join(fd_dir, name), "rb") as f:
+                    total = os.fstat(f.fileno()).st_size
+                    board.size = total // (8 + board.stride)
+                    board._counters = 8 * board.size
+                    board.fd = -1
+                    board.mem = mmap.mmap(f.fileno(), total, prot=mmap.PROT_READ)
+                board.connections = memoryview(board.mem)[:4 * board.size].cast("i")
+                board.in_flight = memoryview(board.mem)[4 * board.size:8 * board.size].cast("i")
+                return board
+        raise LookupError(f"process {pid} holds no concurrency-lab board")
+
     def slot(self, index: int) -> "BoardSlot":
         """The view one worker writes through (and reads the whole server by)."""
         return BoardSlot(self, index)
@@ -172,6 +201,10 @@ class BoardSlot:
     def connections_of(self, index: int) -> int:
         """Open connections of worker ``index``."""
         return self.board.connections[index]
+
+    def in_flight_of(self, index: int) -> int:
+        """Handlers in flight in worker ``index``."""
+        return self.board.in_flight[index]
 
 
 class Supervisor:
