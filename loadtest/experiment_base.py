@@ -12,17 +12,37 @@ from typing import Callable
 from .servers import HOST, ROOT, RunningServer, ServerSpec
 from .tools import parse_wrk, run_tool
 
+HYPERCORN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hypercorn.toml")
 ENGINES = ("threadpool", "processpool", "selectors", "asyncio")
-COLUMNS = ["experiment", "engine", "protocol", "workload", "users", "duration_s", "requests", "rps",
+COLUMNS = ["experiment", "engine", "workers", "protocol", "workload", "users", "duration_s", "requests", "rps",
            "p50_ms", "p99_ms", "max_ms", "server_cpus", "server_cpu_us_per_req", "law", "expected",
            "held", "note", "git_rev", "python", "cpu"]
 #: threadpool's worker threads in these experiments (its default, 32)
 THREADPOOL_WORKERS = 32
 
 
+#: the models that run as hybrids (model x W processes) beside the four configurations
+HYBRIDS = ("threadpool", "selectors", "asyncio")
+#: the peers measured at W workers, serving loadtest/peers.py's bare workload callables
+PEERS_AT_W = ("uvicorn-httptools", "granian", "gunicorn-gthread", "hypercorn")
+#: gunicorn gthread's threads per worker in these experiments (as threadpool's pool, 32)
+GTHREAD_THREADS = 32
+
+
+def server_cores() -> int:
+    """The cores the server may use here (``os.sched_getaffinity``): W of the hybrids."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 @dataclass
 class Config:
-    """What an experiment needs: which engines, how long, where the server and generator run."""
+    """What an experiment needs: which engines, how long, where the server and generator run.
+
+    ``workers``: the worker counts W of the hybrids and the peers (default: the server's cores);
+    ``peers``: also measure the peers at each W (``--no-peers`` leaves them out)."""
 
     engines: tuple[str, ...]
     quick: bool
@@ -30,6 +50,95 @@ class Config:
     results: str
     log_dir: str
     machine: dict
+    workers: tuple[int, ...] = ()
+    peers: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.workers:
+            self.workers = (server_cores(),)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A model times a number of processes: what a user deploys.
+
+    ``name`` is the row's ``engine`` column: the engine alone for the four configurations as the
+    lab has always run them (processpool: its default, one process per core), ``MODEL xW`` for a
+    hybrid or a peer at W workers. ``kind``: ``"engine"`` or ``"peer"``."""
+
+    name: str
+    model: str
+    workers: int
+    kind: str = "engine"
+
+    @property
+    def hybrid(self) -> bool:
+        """A model that is one process by default, run here as W > 1 copies."""
+        return self.kind == "engine" and self.model != "processpool" and self.workers > 1
+
+
+def plain(engine: str) -> Deployment:
+    """One of the four configurations as ``./start_server --engine ENGINE`` runs it."""
+    return Deployment(engine, engine, server_cores() if engine == "processpool" else 1)
+
+
+def deployments(cfg: Config, *, peers: bool = True, plain_engines: bool = True) -> list[Deployment]:
+    """The four configurations (``cfg.engines``), then per W of ``cfg.workers`` (W > 1) the
+    hybrids among ``cfg.engines`` (processpool too when W differs from its default), then the
+    peers at each W (when ``peers`` and ``cfg.peers``)."""
+    out = [plain(e) for e in cfg.engines] if plain_engines else []
+    for w in cfg.workers:
+        for e in cfg.engines:
+            if w > 1 and e in HYBRIDS or e == "processpool" and w != server_cores():
+                out.append(Deployment(f"{e} x{w}", e, w))
+    if peers and cfg.peers:
+        out += [Deployment(f"{p} x{w}", p, w, "peer") for w in cfg.workers for p in PEERS_AT_W]
+    return out
+
+
+def server_env() -> dict:
+    """The environment a server starts in: this one, with the lab importable (the peers import
+    loadtest/peers.py and app/ from any worker process they spawn)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def wait_limit(dep: Deployment) -> int | None:
+    """L of Little's law for ``/io`` waits: how many one deployment holds at once (None:
+    unbounded: the loops, and ASGI peers)."""
+    if dep.model == "threadpool":
+        return THREADPOOL_WORKERS * dep.workers
+    if dep.model == "processpool":
+        return dep.workers
+    if dep.model == "gunicorn-gthread":
+        return GTHREAD_THREADS * dep.workers
+    return None
+
+
+def deployment_spec(dep: Deployment, extra: tuple[str, ...] = ()) -> ServerSpec:
+    """How to start ``dep``: ``./start_server`` with ``--workers``/``--threads`` for an engine;
+    a peer at ``--workers W`` serving loadtest/peers.py's bare workload callable."""
+    if dep.kind == "engine":
+        if dep == plain(dep.model):
+            return _spec(dep.model, extra)
+        threads = ("--threads", str(THREADPOOL_WORKERS)) if dep.model == "threadpool" else ()
+        return _spec(dep.model, ("--workers", str(dep.workers), *threads, *extra), name=dep.name, pool=False)
+    py, w, host = sys.executable, str(dep.workers), HOST
+    asgi, wsgi = "loadtest.peers:workload_asgi", "loadtest.peers:workload_wsgi"
+    argv: Callable[[int], list[str]] = {
+        "uvicorn-httptools": lambda port: [py, "-m", "uvicorn", asgi, "--host", host, "--port", str(port), "--workers",
+                                           w, "--http", "httptools", "--no-access-log", "--log-level", "warning",
+                                           "--lifespan", "off"],
+        "granian": lambda port: [py, "-m", "granian", "--interface", "asgi", "--host", host, "--port", str(port),
+                                 "--workers", w, "--no-ws", "--log-level", "warning", asgi],
+        "gunicorn-gthread": lambda port: [py, "-m", "gunicorn", "-k", "gthread", "--workers", w, "--threads",
+                                          str(GTHREAD_THREADS), "--bind", f"{host}:{port}", "--log-level", "warning",
+                                          wsgi],
+        "hypercorn": lambda port: [py, "-m", "hypercorn", asgi, "--bind", f"{host}:{port}", "--workers", w,
+                                   "--log-level", "warning", "--config", HYPERCORN_CONFIG],
+    }[dep.model]
+    return ServerSpec(name=dep.name, kind="peer", argv=argv, description=" ".join(argv(0)[1:]))
 
 
 def _workers(engine: str) -> int | None:
@@ -37,15 +146,15 @@ def _workers(engine: str) -> int | None:
     if engine == "threadpool":
         return THREADPOOL_WORKERS
     if engine == "processpool":
-        return os.cpu_count() or 2
+        return server_cores()
     return None
 
 
-def _spec(engine: str, extra: tuple[str, ...] = ()) -> ServerSpec:
-    workers = _workers(engine)
+def _spec(engine: str, extra: tuple[str, ...] = (), name: str | None = None, pool: bool = True) -> ServerSpec:
+    workers = _workers(engine) if pool else None
     option = "--threads" if engine == "threadpool" else "--workers"  # the pool's size; processes
     args = [option, str(workers)] if workers is not None else []
-    return ServerSpec(name=engine, kind="engine", argv=lambda port: [
+    return ServerSpec(name=name or engine, kind="engine", argv=lambda port: [
         sys.executable, os.path.join(ROOT, "start_server"), "--engine", engine, "--port", str(port),
         "--log-level", "WARNING", "--max-connections", "20000", *args, *extra])
 
@@ -68,19 +177,29 @@ def _wrk(port: int, path: str, connections: int, duration: float, cores: list[in
 
 def _row(cfg: Config, experiment: str, engine: str, workload: str, users: int, result: dict,
          server_cpu_s: float | None, server_cpus: int, law: str, expected: str, held: bool | None, note: str = "",
-         protocol: str = "h1", duration: float | None = None) -> dict:
+         protocol: str = "h1", duration: float | None = None, workers: int | None = None) -> dict:
     """One row of COLUMNS (``result``: ``{requests, rps, p50_ms, p99_ms, max_ms}``)."""
     requests = result.get("requests") or 0
     if result.get("non2xx"):
         note = "; ".join(x for x in (note, f"{result['non2xx']} of {requests} answers were not 2xx (not counted "
                                             f"in rps; {result.get('rps_all', 0):.0f} req/s with them)") if x)
-    return {"experiment": experiment, "engine": engine, "protocol": protocol, "workload": workload, "users": users,
+    return {"experiment": experiment, "engine": engine, "workers": workers if workers is not None else _row_workers(engine),
+            "protocol": protocol, "workload": workload, "users": users,
             "duration_s": cfg.duration if duration is None else duration, "requests": requests, "rps": round(result.get("rps", 0.0), 1),
             "p50_ms": result.get("p50_ms"), "p99_ms": result.get("p99_ms"), "max_ms": result.get("max_ms"),
             "server_cpus": server_cpus,
             "server_cpu_us_per_req": round(server_cpu_s / requests * 1e6, 1) if requests and server_cpu_s else None,
             "law": law, "expected": expected, "held": "" if held is None else ("yes" if held else "NO"),
             "note": note, "git_rev": cfg.machine["git"], "python": cfg.machine["python"], "cpu": cfg.machine["cpu"]}
+
+
+def _row_workers(engine: str) -> int:
+    """The ``workers`` column for a row named ``engine``: W of ``MODEL xW``, processpool's
+    default (the cores), else 1 (one process)."""
+    model, _, w = engine.partition(" x")
+    if w.isdigit():
+        return int(w)
+    return server_cores() if model == "processpool" else 1
 
 
 def _measured(server: RunningServer, fn: Callable[[], dict]) -> tuple[dict, float]:

@@ -20,6 +20,18 @@
                  Rows: the server tree's RSS and file descriptors added per connection, and the
                  new requests' latency meanwhile. N = 10,000 (``--quick``: 500). The server runs
                  with ``--keepalive-timeout`` and ``--body-timeout`` raised past the hold.
+                 Beside the four configurations, each hybrid (model x W): the note adds the fixed
+                 RSS of each extra process (idle RSS against one process's, over W - 1).
+``deploy``       The mixed workload of "what to deploy": an open loop over HTTP/1.1
+                 (``loadtest/h1user.py --rate``, 8 users, latency from the intended send time) of
+                 90 % /plaintext and 10 % /cpu (workload ``cpu10``) at one fixed rate for every
+                 deployment: the four configurations, the hybrids and the peers at W workers
+                 (HTTP/1.1: uvicorn speaks no HTTP/2). The rate puts ``DEPLOY_CPU_LOAD`` (0.6) of
+                 one core into /cpu alone (R = 0.6 / (0.1 x one /cpu's time, measured first on
+                 selectors)): one process is busy most of the time, W processes are not. Rows:
+                 achieved rate and p50/p99/max; held when the achieved rate is >= 95 % of the
+                 offered. The server is not pinned (it is given every core); the generator shares
+                 them, which the note's CPU figure shows.
 """
 
 from __future__ import annotations
@@ -37,14 +49,16 @@ import h2.config
 import h2.connection
 
 from . import bench
-from .experiment_base import Config, _probe_path, _row, _spec
+from .experiment_base import Config, _probe_path, _row, _spec, deployment_spec, deployments, server_cores, server_env
 from .servers import HOST, ROOT, running
 from .tools import parse_h2load, run_tool
 
-__all__ = ["run_latency", "run_connections", "LOAD_LEVELS", "knee"]
+__all__ = ["run_latency", "run_connections", "run_deploy", "LOAD_LEVELS", "knee", "DEPLOY_CPU_LOAD"]
 
 LOAD_LEVELS = (0.10, 0.25, 0.50, 0.70, 0.80, 0.90, 1.00, 1.10)
 LATENCY_USERS = 8
+#: the ``deploy`` experiment's offered rate puts this much of one core into its /cpu requests
+DEPLOY_CPU_LOAD = 0.6
 
 
 def knee(rows: list[dict]) -> float | None:
@@ -74,8 +88,9 @@ def _ceiling(cfg: Config, engine: str, workload: str, port: int, client_core: in
     return parse_h2load(out)["rps"], "h2load -c8 -m16, 3 s"
 
 
-def _open_loop(port: int, workload: str, rate: float, seconds: float, prefix: str, client_core: int | None) -> dict:
-    cmd = [sys.executable, "-m", "locust", "-f", os.path.join(ROOT, "loadtest", "h2user.py"), "--headless",
+def _open_loop(port: int, workload: str, rate: float, seconds: float, prefix: str, client_core: int | None,
+               user: str = "h2user.py") -> dict:
+    cmd = [sys.executable, "-m", "locust", "-f", os.path.join(ROOT, "loadtest", user), "--headless",
            "-u", str(LATENCY_USERS), "-r", str(LATENCY_USERS), "-t", f"{seconds + 1:g}s", "--warmup-s", "1",
            "--host", f"http://{HOST}:{port}", "--workload", workload, "--rate", f"{rate:.2f}", "--csv", prefix,
            "--only-summary", "--loglevel", "WARNING"]
@@ -183,9 +198,11 @@ def run_connections(cfg: Config) -> list[dict]:
     _raise_fd_limit(2 * n + 256)
     rows: list[dict] = []
     extra = ("--keepalive-timeout", "600", "--body-timeout", "600", "--max-connections", str(2 * n + 100))
-    for engine in cfg.engines:
+    base_rss: dict[tuple[str, str], float] = {}  # (model, protocol) -> RSS MiB of one process, idle
+    for dep in deployments(cfg, peers=False):
+        engine = dep.name
         for protocol, opener in (("h1 idle keep-alive", _open_h1), ("h2c stream open", _open_h2)):
-            with running(_spec(engine, extra), None, cfg.log_dir, dict(os.environ), 30) as server:
+            with running(deployment_spec(dep, extra), None, cfg.log_dir, server_env(), 60) as server:
                 _probe_path(server.port, "/plaintext", 20)  # warm: the first requests import and cache
                 rss0, fds0 = _tree_usage(server)
                 held, error = [], ""
@@ -208,8 +225,48 @@ def run_connections(cfg: Config) -> list[dict]:
                           "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 3), "max_ms": round(lat[-1], 3)}
                 note = (f"{kib:.1f} KiB RSS and {(fds1 - fds0) / count:.2f} fds per connection; "
                         f"{len(held)} held, opened in {opened_s:.1f} s; RSS {rss0:.0f} -> {rss1:.0f} MiB")
+                if dep.workers == 1:
+                    base_rss[(dep.model, protocol)] = rss0
+                elif (dep.model, protocol) in base_rss:  # what each extra process costs, idle
+                    per = (rss0 - base_rss[(dep.model, protocol)]) / (dep.workers - 1)
+                    note += f"; {per:.1f} MiB RSS fixed per extra process"
                 rows.append(_row(cfg, "connections", engine, "plaintext", len(held), result, None,
-                                 os.cpu_count() or 1, "held connections: memory and fds per connection",
+                                 server_cores(), "held connections: memory and fds per connection",
                                  f"{n} held", not error if error else None, note + (f"; {error}" if error else ""),
-                                 protocol=protocol, duration=opened_s))
+                                 protocol=protocol, duration=opened_s, workers=dep.workers))
+    return rows
+
+
+# -- deploy -------------------------------------------------------------------------------------
+
+def run_deploy(cfg: Config) -> list[dict]:
+    """``deploy``: the mixed workload (90 % /plaintext, 10 % /cpu) open loop at one fixed rate,
+    every deployment (module docstring)."""
+    seconds = 2.0 if cfg.quick else min(cfg.duration, 10.0)
+    out_dir = os.path.join(cfg.results, "latency")
+    os.makedirs(out_dir, exist_ok=True)
+    rows: list[dict] = []
+    with running(_spec("selectors"), None, cfg.log_dir, server_env(), 30) as server:
+        cpu_ms = sorted(_probe_path(server.port, "/cpu", 7))[3]
+    rate = round(DEPLOY_CPU_LOAD / (0.10 * cpu_ms / 1000.0))
+    for dep in deployments(cfg):
+        with running(deployment_spec(dep), None, cfg.log_dir, server_env(), 60) as server:
+            _probe_path(server.port, "/plaintext", 20)  # warm
+            prefix = os.path.join(out_dir, f"deploy-{dep.name.replace(' ', '')}")
+            before = server.cpu_seconds()
+            s = _open_loop(server.port, "cpu10", rate, seconds, prefix, None, user="h1user.py")
+            cpu_s = server.cpu_seconds() - before
+        for suffix in ("_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv"):
+            if os.path.exists(prefix + suffix):
+                os.remove(prefix + suffix)
+        achieved = s.get("achieved_rps") or 0.0
+        held = achieved >= 0.95 * rate
+        note = (f"one /cpu takes {cpu_ms:.1f} ms (selectors, unloaded); achieved {achieved:.0f} of {rate} req/s; "
+                f"late {s.get('late', 0)}; p99.9 {s.get('p999_ms')} ms")
+        rows.append(_row(cfg, "deploy", dep.name, "cpu10", LATENCY_USERS,
+                         {"requests": s.get("requests"), "rps": achieved, "p50_ms": s.get("p50_ms"),
+                          "p99_ms": s.get("p99_ms"), "max_ms": s.get("max_ms")}, cpu_s, server_cores(),
+                         "open loop at a fixed rate: achieved >= 95 % of offered; p99 from the intended send time",
+                         f"offered {rate} req/s", held, note, protocol="h1 open loop", duration=seconds,
+                         workers=dep.workers))
     return rows

@@ -3,28 +3,47 @@ and rows in results/experiments/NAME.csv.
 
 Usage::
 
-    python -m loadtest experiment NAME [--quick] [--engines LIST] [--results DIR]
+    python -m loadtest experiment NAME [--quick] [--engines LIST] [--workers LIST] [--no-peers] [--results DIR]
     python -m loadtest experiment all --quick
+    python -m loadtest experiment cores --workers 1,2,4,8      # on a machine with many cores
 
-The seven questions (``all`` runs them in this order; ``cost``, ``multiplex``: loadtest/
-experiment_cost.py; ``latency``, ``connections``: loadtest/experiment_latency.py):
+Two axes: the model (the four engines) and how many copies of it run (``--workers``, W). Beside
+the four configurations as the lab has always run them (threadpool, selectors and asyncio in one
+process, processpool one process per core), ``wait``, ``cores``, ``interference``, ``deploy`` and
+``connections`` run the hybrids ``threadpool xW``, ``selectors xW``, ``asyncio xW`` (W = the
+cores the server may use, or each W of ``--workers``) and, where a peer can answer the question,
+the peers at W workers in the same run: uvicorn ``--workers W`` (httptools), granian ``--workers
+W``, gunicorn ``-w W -k gthread --threads 32``, hypercorn ``-w W``, each serving
+loadtest/peers.py's bare workload callable. Rows carry ``workers``.
+
+The eight questions (``all`` runs them in this order; ``cost``, ``multiplex``: loadtest/
+experiment_cost.py; ``deploy``, ``latency``, ``connections``: loadtest/experiment_latency.py):
 
 ``cost``          What does each model's machinery cost per request (and against the peers)?
 ``wait``          How many waits can each model hold? ``/io?ms=100`` from wrk with N connections
                   (one request in flight each). Law (Little's, L = concurrency served at once):
-                  X = min(N, L) / 0.1 s, L = ``--workers`` for threadpool and processpool,
-                  unbounded for the loops. A row more than 10 % off the law is flagged.
+                  X = min(N, L) / 0.1 s, L = threads x W for threadpool (and gunicorn
+                  gthread), W for processpool, unbounded for the loops (a hybrid holds waits like
+                  a loop) and the ASGI peers. A row more than 10 % off the law is flagged.
 ``cores``         Who uses more than one core for CPU work? ``/cpu`` (a few ms of bytecode)
                   from wrk with 8 connections, the server on every core, then pinned to one
                   (the control). Law: processpool's rate grows with the cores (>= 0.75 x cores x
                   its one-core rate); threadpool, selectors and asyncio stay at one core's
-                  (<= 1.25 x). The generator needs little CPU: a /cpu answer takes milliseconds.
+                  (<= 1.25 x). Then each model x W and the peers at 1 and W workers, on every
+                  core, wrk with max(16, 4 W) connections. Law: model x W >= 0.75 x min(W, cores)
+                  x its one-process rate on one core (the control; processes share no GIL). The generator needs little
+                  CPU: a /cpu answer takes milliseconds.
 ``interference``  What does one slow request cost the others? /plaintext latency (p50, p99, max
                   of sequential requests on a keep-alive connection) while k = 0, 1, 2 (4)
                   connections run /cpu back to back. Expectation: the loops' p99 >= one /cpu
                   duration once k >= 1; threadpool shows the GIL convoy; processpool isolates
                   the probe only when its connection went to a worker without a /cpu connection
-                  (connections never move between workers), so no law is checked there.
+                  (connections never move between workers), so no law is checked there. A
+                  hybrid is probed on a new connection per request; law: the share of probes
+                  that stalled (>= half a /cpu) is at most k / W (+ 0.1): only connections in the
+                  same process as a /cpu request wait for it.
+``deploy``        Which deployment serves a mixed load best? 90 % /plaintext, 10 % /cpu, open loop
+                  at one fixed rate, every deployment and the peers; p99 and achieved rate.
 
 ``latency``       How close to its ceiling can each engine run before latency explodes? Open
                   loop at 10 .. 110 % of its ceiling; the knee.
@@ -56,9 +75,10 @@ from .bench import machine_info
 from .servers import HOST, ROOT, running
 from .tools import BenchError
 
-from .experiment_base import COLUMNS, ENGINES, Config, _measured, _probe_path, _row, _spec, _workers, _wrk
+from .experiment_base import (COLUMNS, ENGINES, Config, Deployment, _measured, _probe_path, _row, _spec, _workers,
+                              _wrk, deployment_spec, deployments, plain, server_cores, server_env, wait_limit)
 from .experiment_cost import run_cost, run_multiplex
-from .experiment_latency import run_connections, run_latency
+from .experiment_latency import run_connections, run_deploy, run_latency
 
 __all__ = ["EXPERIMENTS", "COLUMNS", "Config", "wait_law", "window_expected", "steady", "main"]
 
@@ -85,9 +105,10 @@ def unjudged(n: int, law: float, duration: float, rps: float) -> str:
             f"(the requests in flight at the end are not counted); {rps / law:.2f}x the law")
 
 
-def wait_law(engine: str, n: int, wait_s: float = 0.1) -> float:
-    """Little's law for ``/io`` at ``n`` requests in flight: X = min(n, L) / wait (req/s)."""
-    limit = _workers(engine)
+def wait_law(engine: str | Deployment, n: int, wait_s: float = 0.1) -> float:
+    """Little's law for ``/io`` at ``n`` requests in flight: X = min(n, L) / wait (req/s); L of
+    an engine name (one of the four configurations) or of a :class:`Deployment`."""
+    limit = wait_limit(engine) if isinstance(engine, Deployment) else _workers(engine)
     return (n if limit is None else min(n, limit)) / wait_s
 
 
@@ -97,31 +118,41 @@ def run_wait(cfg: Config) -> list[dict]:
     """``wait``: /io?ms=100 at N in flight against Little's law (module docstring)."""
     levels = (1, 16, 64) if cfg.quick else (1, 10, 32, 100, 320, 1000)
     rows = []
-    for engine in cfg.engines:
-        with running(_spec(engine), None, cfg.log_dir, dict(os.environ), 30) as server:
+    for dep in deployments(cfg):
+        engine = dep.name
+        with running(deployment_spec(dep), None, cfg.log_dir, server_env(), 60) as server:
             for n in levels:
                 result, cpu_s = _measured(server, lambda: _wrk(server.port, "/io?ms=100", n, cfg.duration, None))
-                law = wait_law(engine, n)
+                law = wait_law(dep, n)
                 want = window_expected(n, law, cfg.duration)
                 if not steady(n, law, cfg.duration):  # (then want may be 0)
                     held, note = None, unjudged(n, law, cfg.duration, result["rps"])
                 else:
                     held = abs(result["rps"] - want) <= 0.10 * want
                     note = "" if held else f"{result['rps'] / want:.2f}x the law over the window"
-                limit = _workers(engine)
-                rows.append(_row(cfg, "wait", engine, "io", n, result, cpu_s, os.cpu_count() or 1,
+                limit = wait_limit(dep)
+                rows.append(_row(cfg, "wait", engine, "io", n, result, cpu_s, server_cores(),
                                  f"X = min(N, L) / 0.1 s, L = {limit or 'unbounded'}; over a T s window "
                                  "X (1 - W / T), W = N / X", f"{law:.0f} req/s ({want:.0f} over {cfg.duration:g} s)",
-                                 held, note))
+                                 held, note, workers=dep.workers))
     return rows
 
 
 # -- cores --------------------------------------------------------------------------------------
 
+def cores_connections(workers: int) -> int:
+    """wrk's connections for /cpu at ``workers`` processes: 16, or 4 per worker beyond four
+    (each worker's SO_REUSEPORT queue gets some by the kernel's hash: with 16, all on one of
+    two workers has odds of 2 ** -15)."""
+    return max(16, 4 * workers)
+
+
 def run_cores(cfg: Config) -> list[dict]:
-    """``cores``: /cpu on every core against one core (module docstring)."""
-    cpus = os.cpu_count() or 1
+    """``cores``: /cpu on every core against one core, then each model x W and the peers at
+    1 and W workers (module docstring)."""
+    cpus = server_cores()
     rows = []
+    one_process: dict[str, float] = {}  # model -> /cpu req/s of one process on every core
     for engine in cfg.engines:
         rates = {}
         for label in ("one core", "all cores"):
@@ -135,6 +166,7 @@ def run_cores(cfg: Config) -> list[dict]:
                                  "", None))
                 continue
             ratio = result["rps"] / rates["one core"] if rates["one core"] else 0.0
+            one_process[engine] = rates["one core"]  # one process (processpool: all its workers) on one core
             if engine == "processpool":
                 want = 0.75 * min(cpus, _workers(engine) or cpus)
                 held, expected = ratio >= want, f">= {want:.2f}x one core"
@@ -143,6 +175,30 @@ def run_cores(cfg: Config) -> list[dict]:
             rows.append(_row(cfg, "cores", engine, "cpu", 8, result, cpu_s, cpus,
                              "processpool ~ cores x one core; the others ~ one core", expected, held,
                              f"{ratio:.2f}x its one-core rate"))
+    # the second axis: each model x W, the peers at 1 and W workers (all cores)
+    peer_cfg = Config(cfg.engines, cfg.quick, cfg.duration, cfg.results, cfg.log_dir, cfg.machine,
+                      tuple(sorted({1, *cfg.workers})), cfg.peers)
+    extra = [d for d in deployments(cfg, peers=False, plain_engines=False)]
+    extra += [d for d in deployments(peer_cfg, plain_engines=False) if d.kind == "peer"]
+    for dep in extra:
+        c = cores_connections(dep.workers)
+        one = dep.workers == 1  # a peer's one process: on one core, as the engines' control
+        gen = [cpus - 1] if one and cpus > 1 else None
+        with running(deployment_spec(dep), 0 if one else None, cfg.log_dir, server_env(), 60) as server:
+            result, cpu_s = _measured(server, lambda: _wrk(server.port, "/cpu", c, cfg.duration, gen))
+        if dep.workers == 1:
+            one_process[dep.model] = result["rps"]
+        base = one_process.get(dep.model)
+        usable = min(dep.workers, cpus)
+        want = 0.75 * usable
+        ratio = result["rps"] / base if base else 0.0
+        held = None if dep.workers == 1 or not base else ratio >= want
+        note = (f"{ratio:.2f}x its one-process rate ({base:.0f} req/s, one core)" if base and dep.workers > 1
+                else "the peer's one-process rate, on one core" if dep.workers == 1 else "no one-process rate measured")
+        rows.append(_row(cfg, "cores", dep.name, "cpu", c, result, cpu_s, 1 if one else cpus,
+                         "model x W processes >= 0.75 x min(W, cores) x one process on one core (no GIL "
+                         "between processes)",
+                         f">= {want:.2f}x one process" if dep.workers > 1 else "", held, note, workers=dep.workers))
     return rows
 
 
@@ -158,13 +214,33 @@ def _cpu_loop(port: int, stop: threading.Event) -> None:
         conn.close()
 
 
+def _probe_new_connections(port: int, path: str, count: int) -> list[float]:
+    """``count`` sequential GETs of ``path``, each on a new connection (so that the probes spread
+    over the workers as new clients do): latencies (ms), connecting included."""
+    out = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        conn = http.client.HTTPConnection(HOST, port, timeout=30)
+        try:
+            conn.request("GET", path, headers={"Connection": "close"})
+            conn.getresponse().read()
+        finally:
+            conn.close()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
 def run_interference(cfg: Config) -> list[dict]:
-    """``interference``: /plaintext latency while k connections run /cpu (module docstring)."""
+    """``interference``: /plaintext latency while k connections run /cpu (module docstring).
+    A hybrid (model x W) is probed on a new connection per request: the share of probes that
+    stalled behind a /cpu request (slower than half of one) is set against k / W."""
     levels = (0, 1, 2) if cfg.quick else (0, 1, 2, 4)
     count = 100 if cfg.quick else 400
     rows = []
-    for engine in cfg.engines:
-        with running(_spec(engine), None, cfg.log_dir, dict(os.environ), 30) as server:
+    for dep in deployments(cfg, peers=False):
+        engine = dep.name
+        probe = _probe_new_connections if dep.hybrid else _probe_path
+        with running(deployment_spec(dep), None, cfg.log_dir, server_env(), 60) as server:
             cpu_ms = statistics.median(_probe_path(server.port, "/cpu", 5))
             for k in levels:
                 stop = threading.Event()
@@ -174,7 +250,7 @@ def run_interference(cfg: Config) -> list[dict]:
                 try:
                     t0 = time.perf_counter()
                     before = server.cpu_seconds()
-                    lat = sorted(_probe_path(server.port, "/plaintext", count))
+                    lat = sorted(probe(server.port, "/plaintext", count))
                     cpu_s = server.cpu_seconds() - before
                     elapsed = time.perf_counter() - t0
                 finally:
@@ -183,10 +259,18 @@ def run_interference(cfg: Config) -> list[dict]:
                         t.join(30)
                 result = {"requests": count, "rps": count / elapsed, "p50_ms": round(lat[len(lat) // 2], 3),
                           "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 3), "max_ms": round(lat[-1], 3)}
-                expected, held = _interference_expectation(engine, k, result["p99_ms"], cpu_ms)
-                rows.append(_row(cfg, "interference", engine, "plaintext", k, result, cpu_s, os.cpu_count() or 1,
-                                 "p99 of /plaintext while k connections run /cpu", expected, held,
-                                 f"one /cpu takes {cpu_ms:.1f} ms here"))
+                stalled = sum(1 for x in lat if x >= cpu_ms / 2) / len(lat)
+                note = f"one /cpu takes {cpu_ms:.1f} ms here; {stalled:.0%} of probes stalled (>= {cpu_ms / 2:.1f} ms)"
+                if dep.hybrid:
+                    share = min(1.0, k / dep.workers)
+                    expected = f"stalled share <= k / W = {share:.2f} (only a /cpu's own process stalls)"
+                    held = None if k == 0 else stalled <= share + 0.10
+                    note += f" against k / W = {share:.2f}"
+                else:
+                    expected, held = _interference_expectation(dep.model, k, result["p99_ms"], cpu_ms)
+                rows.append(_row(cfg, "interference", engine, "plaintext", k, result, cpu_s, server_cores(),
+                                 "p99 of /plaintext while k connections run /cpu", expected, held, note,
+                                 workers=dep.workers))
     return rows
 
 
@@ -203,7 +287,7 @@ def _interference_expectation(engine: str, k: int, p99_ms: float, cpu_ms: float)
 #: the reference set, in the order ``all`` runs them (``latency`` reads ``cost``'s ceilings)
 EXPERIMENTS: dict[str, Callable[[Config], list[dict]]] = {
     "cost": run_cost, "wait": run_wait, "cores": run_cores, "interference": run_interference,
-    "latency": run_latency, "connections": run_connections, "multiplex": run_multiplex}
+    "deploy": run_deploy, "latency": run_latency, "connections": run_connections, "multiplex": run_multiplex}
 
 
 def write_rows(path: str, rows: list[dict]) -> None:
@@ -224,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="each experiment in well under a minute")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated (default: all four)")
     p.add_argument("--duration", type=float, default=None, help="s per measurement (default 2 quick, 10)")
+    p.add_argument("--workers", default=None, metavar="LIST",
+                   help="worker counts W of the hybrids (model x W processes) and the peers, comma-separated "
+                        f"(default: the cores the server may use here, {server_cores()})")
+    p.add_argument("--no-peers", action="store_true", help="leave out the peers at W workers")
     p.add_argument("--results", default=os.path.join(ROOT, "results", "experiments"), help="output folder")
     args = p.parse_args(argv)
     console = Console(width=160)
@@ -234,9 +322,15 @@ def main(argv: list[str] | None = None) -> int:
     if any(e not in ENGINES for e in engines):
         p.error(f"unknown engine in {args.engines!r}")
     duration = args.duration or (2.0 if args.quick else 10.0)
+    try:
+        workers = tuple(int(w) for w in args.workers.split(",")) if args.workers else ()
+    except ValueError:
+        p.error(f"--workers wants whole numbers >= 1, comma-separated, not {args.workers!r}")
+    if any(w < 1 for w in workers):
+        p.error(f"--workers wants whole numbers >= 1, not {args.workers!r}")
     flagged, failed = 0, []
     with tempfile.TemporaryDirectory() as log_dir:
-        cfg = Config(engines, args.quick, duration, args.results, log_dir, machine_info())
+        cfg = Config(engines, args.quick, duration, args.results, log_dir, machine_info(), workers, not args.no_peers)
         for name in names:
             started = time.monotonic()
             try:
@@ -248,12 +342,12 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[dim]{name}: {time.monotonic() - started:.0f} s[/dim]")
             write_rows(os.path.join(args.results, f"{name}.csv"), rows)
             table = Table(title=f"experiment {name}" + (" (quick)" if args.quick else ""))
-            for col in ("engine", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
+            for col in ("engine", "workers", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
                         "expected", "held", "note"):
                 table.add_column(col)
             for r in rows:
                 table.add_row(*(str(r[c]) if r[c] is not None else "" for c in
-                                ("engine", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
+                                ("engine", "workers", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
                                  "expected", "held", "note")))
                 flagged += r["held"] == "NO"
             console.print(table)

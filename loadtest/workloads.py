@@ -10,6 +10,8 @@ io          ``/io?ms=100``: the handler waits 100 ms (a simulated backend; Littl
 cpu         ``/cpu``: pure-Python work in the handler (about 10 ms)
 stream      ``/stream``: a chunked body in pieces
 mixed       ``static`` plus ``/plaintext``
+cpu10       90 % ``/plaintext``, 10 % ``/cpu`` (a little CPU-heavy work among cheap requests: the
+            workers experiments' mixed workload)
 ==========  ==================================================================================
 
 This module does not import locust (the sweep imports it, and importing locust monkey-patches the
@@ -35,7 +37,9 @@ import re
 __all__ = ["WORKLOADS", "FALLBACK_STATIC", "MARK_MEASURING", "MARK_STOPPED", "Workload", "static_links",
            "is_success", "think_seconds", "workload_name", "primary_path", "option"]
 
-WORKLOADS = ("static", "plaintext", "echo", "io", "cpu", "stream", "mixed")
+WORKLOADS = ("static", "plaintext", "echo", "io", "cpu", "stream", "mixed", "cpu10")
+#: the share of ``/cpu`` requests in the ``cpu10`` workload
+CPU10_SHARE = 0.10
 FALLBACK_STATIC = ("/static/style.css",)
 MARK_MEASURING = "lab-locust: measuring"
 MARK_STOPPED = "lab-locust: stopped"
@@ -43,7 +47,7 @@ _LINK = re.compile(r"""(?:href|src)\s*=\s*["'](/static/[^"'#?\s]+)""", re.IGNORE
 _WORDS = ("hello", "lab", "threads", "selectors", "asyncio", "processes", "caf%C3%A9")
 # One fixed (path, name) per workload, for generators that repeat a single URL (wrk, h2load).
 _PRIMARY = {"static": "/", "plaintext": "/plaintext", "echo": "/echo/hello", "io": "/io?ms=100",
-            "cpu": "/cpu", "stream": "/stream", "mixed": "/plaintext"}
+            "cpu": "/cpu", "stream": "/stream", "mixed": "/plaintext", "cpu10": "/plaintext"}
 
 
 def option(environment, name: str, default):
@@ -122,5 +126,7 @@ class Workload:
             return self._fixed
         if self.name == "echo":
             return f"/echo/{self.rng.choice(_WORDS)}", "/echo/{text}"
+        if self.name == "cpu10":
+            return ("/cpu", "/cpu") if self.rng.random() < CPU10_SHARE else ("/plaintext", "/plaintext")
         path = self.rng.choice(self._choices)
         return path, ("/static/{path}" if path.startswith("/static/") else path)
