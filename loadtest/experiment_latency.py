@@ -21,7 +21,9 @@
                  new requests' latency meanwhile. N = 10,000 (``--quick``: 500). The server runs
                  with ``--keepalive-timeout`` and ``--body-timeout`` raised past the hold.
                  Beside the four configurations, each hybrid (model x W): the note adds the fixed
-                 RSS of each extra process (idle RSS against one process's, over W - 1).
+                 memory of each extra process, idle, against one process: PSS (pages shared after
+                 fork counted in proportion) and RSS, over the extra processes (the workers beyond
+                 one and the supervisor).
 ``deploy``       The mixed workload of "what to deploy": an open loop over HTTP/1.1
                  (``loadtest/h1user.py --rate``, 8 users, latency from the intended send time) of
                  90 % /plaintext and 10 % /cpu (workload ``cpu10``) at one fixed rate for every
@@ -170,6 +172,19 @@ def _tree_usage(server) -> tuple[float, int]:
     return rss / 2**20, fds
 
 
+def _tree_pss(server) -> tuple[float, int]:
+    """(PSS MiB, processes) of the server tree now: the proportional set size counts a page
+    shared by k processes (copy-on-write after fork) as 1/k in each, so a sum is not inflated."""
+    pss, count = 0, 0
+    for p in server.tree():
+        try:
+            pss += p.memory_full_info().pss
+            count += 1
+        except Exception:  # noqa: BLE001 - a process that just exited
+            continue
+    return pss / 2**20, count
+
+
 def _open_h1(port: int) -> socket.socket:
     s = socket.create_connection((HOST, port), timeout=30)
     s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: lab\r\n\r\n")
@@ -198,13 +213,14 @@ def run_connections(cfg: Config) -> list[dict]:
     _raise_fd_limit(2 * n + 256)
     rows: list[dict] = []
     extra = ("--keepalive-timeout", "600", "--body-timeout", "600", "--max-connections", str(2 * n + 100))
-    base_rss: dict[tuple[str, str], float] = {}  # (model, protocol) -> RSS MiB of one process, idle
+    base: dict[tuple[str, str], tuple[float, float, int]] = {}  # (model, protocol) -> idle RSS, PSS, processes
     for dep in deployments(cfg, peers=False):
         engine = dep.name
         for protocol, opener in (("h1 idle keep-alive", _open_h1), ("h2c stream open", _open_h2)):
             with running(deployment_spec(dep, extra), None, cfg.log_dir, server_env(), 60) as server:
                 _probe_path(server.port, "/plaintext", 20)  # warm: the first requests import and cache
                 rss0, fds0 = _tree_usage(server)
+                pss0, procs = _tree_pss(server)
                 held, error = [], ""
                 t0 = time.perf_counter()
                 try:
@@ -226,10 +242,13 @@ def run_connections(cfg: Config) -> list[dict]:
                 note = (f"{kib:.1f} KiB RSS and {(fds1 - fds0) / count:.2f} fds per connection; "
                         f"{len(held)} held, opened in {opened_s:.1f} s; RSS {rss0:.0f} -> {rss1:.0f} MiB")
                 if dep.workers == 1:
-                    base_rss[(dep.model, protocol)] = rss0
-                elif (dep.model, protocol) in base_rss:  # what each extra process costs, idle
-                    per = (rss0 - base_rss[(dep.model, protocol)]) / (dep.workers - 1)
-                    note += f"; {per:.1f} MiB RSS fixed per extra process"
+                    base[(dep.model, protocol)] = (rss0, pss0, procs)
+                elif (dep.model, protocol) in base:  # what each extra process costs, idle
+                    rss_1, pss_1, procs_1 = base[(dep.model, protocol)]
+                    extra_procs = max(1, procs - procs_1)  # the workers beyond one, and the supervisor
+                    note += (f"; each of the {extra_procs} extra processes (supervisor included) adds "
+                             f"{(pss0 - pss_1) / extra_procs:.1f} MiB PSS ({(rss0 - rss_1) / extra_procs:.1f} MiB RSS, "
+                             "copy-on-write pages counted in full)")
                 rows.append(_row(cfg, "connections", engine, "plaintext", len(held), result, None,
                                  server_cores(), "held connections: memory and fds per connection",
                                  f"{n} held", not error if error else None, note + (f"; {error}" if error else ""),

@@ -19,14 +19,16 @@ import pandas as pd
 
 from .experiment_base import ENGINES
 
-__all__ = ["load", "verdict", "charts", "findings", "experiment_sections", "ORDER", "QUESTIONS", "headline", "readme_block"]
+__all__ = ["load", "verdict", "deploy_table", "charts", "findings", "experiment_sections", "ORDER", "QUESTIONS",
+           "headline", "readme_block"]
 
-ORDER = ("cost", "wait", "cores", "interference", "latency", "connections", "multiplex")
+ORDER = ("cost", "wait", "cores", "interference", "deploy", "latency", "connections", "multiplex")
 QUESTIONS = {
     "cost": "What does each model's machinery cost per request?",
     "wait": "How many waits can each model hold?",
     "cores": "Who uses more than one core for CPU work?",
     "interference": "What does one slow request cost the others?",
+    "deploy": "Which deployment serves a mixed load best?",
     "latency": "How close to its ceiling can it run before latency explodes?",
     "connections": "What does a held connection cost?",
     "multiplex": "When does HTTP/2 multiplexing help?",
@@ -67,8 +69,22 @@ def _held(df: pd.DataFrame) -> str:
     return f"{yes}/{len(judged)} rows"
 
 
+def _is_hybrid(name: str) -> bool:
+    """``MODEL xW`` of one of the four engines (a hybrid, or processpool at another W)."""
+    model, _, w = str(name).partition(" x")
+    return model in ENGINES and w.isdigit()
+
+
+def _columns(names) -> list[str]:
+    """The four engines, then the hybrids among ``names`` (by W, then the engines' order)."""
+    hybrids = sorted({n for n in names if _is_hybrid(n)},
+                     key=lambda n: (int(n.partition(" x")[2]), ENGINES.index(n.partition(" x")[0])))
+    return list(ENGINES) + hybrids
+
+
 def _engines(df: pd.DataFrame) -> list[str]:
-    return [e for e in ENGINES if e in set(df["engine"])]
+    present = set(df["engine"])
+    return [e for e in _columns(present) if e in present]
 
 
 # -- per experiment: (cells by engine, law held, why, findings) -----------------------------------------
@@ -123,6 +139,14 @@ def _cores(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
         sub = df[df["engine"] == e]
         one = sub[sub["server_cpus"] == 1]
         many = sub[sub["server_cpus"] > 1]
+        if _is_hybrid(e) and not many.empty:
+            r = many.iloc[0]
+            m = re.search(r"([0-9.]+)x its one-process rate", str(r["note"]))
+            cells[e] = (f"{m.group(1) if m else '?'}x one process ({_f(r['rps'])} req/s on "
+                        f"{int(r['server_cpus'])} cores)")
+            findings.append(f"{e}: {_f(r['rps'])} req/s on {int(r['server_cpus'])} cores, {r['note']}; law "
+                            f"{r['expected']}: {'held' if r['held'] == 'yes' else 'NOT held'}.")
+            continue
         if one.empty or many.empty:
             continue
         ratio = float(many.iloc[0]["rps"]) / max(1e-9, float(one.iloc[0]["rps"]))
@@ -130,7 +154,13 @@ def _cores(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
         findings.append(f"{e}: {_f(one.iloc[0]['rps'])} req/s on one core, {_f(many.iloc[0]['rps'])} on "
                         f"{int(many.iloc[0]['server_cpus'])} ({ratio:.2f}x); law {many.iloc[0]['expected']}: "
                         f"{'held' if many.iloc[0]['held'] == 'yes' else 'NOT held'}.")
-    why = "the GIL lets one thread run Python at a time; only separate processes run /cpu on several cores"
+    peers = df[df["engine"].map(lambda n: " x" in str(n) and not _is_hybrid(n))]
+    if not peers.empty:
+        findings.append("Peers, same run: " + ", ".join(
+            f"{r['engine']} {_f(r['rps'])} req/s" + (f" ({r['note'].split(' (')[0]})" if "its one-process" in str(r["note"]) else "")
+            for _, r in peers.iterrows()) + ".")
+    why = ("the GIL lets one thread run Python at a time: a model runs /cpu on several cores only as several "
+           "processes (processpool, or any model x W)")
     return cells, _held(df), why, findings
 
 
@@ -207,8 +237,18 @@ def _multiplex(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
     return cells, _held(io), why, findings
 
 
-SUMMARIZE = {"cost": _cost, "wait": _wait, "cores": _cores, "interference": _interference, "latency": _latency,
-             "connections": _connections, "multiplex": _multiplex}
+def _deploy(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
+    cells, findings = {}, []
+    for _, r in df.sort_values("p99_ms").iterrows():
+        findings.append(f"{r['engine']}: p99 {_f(r['p99_ms'], '.1f')} ms, p50 {_f(r['p50_ms'], '.2f')} ms, max "
+                        f"{_f(r['max_ms'], '.0f')} ms; {r['note']}.")
+    why = ("the mixed load at one offered rate: the p99 shows how long the cheap requests wait behind /cpu, and "
+           "where")
+    return cells, _held(df), why, findings
+
+
+SUMMARIZE = {"cost": _cost, "wait": _wait, "cores": _cores, "interference": _interference, "deploy": _deploy,
+             "latency": _latency, "connections": _connections, "multiplex": _multiplex}
 
 
 def findings(name: str, df: pd.DataFrame) -> list[str]:
@@ -217,14 +257,90 @@ def findings(name: str, df: pd.DataFrame) -> list[str]:
 
 
 def verdict(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per question: the measured figure per engine, whether the law held, why."""
+    """One row per question: the measured figure per engine and per hybrid (model x W), whether
+    the law held, why."""
     rows = []
+    columns = _columns({n for df in frames.values() for n in df["engine"]})
     for name in ORDER:
-        if name not in frames:
+        if name not in frames or name == "deploy":
             continue
         cells, law, why, _ = SUMMARIZE[name](frames[name])
-        rows.append({"question": f"{name}: {QUESTIONS[name]}", **{e: cells.get(e, "–") for e in ENGINES},
+        rows.append({"question": f"{name}: {QUESTIONS[name]}", **{e: cells.get(e, "–") for e in columns},
                      "law held": law, "why": why})
+    return pd.DataFrame(rows)
+
+
+# -- what to deploy -------------------------------------------------------------------------------------
+
+def _model(name: str) -> tuple[str, int]:
+    """``("selectors", 2)`` of ``"selectors x2"``; the plain engines' W from their rows."""
+    model, _, w = str(name).partition(" x")
+    return model, int(w) if w.isdigit() else 1
+
+
+def _why_cpu(best: pd.Series) -> str:
+    model, _ = _model(best["engine"])
+    w = int(best["workers"])
+    if w > 1:
+        return (f"{w} processes share no GIL, so /cpu runs on {min(w, int(best['server_cpus']))} cores at once; "
+                "within one process threads take turns")
+    return f"one process runs Python on one core at a time ({model})"
+
+
+def _why_wait(best: pd.Series) -> str:
+    model, _ = _model(best["engine"])
+    if model in ("selectors", "asyncio", "uvicorn-httptools", "granian", "hypercorn"):
+        return "a waiting request costs a loop a coroutine frame, not a thread or a process: X grows with N"
+    if model in ("threadpool", "gunicorn-gthread"):
+        return "each wait holds a thread: X = threads / 0.1 s"
+    return "each wait holds a whole process"
+
+
+def _why_mixed(best: pd.Series) -> str:
+    w = int(best["workers"])
+    if w > 1:
+        return (f"a /cpu stalls only the connections of its own process: with {w} processes the cheap "
+                "requests mostly find one free")
+    return "one process: every /cpu stalls the requests queued behind it"
+
+
+def deploy_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """"What to deploy": for each of three workloads, the best deployment measured here (model x
+    workers, peers included), its figure, the runner-up and by how much, why, and the Python it
+    ran on. CPU-heavy: ``cores`` rows on every core, most /cpu req/s. Wait-heavy: ``wait`` rows
+    at the largest N (1,000 in the reference run), most req/s. Mixed: ``deploy`` rows that
+    reached >= 95 % of the offered rate, lowest p99."""
+    rows = []
+
+    def add(workload: str, ranked: pd.DataFrame, figure, better: str, why) -> None:
+        if ranked.empty:
+            return
+        best = ranked.iloc[0]
+        runner = ranked[ranked["engine"] != best["engine"]]
+        row = {"workload": workload, "deploy": f"{_model(best['engine'])[0]} x{int(best['workers'])}",
+               "figure": figure(best), "runner-up": "–", "by": "–", "why": why(best), "python": best["python"]}
+        if not runner.empty:
+            r = runner.iloc[0]
+            row["runner-up"] = f"{_model(r['engine'])[0]} x{int(r['workers'])}: {figure(r)}"
+            a, b = float(best["rps"] if better == "rps" else r["p99_ms"]), float(r["rps"] if better == "rps" else best["p99_ms"])
+            row["by"] = f"{a / b:.2f}x" if b else "–"
+        rows.append(row)
+
+    cores = frames.get("cores")
+    if cores is not None and "workers" in cores:
+        many = cores[cores["server_cpus"] > 1].sort_values("rps", ascending=False)
+        add("CPU-heavy (/cpu, wrk, every core)", many, lambda r: f"{_f(r['rps'])} req/s", "rps", _why_cpu)
+    wait = frames.get("wait")
+    if wait is not None and "workers" in wait:
+        top = wait[wait["users"] == wait["users"].max()].sort_values("rps", ascending=False)
+        add(f"wait-heavy (/io?ms=100, {int(wait['users'].max()):,} in flight)", top,
+            lambda r: f"{_f(r['rps'])} req/s", "rps", _why_wait)
+    mixed = frames.get("deploy")
+    if mixed is not None:
+        ok = mixed[mixed["held"] == "yes"].sort_values("p99_ms")
+        offered = str(mixed.iloc[0]["expected"]).replace("offered ", "")
+        add(f"mixed (90 % /plaintext, 10 % /cpu, open loop, {offered})", ok,
+            lambda r: f"p99 {_f(r['p99_ms'], '.1f')} ms ({_f(r['rps'])} req/s achieved)", "p99", _why_mixed)
     return pd.DataFrame(rows)
 
 
@@ -246,6 +362,13 @@ def charts(name: str, df: pd.DataFrame, exp_dir: str, out_dir: str | None) -> li
         return chart
 
     engines = _engines(df)
+
+    def color(e: str) -> str:  # a hybrid in its model's colour; a peer grey
+        return C.ENGINE_COLORS.get(_model(e)[0], "#999999")
+
+    def style(e: str) -> str:  # a hybrid dashed
+        return "o--" if _is_hybrid(e) else "o-"
+
     if name == "cost":
         out = []
         for proto in [p for p in ("h1", "h2c -m1", "h2c -m16") if p in set(df["protocol"])]:
@@ -265,28 +388,42 @@ def charts(name: str, df: pd.DataFrame, exp_dir: str, out_dir: str | None) -> li
         fig, ax = plt.subplots(figsize=(6, 4))
         for e in engines:
             sub = df[df["engine"] == e].sort_values("users")
-            ax.plot(sub["users"], sub["rps"], "o-", color=C.ENGINE_COLORS[e], label=e)
+            ax.plot(sub["users"], sub["rps"], style(e), color=color(e), label=e)
             law = [float(str(x).split()[0]) for x in sub["expected"]]
-            ax.plot(sub["users"], law, ":", color=C.ENGINE_COLORS[e])
+            ax.plot(sub["users"], law, ":", color=color(e))
         _label(ax, "requests in flight N", "requests/s (dotted: Little's law)", "wait: /io?ms=100", logx=True)
         return [save(fig, "exp_wait")]
     if name == "cores":
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for i, e in enumerate(engines):
+        names = engines + [n for n in dict.fromkeys(df["engine"]) if n not in engines]  # then the peers
+        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names)), 4))
+        for i, e in enumerate(names):
             sub = df[df["engine"] == e]
             one = sub[sub["server_cpus"] == 1]["rps"]
             many = sub[sub["server_cpus"] > 1]["rps"]
-            ax.bar(i - 0.2, one.iloc[0] if len(one) else 0, 0.4, color=C.ENGINE_COLORS[e], alpha=0.5)
-            ax.bar(i + 0.2, many.iloc[0] if len(many) else 0, 0.4, color=C.ENGINE_COLORS[e])
-        ax.set_xticks(range(len(engines)), engines)
+            ax.bar(i - 0.2, one.iloc[0] if len(one) else 0, 0.4, color=color(e), alpha=0.5)
+            ax.bar(i + 0.2, many.iloc[0] if len(many) else 0, 0.4, color=color(e))
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
         ax.set_ylabel("/cpu requests/s")
-        ax.set_title("cores: one core (light) against every core (dark)")
+        ax.set_title("cores: one core (light) against every core (dark); peers grey")
+        fig.tight_layout()
         return [save(fig, "exp_cores")]
+    if name == "deploy":
+        sub = df.sort_values("p99_ms", ascending=False)
+        fig, ax = plt.subplots(figsize=(6, max(3, 0.3 * len(sub))))
+        ax.barh(range(len(sub)), sub["p99_ms"], color=[color(e) for e in sub["engine"]],
+                alpha=1.0)
+        ax.set_yticks(range(len(sub)), [f"{e}{'' if h == 'yes' else ' (short of the rate)'}"
+                                        for e, h in zip(sub["engine"], sub["held"])])
+        ax.set_xscale("log")
+        ax.set_xlabel("p99, ms (from the intended send time)")
+        ax.set_title("deploy: 90 % /plaintext, 10 % /cpu, open loop, " + str(sub.iloc[0]["expected"]))
+        fig.tight_layout()
+        return [save(fig, "exp_deploy")]
     if name == "interference":
         fig, ax = plt.subplots(figsize=(6, 4))
         for e in engines:
             sub = df[df["engine"] == e].sort_values("users")
-            ax.plot(sub["users"], sub["p99_ms"], "o-", color=C.ENGINE_COLORS[e], label=e)
+            ax.plot(sub["users"], sub["p99_ms"], style(e), color=color(e), label=e)
         _label(ax, "connections running /cpu (k)", "/plaintext p99, ms", "interference")
         return [save(fig, "exp_interference")]
     if name == "latency":
@@ -298,8 +435,8 @@ def charts(name: str, df: pd.DataFrame, exp_dir: str, out_dir: str | None) -> li
             for i, e in enumerate(engines):
                 r = df[(df["engine"] == e) & (df["protocol"] == proto)]
                 kib = _kib(r.iloc[0]["note"]) if len(r) else None
-                ax.bar(i + (j - 0.5) * 0.4, kib or 0, 0.4, color=C.ENGINE_COLORS[e], alpha=0.5 if j == 0 else 1.0)
-        ax.set_xticks(range(len(engines)), engines)
+                ax.bar(i + (j - 0.5) * 0.4, kib or 0, 0.4, color=color(e), alpha=0.5 if j == 0 else 1.0)
+        ax.set_xticks(range(len(engines)), engines, rotation=30, ha="right")
         ax.set_ylabel("server RSS per held connection, KiB")
         ax.set_title("connections: " + " (light) / ".join(protos) + " (dark)")
         return [save(fig, "exp_connections")]
@@ -411,9 +548,19 @@ def experiment_sections(directory: str, out_dir: str, section_cls) -> list:
     if not frames:
         return []
     revs = sorted({str(r) for df in frames.values() for r in df["git_rev"].unique()})
-    sections = [section_cls(
+    sections = []
+    deploy = deploy_table(frames)
+    if not deploy.empty:
+        sections.append(section_cls(
+            "deploy-what", "What to deploy",
+            "Which model, and how many processes: for each workload the best deployment measured here "
+            f"(model x workers, the peers included, the same run), its figure, the runner-up and by how much, "
+            "and why. Computed from results/experiments/cores.csv, wait.csv and deploy.csv "
+            f"(git {', '.join(revs)}).", [], deploy, []))
+    sections += [section_cls(
         "verdict", "The verdict",
-        "One row per question, one column per engine: the measured figure, whether the law held (rows "
+        "One row per question, one column per engine and per hybrid (model x W processes): the measured figure, "
+        "whether the law held (rows "
         "within the law / rows judged), and why. From results/experiments/*.csv (git " + ", ".join(revs)
         + "); `python -m loadtest experiment all` made them.", [], verdict(frames), [])]
     for name in ORDER:
@@ -421,7 +568,7 @@ def experiment_sections(directory: str, out_dir: str, section_cls) -> list:
             continue
         df = frames[name]
         _, _, why, findings = SUMMARIZE[name](df)
-        cols = [c for c in ("engine", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms",
+        cols = [c for c in ("engine", "workers", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms",
                             "server_cpus", "server_cpu_us_per_req", "expected", "held", "note") if c in df.columns]
         table = df[cols].astype(object).where(df[cols].notna(), "").astype(str)
         sections.append(section_cls(
@@ -463,6 +610,8 @@ def readme_block(directory: str, out_dir: str, chart_rel: str, md_table) -> str:
     return "\n".join([
         f"Measured by `python -m loadtest experiment all` (git {', '.join(revs)}; {', '.join(cpus)}); rows in "
         "`results/experiments/*.csv`, written here by `python -m loadtest report --readme README.md`.", "",
+        "**What to deploy** (which model, how many processes):", "", md_table(deploy_table(frames)), "",
+        "**The verdict** (one row per question):", "",
         md_table(verdict(frames)), "", md_table(headline(frames)), "", charts_md])
 
 

@@ -14,6 +14,7 @@ import shutil
 import pytest
 
 from loadtest import experiments
+from loadtest.experiment_base import HYBRIDS, PEERS_AT_W, server_cores
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the first test runs the whole quick set
 
@@ -95,6 +96,50 @@ def test_connections_are_held(results):
     for r in rows:
         assert r["users"] == "500" and r["held"] != "NO", r
         assert "KiB RSS" in r["note"]
+
+
+def test_rows_say_how_many_workers(results):
+    """Every row names its worker count; the hybrids (model x W) and the peers at W are there."""
+    w = server_cores()
+    for name in ("wait", "cores", "interference", "deploy", "connections"):
+        rows = _rows(results, name)
+        assert all(int(r["workers"]) >= 1 for r in rows), name
+        names = {r["engine"] for r in rows}
+        if w > 1:
+            assert {f"{e} x{w}" for e in HYBRIDS} <= names, (name, names)
+    peers = {r["engine"] for r in _rows(results, "cores")} - set(experiments.ENGINES)
+    if w > 1:
+        assert {f"{p} x{w}" for p in PEERS_AT_W} <= peers, peers
+
+
+@pytest.mark.skipif(server_cores() < 2, reason="needs 2+ cores")
+def test_cores_a_hybrid_uses_the_cores(results):
+    """The cores law of the workers axis: a loop x 2 runs /cpu at >= 1.5x its one-process rate
+    (processes share no GIL); threadpool x 2 at least past the 1.25x that threads in one process
+    can reach (its threads still convoy on the GIL inside each process)."""
+    rows = {r["engine"]: r for r in _rows(results, "cores")}
+    one = {r["engine"]: float(r["rps"]) for r in _rows(results, "cores") if r["server_cpus"] == "1"}
+    w = server_cores()
+    for model, floor in (("selectors", 1.5), ("asyncio", 1.5), ("threadpool", 1.25)):
+        hybrid = rows[f"{model} x{w}"]
+        assert int(hybrid["workers"]) == w
+        assert float(hybrid["rps"]) >= floor * one[model], (model, hybrid, one[model])
+
+
+def test_interference_of_a_hybrid_stalls_only_its_share(results):
+    rows = [r for r in _rows(results, "interference") if r["engine"].endswith(f" x{server_cores()}")]
+    for r in rows:
+        assert "of probes stalled" in r["note"], r
+        if r["users"] != "0":
+            assert r["held"] in ("yes", "NO") and "k / W" in r["expected"], r
+
+
+def test_deploy_runs_every_deployment_at_one_rate(results):
+    rows = _rows(results, "deploy")
+    assert {r["engine"] for r in rows} >= set(experiments.ENGINES)
+    assert len({r["expected"] for r in rows}) == 1  # one offered rate for all
+    for r in rows:
+        assert float(r["rps"]) > 0 and float(r["p99_ms"]) > 0, r
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2+ cores")

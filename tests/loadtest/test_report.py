@@ -172,3 +172,43 @@ def test_notebook_runs_top_to_bottom_on_the_fixture(monkeypatch):
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5
     saturated = [o for o in outputs if "uvicorn-h1-plaintext-u50" in o.get("data", {}).get("text/plain", "")]
     assert saturated, "the saturated runs are listed"
+
+
+#: quick runs of cores, wait and deploy with the workers axis (hybrids x2 and the peers at 2 workers)
+WORKERS = os.path.join(HERE, "fixtures", "workers")
+
+
+def test_what_to_deploy_is_computed_from_the_rows():
+    """The first table: per workload the best deployment (peers included), its runner-up, by how
+    much; each figure is the rows' own."""
+    import pandas as pd
+
+    from loadtest import verdict as V
+
+    frames = V.load(WORKERS)
+    table = V.deploy_table(frames)
+    assert list(table["workload"].str.split().str[0]) == ["CPU-heavy", "wait-heavy", "mixed"]
+    cores = frames["cores"][frames["cores"]["server_cpus"] > 1].sort_values("rps", ascending=False)
+    first, second = cores.iloc[0], cores[cores["engine"] != cores.iloc[0]["engine"]].iloc[0]
+    row = table.iloc[0]
+    assert row["deploy"] == f"{first['engine'].split(' x')[0]} x{int(first['workers'])}"
+    assert row["by"] == f"{first['rps'] / second['rps']:.2f}x"
+    mixed = frames["deploy"][frames["deploy"]["held"] == "yes"].sort_values("p99_ms")
+    assert table.iloc[2]["figure"].startswith(f"p99 {mixed.iloc[0]['p99_ms']:.1f} ms")
+    assert (table["python"] == "CPython 3.11.7").all()
+    # the verdict gains the hybrid columns
+    columns = list(V.verdict(frames).columns)
+    assert columns[1:5] == ["threadpool", "processpool", "selectors", "asyncio"]
+    assert {"threadpool x2", "selectors x2", "asyncio x2"} <= set(columns)
+    assert isinstance(table, pd.DataFrame)
+
+
+def test_report_opens_with_what_to_deploy(tmp_path, capsys):
+    md = tmp_path / "REPORT.md"
+    assert report.main(["--summary", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "charts"),
+                        "--report", str(md), "--www", str(tmp_path / "www"), "--experiments", WORKERS]) == 0
+    text = md.read_text()
+    assert text.index("## What to deploy") < text.index("## The verdict")
+    page = (tmp_path / "www" / "results.html").read_text()
+    assert page.index('id="deploy-what"') < page.index('id="verdict"')
+    assert (tmp_path / "charts" / "exp_deploy.png").stat().st_size > 1000
