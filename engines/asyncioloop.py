@@ -94,10 +94,20 @@ class Connection(BaseConnection, asyncio.BufferedProtocol):
             self.engine.guard(self.engine.run, self, waiters)
 
 
+def _handshake_done(task: asyncio.Task) -> None:
+    """A connection handed to asyncio by ``accept_one`` is set up, or failed (a TLS handshake
+    refused or timed out): that one connection is gone, logged at DEBUG, nothing else."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("a connection failed to start: %s", task.exception())
+
+
 class AsyncioEngine(Driver):
     """Serve ``app`` on ``listeners`` with asyncio (``--loop asyncio``) or uvloop (``--loop uvloop``)."""
 
     name = "asyncio"
+    #: 0: asyncio's own servers accept (in batches of up to ``--backlog``); 1: one connection per
+    #: wake-up of the listener, set by the supervisor when workers share one accept queue
+    accept_batch = 0
 
     def __init__(self, app: Any, config: ServerConfig, listeners: list[Listener]) -> None:
         super().__init__(app, config, listeners)
@@ -127,17 +137,29 @@ class AsyncioEngine(Driver):
         for s in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(s, stop.set)
         self.signals_ready()
-        servers = [await self.loop.create_server(lambda listener=listener: Connection(self, listener),
-                                                 sock=listener.sock, backlog=self.config.backlog,
-                                                 **self.tls_options(listener))
-                   for listener in self.listeners]
+        servers = []
+        if self.accept_batch == 1:  # one connection per wake-up: the queue is shared with other workers
+            for listener in self.listeners:
+                listener.sock.setblocking(False)
+                self.loop.add_reader(listener.sock, self.accept_one, listener)
+        else:
+            servers = [await self.loop.create_server(lambda listener=listener: Connection(self, listener),
+                                                     sock=listener.sock, backlog=self.config.backlog,
+                                                     **self.tls_options(listener))
+                       for listener in self.listeners]
         ticker = self.loop.create_task(self.tick())
         await stop.wait()
         log.info("signal: draining %d connections", len(self.connections))
         self.stopping = True
+        if not servers:
+            for listener in self.listeners:
+                self.loop.remove_reader(listener.sock)
         await self.accept_backlog()
         for server in servers:
             server.close()
+        if not servers:
+            for listener in self.listeners:
+                listener.sock.close()
         self.shutdown_connections()
         deadline = time.monotonic() + self.config.drain_timeout
         while self.connections and time.monotonic() < deadline:
@@ -162,6 +184,20 @@ class AsyncioEngine(Driver):
         for result in await asyncio.gather(*pending, return_exceptions=True):
             if isinstance(result, Exception):
                 log.debug("a connection from the backlog failed: %s", result)
+
+    def accept_one(self, listener: Listener) -> None:
+        """The listener is readable and its queue is shared: take one connection (the next
+        wake-up, here or in another worker, takes the next) and hand it to asyncio."""
+        try:
+            sock, _ = listener.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.warning("accept failed: %s", exc)
+            return
+        task = self.loop.create_task(self.loop.connect_accepted_socket(
+            lambda: Connection(self, listener), sock, **self.tls_options(listener)))
+        task.add_done_callback(_handshake_done)
 
     def tls_options(self, listener: Listener) -> dict[str, Any]:
         """asyncio's TLS arguments for ``listener`` (none for plain TCP)."""

@@ -56,7 +56,7 @@ class ServerConfig:
         redirect_http: the plain port answers every request 308 to ``https://host:tls_port``.
         reuse_port: SO_REUSEPORT on the listeners; under the supervisor: a listener per worker,
             the kernel spreads new connections over them (else the workers share one accept
-            queue). ``parse_args`` turns it on for several workers of any engine but processpool.
+            queue, each worker taking one connection per wake-up).
         http: which protocols a connection may speak (granian's ``--http``): ``"auto"`` (HTTP/1.1,
             h2c by prior knowledge or Upgrade, ALPN h2 and http/1.1), ``"1"`` (HTTP/1.x only),
             ``"2"`` (HTTP/2 only: the plain port expects the client preface at once and answers

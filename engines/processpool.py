@@ -18,7 +18,8 @@ blocking inside a connection: 20 streams of ``/io?ms=200`` multiplexed on one co
 (tests/engines/test_http2.py checks both).
 
 Connections are not moved between workers: a worker accepts one connection per wake-up of the
-shared listener (``accept_batch = 1``), so that a burst of new connections is shared. When the
+shared listener (``accept_batch = 1``, as every engine under the supervisor), so that a burst of
+new connections is shared. When the
 workers share one core, the first one woken can still take every connection that sends no
 request at once (HTTP/2 clients send a preface first); its peers then idle while it serves them
 all. ``--reuse-port`` gives each worker a ``SO_REUSEPORT`` listener of its own (the supervisor

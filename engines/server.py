@@ -40,16 +40,6 @@ def _workers(p: argparse.ArgumentParser, given: str | None, engine: str) -> int:
     return n
 
 
-def _reuse_port(given: bool | None, engine: str, several: bool) -> bool:
-    """``--reuse-port`` as given; unset: on when several workers run an engine that accepts in
-    batches (a loop that wakes first would take a whole burst of new connections from a shared
-    queue, and its peers would idle), off for processpool (one connection per wake-up shares one
-    queue fairly) and for one process."""
-    if given is not None:
-        return given
-    return several and engine != "processpool"
-
-
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
     """Command-line options -> :class:`ServerConfig`. ``--help`` lists them."""
     d = ServerConfig()
@@ -97,10 +87,9 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                    help="certificate for clients asking for HOST by SNI (repeatable; HOST may be *.domain)")
     p.add_argument("--tls-host", action="append", default=[], metavar="HOST",
                    help="a development certificate for HOST from the dev CA in .certs/ (repeatable)")
-    p.add_argument("--reuse-port", action=argparse.BooleanOptionalAction, default=None,
-                   help="with --workers: a SO_REUSEPORT listening socket per worker, balanced by the kernel "
-                        "(default for every engine but processpool, whose workers share one accept queue, "
-                        "one connection per wake-up)")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="SO_REUSEPORT; with several workers: a listening socket per worker, balanced by the "
+                        "kernel's hash (default: one shared accept queue, one connection per wake-up)")
     p.add_argument("--redirect-http", action="store_true",
                    help="the plain --port answers 308 Permanent Redirect to https on --tls-port")
     a = p.parse_args(argv)
@@ -145,7 +134,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         max_target_length=a.max_target_length, max_header_bytes=a.max_header_bytes,
         queue_size=a.queue_size, loop=a.loop, http=a.http, tls=a.tls, tls_port=a.tls_port,
         certfile=a.certfile, keyfile=a.keyfile, tls_hosts=tuple(a.tls_host), tls_certs=tuple(tls_certs),
-        redirect_http=a.redirect_http, reuse_port=_reuse_port(a.reuse_port, a.engine, workers > 1))
+        redirect_http=a.redirect_http, reuse_port=a.reuse_port)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,9 +26,14 @@ Signals and fork: the stop signals are blocked across ``fork`` and stay blocked 
 until its engine's handlers are in place (``Driver.signals_ready``); a SIGTERM that arrives in
 between is delivered then, never lost and never run by the parent's handler in the child.
 
-``--reuse-port``: the parent only holds the ports (bound, not listening) and each worker binds a
-``SO_REUSEPORT`` listener of its own; the kernel spreads new connections by a hash of their
-addresses (``python -m loadtest.reuseport`` compares both modes).
+Accepting: by default the workers share the parent's listening sockets, one accept queue, and
+each takes one connection per wake-up (``accept_batch = 1``; asyncio then accepts through a reader
+of its own instead of its servers, which take a batch): a burst of new connections is shared out,
+and a worker stuck in a CPU-bound handler takes none, so the others serve them. With
+``--reuse-port`` the parent only holds the ports (bound, not listening) and each worker binds a
+``SO_REUSEPORT`` listener of its own, accepting in batches; the kernel spreads new connections by
+a hash of their addresses, evenly, but a stuck worker's queue keeps its share, which waits
+(``python -m loadtest.reuseport`` compares both modes).
 """
 
 from __future__ import annotations
@@ -385,6 +390,10 @@ def run_worker(engine_class: Any, app: Any, config: ServerConfig, listeners: lis
         metrics.share(slot)
     engine = engine_class(app, config, listeners)
     engine.board = slot
+    if not config.reuse_port:
+        # One accept queue for every worker: each takes one connection per wake-up, so a burst
+        # is shared out, and a worker stuck in a handler leaves new connections to the others.
+        engine.accept_batch = 1
     stop = threading.Event()
     if metrics is not None:
         def publish() -> None:

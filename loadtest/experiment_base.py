@@ -82,6 +82,15 @@ def plain(engine: str) -> Deployment:
     return Deployment(engine, engine, server_cores() if engine == "processpool" else 1)
 
 
+def deployment_of(name: str) -> Deployment:
+    """The :class:`Deployment` a row's ``engine`` column names: ``MODEL xW`` (a hybrid, or a
+    peer at W workers), one of the four engines as the lab runs it, or a peer in one process."""
+    model, _, w = name.partition(" x")
+    if w.isdigit():
+        return Deployment(name, model, int(w), "engine" if model in ENGINES else "peer")
+    return plain(name) if name in ENGINES else Deployment(name, name, 1, "peer")
+
+
 def deployments(cfg: Config, *, peers: bool = True, plain_engines: bool = True) -> list[Deployment]:
     """The four configurations (``cfg.engines``), then per W of ``cfg.workers`` (W > 1) the
     hybrids among ``cfg.engines`` (processpool too when W differs from its default), then the

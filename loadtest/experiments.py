@@ -76,7 +76,8 @@ from .servers import HOST, ROOT, running
 from .tools import BenchError
 
 from .experiment_base import (COLUMNS, ENGINES, Config, Deployment, _measured, _probe_path, _row, _spec, _workers,
-                              _wrk, deployment_spec, deployments, plain, server_cores, server_env, wait_limit)
+                              _wrk, deployment_of, deployment_spec, deployments, plain, server_cores, server_env,
+                              wait_limit)
 from .experiment_cost import run_cost, run_multiplex
 from .experiment_latency import run_connections, run_deploy, run_latency
 
@@ -107,8 +108,8 @@ def unjudged(n: int, law: float, duration: float, rps: float) -> str:
 
 def wait_law(engine: str | Deployment, n: int, wait_s: float = 0.1) -> float:
     """Little's law for ``/io`` at ``n`` requests in flight: X = min(n, L) / wait (req/s); L of
-    an engine name (one of the four configurations) or of a :class:`Deployment`."""
-    limit = wait_limit(engine) if isinstance(engine, Deployment) else _workers(engine)
+    a row's ``engine`` name (``selectors``, ``threadpool x2``) or of a :class:`Deployment`."""
+    limit = wait_limit(engine if isinstance(engine, Deployment) else deployment_of(engine))
     return (n if limit is None else min(n, limit)) / wait_s
 
 
@@ -124,13 +125,16 @@ def run_wait(cfg: Config) -> list[dict]:
             for n in levels:
                 result, cpu_s = _measured(server, lambda: _wrk(server.port, "/io?ms=100", n, cfg.duration, None))
                 law = wait_law(dep, n)
+                limit = wait_limit(dep)
                 want = window_expected(n, law, cfg.duration)
                 if not steady(n, law, cfg.duration):  # (then want may be 0)
                     held, note = None, unjudged(n, law, cfg.duration, result["rps"])
                 else:
                     held = abs(result["rps"] - want) <= 0.10 * want
                     note = "" if held else f"{result['rps'] / want:.2f}x the law over the window"
-                limit = wait_limit(dep)
+                    if not held and limit is not None and dep.workers > 1 and n >= limit / dep.workers:
+                        note += ("; the connections spread unevenly over the processes: a pool in each holds "
+                                 "min(its share, its threads), and X = their sum / 0.1 s falls below min(N, L)")
                 rows.append(_row(cfg, "wait", engine, "io", n, result, cpu_s, server_cores(),
                                  f"X = min(N, L) / 0.1 s, L = {limit or 'unbounded'}; over a T s window "
                                  "X (1 - W / T), W = N / X", f"{law:.0f} req/s ({want:.0f} over {cfg.duration:g} s)",

@@ -12,6 +12,7 @@ import concurrent.futures
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -125,6 +126,40 @@ def test_sigterm_with_requests_in_flight_in_both_workers_answers_every_one(engin
             assert got[1] is not None and got[2] == "close", got
     if engine != "processpool":  # 1 s of work inside a 10 s drain: all served
         assert all(got[0] == 200 for got in answers.values()), answers
+
+
+def test_a_worker_stuck_in_cpu_work_leaves_new_connections_to_the_others(engine, server_factory):
+    """On the default shared accept queue: while one worker runs CPU-bound handlers (six
+    pipelined ``/cpu?n=10000000``, several seconds of bytecode one after another), 20 new
+    connections are all served, and (single-threaded workers) before the stuck connection has
+    had all its answers: no clock is read, the answers are counted. A threadpool worker stuck in
+    /cpu is one thread: its process still accepts and serves, more slowly (its threads queue for
+    the GIL), so there only "all served" is checked."""
+    srv = server_factory(engine, "--workers", "2")
+    await_workers(srv, 2)
+    board = Board.of_process(srv.proc.pid)
+    pipelined = 6
+    with RawClient(srv.port, timeout=60) as stuck:
+        stuck.send((GET % b"/cpu?n=10000000") * pipelined)
+        poll(lambda: sum(board.in_flight) >= 1, what="the /cpu requests in their handler")
+        for _ in range(20):
+            assert timed_get(srv.port)[0] == 200
+        arrived = b""
+        stuck.sock.setblocking(False)  # (a socket timeout would wait in poll() before each recv)
+        while True:
+            try:
+                chunk = stuck.sock.recv(65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            arrived += chunk
+        stuck.sock.settimeout(60)
+        stuck.buf = arrived
+        if engine != "threadpool":
+            assert arrived.count(b"HTTP/1.1 200") < pipelined, "the stuck worker finished before the others served 20"
+        for _ in range(pipelined):
+            assert stuck.read_response().status == 200
 
 
 def test_max_connections_holds_for_the_whole_server(engine, server_factory):
