@@ -1,7 +1,7 @@
 """The harness's acceptance tests: its numbers obey Little's law, and its rows are locust's own figures.
 
 Little's law: L = X W. On the io workload each request waits 100 ms in the handler, so a server that can
-hold N requests at once serves at most X = N / 0.1 s: threadpool with ``--threads 8`` -> 80 requests/s
+hold N requests at once serves at most X = N / 0.1 s: threadpool with 8 threads (the sweep's ``--workers 8``, ``--threads 8`` on the server) -> 80 requests/s
 whatever the number of users beyond 8; selectors holds all 32 users' requests on its timer heap ->
 320 requests/s. Over HTTP/1.1 (h1user) and HTTP/2 h2c (h2user, one stream per user); within 15 %.
 
@@ -22,7 +22,7 @@ from loadtest import measure, sweep
 pytestmark = pytest.mark.slow
 
 DURATION = "6"
-CASES = {"threadpool": (["--threads", "8"], 80.0), "selectors": ([], 320.0)}
+CASES = {"threadpool": (["--workers", "8"], 80.0), "selectors": ([], 320.0)}
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
