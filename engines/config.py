@@ -1,7 +1,7 @@
 """Server configuration shared by every engine and by ``./start_server``.
 
 All durations are seconds (float), all sizes bytes. The defaults are the lab's documented limits
-(README, "Limits and defaults").
+(docs/limits-and-hardening.md, "Limits and defaults").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One request/response exchange of a session (the seam hypercorn calls HTTPStream): the gates
 decided before the app runs, reading the request body, and writing the response.
 
-Serving features (README, "Serving features"), decided here once for every engine and both
+Serving features (docs/serving.md), decided here once for every engine and both
 protocols, before the app runs: ``--redirect-http`` (308 on the plain port) and 421 over HTTP/2 +
 TLS for an ``:authority`` the connection's certificate does not cover (``_gate``); the app's
 expect check (``app.check_expect``) for a request whose body is still to come (HTTP/1.1 with

@@ -99,7 +99,7 @@ class Session:
         self._partial_since: float | None = None  # HTTP/2: a partial frame seen buffered since
         self.head_started: float | None = None
         self.requests = 0
-        # Serving features (README "Serving features"): off costs one test per request each.
+        # Serving features (docs/serving.md): off costs one test per request each.
         self._access = access_log_for(config.access_log_file, config.log_format) if config.access_log else None
         self._rid = f"{_process_token()}-{info.connection_id}-"
         self._gated = bool((config.redirect_http and not info.tls) or (info.tls and info.cert_names))

@@ -63,7 +63,7 @@ H1_APP_PEERS = ("uvicorn-h11+app", "uvicorn-httptools+app", "hypercorn+app", "gr
 H2_APP_PEERS = ("hypercorn+app", "granian+app")
 HYPERCORN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hypercorn.toml")
 #: (engines, peer, mode, target): the best of ``engines`` (requests/s) divided by the peer's, in
-#: the same round; the targets of the experiments issue (README, "Experiments").
+#: the same round; the targets of the experiments issue (docs/experiments.md).
 RATIOS = ((ENGINES, "uvicorn-httptools", "h1", 1.0), (ENGINES, "granian", "h2", 0.8),
           (("threadpool",), "gunicorn-gthread", "h1", 1.5))
 SATURATED = 0.90  # generator CPU share of its core above which a run is flagged

@@ -604,9 +604,8 @@ def readme_block(directory: str, out_dir: str, chart_rel: str, md_table) -> str:
     frames = load(directory)
     revs = sorted({str(r) for df in frames.values() for r in df["git_rev"].unique()})
     cpus = sorted({str(r) for df in frames.values() for r in df["cpu"].unique()})
-    charts_md = " ".join(f"![{n}]({chart_rel}/{n}.png)" for n in (
-        "exp_cost_h1", "exp_wait", "exp_cores", "exp_interference", "exp_latency_cpu", "exp_multiplex")
-        if os.path.exists(os.path.join(out_dir, f"{n}.png")))
+    charts_md = " ".join(f"![{n}]({chart_rel}/{n}.png)" for n in ("exp_cores",)  # one chart; the rest: REPORT.md
+                         if os.path.exists(os.path.join(out_dir, f"{n}.png")))
     return "\n".join([
         f"Measured by `python -m loadtest experiment all` (git {', '.join(revs)}; {', '.join(cpus)}); rows in "
         "`results/experiments/*.csv`, written here by `python -m loadtest report --readme README.md`.", "",

@@ -1,7 +1,7 @@
 """HTTP/2 abuse over real sockets, on every engine: Rapid Reset (CVE-2023-44487), CONTINUATION
 flood (CVE-2024-27316 and kin), HPACK bomb, SETTINGS / PING / empty DATA floods (CVE-2019-9512,
 -9515, -9518), and streams beyond SETTINGS_MAX_CONCURRENT_STREAMS. The limits are ``H2Config``'s
-(protocol/h2_settings.py); README "HTTP/2 abuse" lists each mitigation. The protocol-level tests of
+(protocol/h2_settings.py); docs/limits-and-hardening.md, "HTTP/2 abuse", lists each mitigation. The protocol-level tests of
 the same limits are in tests/protocol/test_h2_server.py.
 """
 

@@ -148,7 +148,7 @@ def test_500_slow_heads_do_not_delay_a_normal_request(engine, server_factory):
     """500 connections each send a request head one byte a second; a normal request on a new
     connection is still answered well under a second, and at --header-timeout every slow one is
     answered 408 (or closed). Threadpool (here with only 4 workers) and processpool (2 workers)
-    park partial heads in their poller and pin no worker, so they pass the same test (README:
+    park partial heads in their poller and pin no worker, so they pass the same test (docs/limits-and-hardening.md:
     "What each engine withstands")."""
     workers = ("--threads", "4") if engine == "threadpool" else ()
     srv = server_factory(engine, "--header-timeout", "2", "--max-connections", "2000", *workers)
