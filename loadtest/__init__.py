@@ -12,7 +12,6 @@
 - ``servers.py``: start a server pinned to a core, poll its port, stop its process group;
   ``tools.py``: run wrk / h2load and parse their reports.
 - ``peers.py``: the tiny WSGI app gunicorn serves as a peer.
-- ``bench_parser.py``: a socket-free micro-benchmark of the HTTP/1.1 protocol object.
 - ``report.py``: ``python -m loadtest report``: charts (``charts.py``), results/REPORT.md and
   www/results.html from results/summary.csv (read and folded over repeats by ``results.py``).
 """

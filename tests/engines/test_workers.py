@@ -246,3 +246,37 @@ def test_no_option_starts_selectors_in_one_process():
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_a_worker_that_keeps_dying_at_start_up_is_restarted_with_back_off(tmp_path):
+    """Kill a worker, then each replacement as soon as it appears (four kills): the supervisor
+    logs each exit within 2 s of a start with a doubling delay (0.1, 0.2, 0.4 s, ...) and says it
+    is backing off; once left alone, the replacement stays and the server answers."""
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "start_server"), "--engine", "selectors",
+                                 "--workers", "2", "--port", "0", "--log-level", "WARNING",
+                                 "--data-dir", str(tmp_path / "data")],
+                                stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
+    try:
+        port = int(proc.stdout.readline().split("127.0.0.1:")[1].split()[0])
+        parent = psutil.Process(proc.pid)
+        seen = set(poll(lambda: [c.pid for c in parent.children()] if len(parent.children()) == 2 else None))
+        victim = min(seen)
+        for _ in range(4):
+            os.kill(victim, signal.SIGKILL)
+            seen.add(victim)
+            victim = poll(lambda: next((c.pid for c in parent.children() if c.pid not in seen), None),
+                          what="a replacement worker")
+        poll(lambda: log.read_text().count("backing off") >= 3, what="three back-off lines")
+        text = log.read_text()
+        assert "next start in 0.1 s" in text and "next start in 0.2 s" in text and "next start in 0.4 s" in text, text
+        assert "3 time(s) in a row" in text and "worker" in text
+        with RawClient(port) as c:
+            c.send(GET % b"/plaintext")
+            assert c.read_response().status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        proc.stdout.close()
+    assert proc.returncode == 0
