@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from engines.supervisor import cpu_count
+
 from .servers import HOST, ROOT, RunningServer, ServerSpec
 from .tools import parse_wrk, run_tool
 
@@ -30,11 +32,8 @@ GTHREAD_THREADS = 32
 
 
 def server_cores() -> int:
-    """The cores the server may use here (``os.sched_getaffinity``): W of the hybrids."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    """The cores the server may use here: W of the hybrids (what ``--workers auto`` counts)."""
+    return cpu_count()
 
 
 @dataclass
