@@ -33,7 +33,7 @@ and a worker stuck in a CPU-bound handler takes none, so the others serve them. 
 ``--reuse-port`` the parent only holds the ports (bound, not listening) and each worker binds a
 ``SO_REUSEPORT`` listener of its own, accepting in batches; the kernel spreads new connections by
 a hash of their addresses, evenly, but a stuck worker's queue keeps its share, which waits
-(``python -m loadtest.reuseport`` compares both modes).
+(``python -m loadtest.experiments.reuseport`` compares both modes).
 """
 
 from __future__ import annotations

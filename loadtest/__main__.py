@@ -1,25 +1,24 @@
 """``python -m loadtest COMMAND [ARGS]``: the load harness's command line.
 
 Commands:
-  sweep         start each engine or peer, load it, append rows to results/summary.csv (loadtest/sweep.py)
+  sweep         start each engine or peer, load it, append rows to results/summary.csv (loadtest/experiments/sweep.py)
   h2user-bench  the HTTP/2 locust user against an httpx (http2=True) locust user, on one core
-                (loadtest/userbench.py)
-  report        charts and tables from results/summary.csv (loadtest/report.py, when present)
+                (loadtest/micro/userbench.py)
+  report        charts and tables from results/summary.csv (loadtest/report/)
   bench         wrk / h2load against the engines and peers (loadtest/bench.py; also ``python -m loadtest.bench``)
-  experiment    one question per experiment and the law it obeys (loadtest/experiments.py)
+  experiment    one question per experiment and the law it obeys (loadtest/experiments/)
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 
 __all__ = ["COMMANDS", "main"]
 
 COMMANDS = {
-    "sweep": ("loadtest.sweep", "engines x protocols x workloads x users -> results/summary.csv"),
-    "h2user-bench": ("loadtest.userbench", "requests/s of loadtest/h2user.py vs an httpx http2=True user"),
+    "sweep": ("loadtest.experiments.sweep", "engines x protocols x workloads x users -> results/summary.csv"),
+    "h2user-bench": ("loadtest.micro.userbench", "requests/s of loadtest/h2user.py vs an httpx http2=True user"),
     "report": ("loadtest.report", "charts and tables from results/summary.csv"),
     "bench": ("loadtest.bench", "wrk / h2load against every engine and the peers"),
     "experiment": ("loadtest.experiments", "one question per experiment, its law checked (wait, cores, interference)"),
@@ -44,9 +43,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m loadtest: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = COMMANDS[name][0]
-    if importlib.util.find_spec(module) is None:
-        print(f"python -m loadtest {name}: {module.replace('.', '/')}.py is not there yet", file=sys.stderr)
-        return 2
     return int(importlib.import_module(module).main(rest) or 0)
 
 

@@ -13,7 +13,7 @@ processpool's workers share that core), poll its port until it accepts, check on
 knowledge, h2c) pinned to another core (``taskset -c 1``); stop it with SIGTERM to the process group
 it leads (SIGKILL after a grace period), never touching processes this harness did not start.
 
-Peers serve the bare callables of ``loadtest/peers.py`` (``Hello, World!``, no routing): what a user
+Peers serve the bare callables of ``loadtest/harness/peers.py`` (``Hello, World!``, no routing): what a user
 would pick instead, on equal terms. h1: ``uvicorn-h11`` and ``uvicorn-httptools`` (one process,
 ``--loop asyncio`` like the asyncio engine unless ``--uvicorn-loop``), ``hypercorn`` (no cap on
 requests per connection), ``gunicorn-gthread`` (``--workers 1 --threads 16``, WSGI) and ``granian``
@@ -49,19 +49,19 @@ from rich.table import Table
 
 from engines import ENGINES
 
-from .servers import HOST, ROOT, RunningServer, ServerSpec, check_plaintext, pinned, running
-from .tools import BenchError, parse_h2load, parse_wrk, run_tool
+from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec, check_plaintext, pinned, running
+from loadtest.harness.generators import BenchError, parse_h2load, parse_wrk, run_tool
 
 __all__ = ["Result", "server_specs", "measure", "machine_info", "report", "build_parser", "main",
            "server_env", "pin_cores", "ENGINES", "H1_PEERS", "H2_PEERS", "H1_APP_PEERS", "H2_APP_PEERS", "RATIOS"]
 
-#: peers serving the bare callables of loadtest/peers.py: what a user would pick instead
+#: peers serving the bare callables of loadtest/harness/peers.py: what a user would pick instead
 H1_PEERS = ("uvicorn-h11", "uvicorn-httptools", "hypercorn", "gunicorn-gthread", "granian")
 H2_PEERS = ("hypercorn", "granian")
 #: the same peers serving the lab's own app through app/asgi.py (a second, labelled line)
 H1_APP_PEERS = ("uvicorn-h11+app", "uvicorn-httptools+app", "hypercorn+app", "granian+app")
 H2_APP_PEERS = ("hypercorn+app", "granian+app")
-HYPERCORN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hypercorn.toml")
+from loadtest.harness.peers import HYPERCORN_CONFIG  # noqa: E402
 #: (engines, peer, mode, target): the best of ``engines`` (requests/s) divided by the peer's, in
 #: the same round; the targets of the experiments issue (docs/experiments.md).
 RATIOS = ((ENGINES, "uvicorn-httptools", "h1", 1.0), (ENGINES, "granian", "h2", 0.8),
@@ -83,9 +83,9 @@ def server_specs(args: argparse.Namespace, data_dir: str) -> dict[str, ServerSpe
 
         specs[engine] = ServerSpec(name=engine, kind="engine", argv=engine_argv,
                                    description=f"./start_server --engine {engine} {' '.join(extra)}".strip())
-    bare, lab = "loadtest.peers:plaintext_asgi", "app.asgi:create"
+    bare, lab = "loadtest.harness.peers:plaintext_asgi", "app.asgi:create"
     for suffix, target in (("", bare), ("+app", lab)):
-        what = "loadtest/peers.py's bare ASGI callable" if not suffix else "the lab's app through app/asgi.py"
+        what = "loadtest/harness/peers.py's bare ASGI callable" if not suffix else "the lab's app through app/asgi.py"
         factory = ["--factory"] if suffix else []
         for http in ("h11", "httptools"):
             def uvicorn_argv(port: int, http: str = http, target: str = target, factory: list = factory) -> list[str]:
@@ -100,7 +100,7 @@ def server_specs(args: argparse.Namespace, data_dir: str) -> dict[str, ServerSpe
             argv=lambda port, target=target, suffix=suffix: [
                 py, "-m", "hypercorn", target + ("()" if suffix else ""), "--bind", f"{HOST}:{port}", "--workers",
                 "1", "--log-level", "warning", "--config", HYPERCORN_CONFIG],
-            description=f"hypercorn (asyncio worker), 1 process, {what}, loadtest/hypercorn.toml "
+            description=f"hypercorn (asyncio worker), 1 process, {what}, loadtest/harness/hypercorn.toml "
                         "(no cap on requests per connection); h2c prior knowledge")
         specs[f"granian{suffix}"] = ServerSpec(
             name=f"granian{suffix}", kind="peer",
@@ -112,8 +112,8 @@ def server_specs(args: argparse.Namespace, data_dir: str) -> dict[str, ServerSpe
         name="gunicorn-gthread", kind="peer",
         argv=lambda port: [py, "-m", "gunicorn", "-k", "gthread", "--workers", "1", "--threads", "16",
                            "--bind", f"{HOST}:{port}", "--log-level", "warning",
-                           "loadtest.peers:plaintext_wsgi"],
-        description="gunicorn -k gthread --workers 1 --threads 16, loadtest/peers.py's bare WSGI callable")
+                           "loadtest.harness.peers:plaintext_wsgi"],
+        description="gunicorn -k gthread --workers 1 --threads 16, loadtest/harness/peers.py's bare WSGI callable")
     return specs
 
 

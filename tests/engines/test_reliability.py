@@ -871,7 +871,7 @@ def test_one_http2_connection_cannot_take_every_threadpool_worker(server_factory
 def test_processpool_reuse_port_gives_each_worker_its_own_listener(server_factory):
     """--reuse-port: each worker listens on its own SO_REUSEPORT socket (the parent only holds
     the port), the kernel spreads new connections over them, and SIGTERM still drains."""
-    from loadtest.reuseport import spread
+    from loadtest.experiments.reuseport import spread
 
     srv = server_factory("processpool", "--workers", "2", "--reuse-port")
     workers = {p.pid for p in wait_workers(srv.proc.pid, 2)}

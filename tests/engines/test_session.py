@@ -103,7 +103,7 @@ def test_a_finished_request_leaves_no_cyclic_garbage(session):
     GC to find, which a cycle (the request's body reader bound to its exchange) used to leave."""
     import gc
 
-    from loadtest import sessionbench
+    from loadtest.micro import sessionbench
 
     drive(session, GET % b"/plaintext")
     h2 = Session(session.app, ServerConfig(), session.info)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest import bench, servers, tools
+from loadtest import bench
+
+from loadtest.harness import servers
+
+from loadtest.harness import generators as tools
 
 WRK = """Running 1s test @ http://127.0.0.1:8092/plaintext
   1 threads and 4 connections
@@ -82,7 +86,7 @@ def test_command_line_filters():
 
 
 def test_peer_wsgi_app_answers_plaintext():
-    from loadtest.peers import plaintext_wsgi
+    from loadtest.harness.peers import plaintext_wsgi
 
     seen = []
     body = b"".join(plaintext_wsgi({}, lambda status, headers: seen.append((status, headers))))

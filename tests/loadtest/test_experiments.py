@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from loadtest import experiments
-from loadtest.experiment_base import HYBRIDS, PEERS_AT_W, server_cores
+from loadtest.experiments.base import HYBRIDS, PEERS_AT_W, server_cores
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the first test runs the whole quick set
 

@@ -17,7 +17,9 @@ import shutil
 
 import pytest
 
-from loadtest import measure, sweep
+from loadtest.harness import measure
+
+from loadtest.experiments import sweep
 
 pytestmark = pytest.mark.slow
 

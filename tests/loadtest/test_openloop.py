@@ -21,8 +21,8 @@ import threading
 
 import pytest
 
-from loadtest.openloop import Recorder, Schedule
-from loadtest.servers import HOST, ROOT, ServerSpec, running
+from loadtest.users.openloop import Recorder, Schedule
+from loadtest.harness.servers import HOST, ROOT, ServerSpec, running
 
 RATE = 200.0
 

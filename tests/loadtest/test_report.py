@@ -1,4 +1,4 @@
-"""loadtest/report.py, results.py, charts.py and notebooks/compare_engines.ipynb on a synthetic fixture.
+"""loadtest/report/, results.py, charts.py and notebooks/compare_engines.ipynb on a synthetic fixture.
 
 tests/loadtest/fixtures/summary.csv is made-up but shaped like a sweep's output: five servers (the four
 engines and uvicorn), h1 and h2c, the plaintext and io workloads, 1/10/50 users, three repeats of plaintext
@@ -14,8 +14,9 @@ import os
 import pytest
 
 from loadtest import __main__ as cli
-from loadtest import charts, report
-from loadtest import results as R
+from loadtest.report import charts
+from loadtest import report
+from loadtest.report import results as R
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "fixtures", "summary.csv")
@@ -183,7 +184,7 @@ def test_what_to_deploy_is_computed_from_the_rows():
     much; each figure is the rows' own."""
     import pandas as pd
 
-    from loadtest import verdict as V
+    from loadtest.report import verdict as V
 
     frames = V.load(WORKERS)
     table = V.deploy_table(frames)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtest import sessionbench
+from loadtest.micro import sessionbench
 
 
 def test_drive_answers_each_protocol_and_costs_are_measured():

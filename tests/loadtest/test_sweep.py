@@ -1,4 +1,4 @@
-"""loadtest/sweep.py, measure.py, workloads.py and the ``python -m loadtest`` dispatcher, without servers."""
+"""loadtest/experiments/sweep.py, measure.py, workloads.py and the ``python -m loadtest`` dispatcher, without servers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import random
 import pytest
 
 from loadtest import __main__ as cli
-from loadtest import measure, sweep, workloads
-from loadtest.tools import BenchError
+from loadtest.harness import measure
+from loadtest.experiments import sweep
+from loadtest.users import workloads
+from loadtest.harness.generators import BenchError
 
 LOCUST_CSV = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,\
 Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%

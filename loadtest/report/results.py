@@ -1,7 +1,7 @@
 """Reading results/summary.csv: typed rows, repeats folded into medians with min-max, run metadata.
 
 ``python -m loadtest sweep`` appends one row per run to ``results/summary.csv`` (columns in
-``loadtest/sweep.py``'s ``SUMMARY_COLUMNS``) and writes ``results/runs/<run_id>/meta.json``. This module
+``loadtest/experiments/sweep.py``'s ``SUMMARY_COLUMNS``) and writes ``results/runs/<run_id>/meta.json``. This module
 turns those into what the charts, ``results/REPORT.md`` and the notebook read:
 
 - ``load_summary(path)``: the rows as a ``pandas.DataFrame`` with numeric columns as floats,
@@ -161,7 +161,7 @@ def machine(df: pd.DataFrame, runs_dir: str | None = None) -> dict:
         meta = full.get("machine") or {}
         info["cores"] = info["cores"] or meta.get("cores")
         info["kernel"] = info["kernel"] or meta.get("kernel")
-        try:  # run ids start with the run's local start time, YYYYmmdd-HHMMSS (loadtest/sweep.py)
+        try:  # run ids start with the run's local start time, YYYYmmdd-HHMMSS (loadtest/experiments/sweep.py)
             times.append(time.strftime("%Y-%m-%d %H:%M", time.strptime(str(run_id)[:15], "%Y%m%d-%H%M%S")))
         except ValueError:
             pass
@@ -173,7 +173,7 @@ def machine(df: pd.DataFrame, runs_dir: str | None = None) -> dict:
 
 def io_wait_s() -> float:
     """The io workload's handler wait in seconds, from the URL the generators request (``/io?ms=100``)."""
-    from .workloads import primary_path
+    from loadtest.users.workloads import primary_path
 
     query = urllib.parse.urlsplit(primary_path("io")).query
     return float(urllib.parse.parse_qs(query).get("ms", ["100"])[0]) / 1000.0

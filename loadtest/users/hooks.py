@@ -3,14 +3,14 @@
 Imported by ``h1user.py``, ``h2user.py`` and ``httpxuser.py`` (never by the sweep: importing locust
 monkey-patches the process with gevent). Registers:
 
-- ``--workload`` (``loadtest/workloads.py``), ``--think-ms`` (also in the web UI);
+- ``--workload`` (``loadtest/users/workloads.py``), ``--think-ms`` (also in the web UI);
 - ``--rate``, ``--arrival``, ``--h1-connections`` (open loop) and the HdrHistogram of every response
   time, merged across locust's processes and written next to ``--csv``'s files
-  (``loadtest/openloop.py``);
+  (``loadtest/users/openloop.py``);
 - ``--warmup-s S``: S seconds after spawning completes, reset the statistics (locust's CSVs then cover
   only the measured window), and ``--measure-s M`` (headless): quit M seconds after that, as
   ``--run-time`` would. The window's edges are printed on stderr as ``lab-locust: measuring`` and
-  ``lab-locust: stopped`` (by the master in distributed runs), which ``loadtest/measure.py`` reads.
+  ``lab-locust: stopped`` (by the master in distributed runs), which ``loadtest/harness/measure.py`` reads.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import locust.stats
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from . import openloop
-from .openloop import RECORDER
-from .workloads import MARK_MEASURING, MARK_STOPPED, WORKLOADS, option
+from loadtest.users import openloop
+from loadtest.users.openloop import RECORDER
+from loadtest.users.workloads import MARK_MEASURING, MARK_STOPPED, WORKLOADS, option
 
 __all__ = ["add_arguments"]
 

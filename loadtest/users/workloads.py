@@ -15,7 +15,7 @@ cpu10       90 % ``/plaintext``, 10 % ``/cpu`` (a little CPU-heavy work among ch
 ==========  ==================================================================================
 
 This module does not import locust (the sweep imports it, and importing locust monkey-patches the
-process with gevent); ``loadtest/locusthooks.py``, which the users import, registers locust's custom
+process with gevent); ``loadtest/users/hooks.py``, which the users import, registers locust's custom
 arguments (also shown in the web UI):
 
 - ``--workload NAME`` (default ``mixed``) and ``--think-ms MS`` (default 0: a closed loop with no

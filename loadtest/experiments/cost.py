@@ -7,7 +7,7 @@ parsers: written once, there).
                static file (/static/hello.txt) and /static/1mb.bin; the server pinned to one core,
                the generator to another. Peers in the same run: uvicorn (h11, httptools),
                hypercorn, gunicorn gthread and granian serving a **bare** callable that answers
-               ``Hello, World!`` (loadtest/peers.py) on /plaintext -- what a user would pick
+               ``Hello, World!`` (loadtest/harness/peers.py) on /plaintext -- what a user would pick
                instead; and, as a second labelled line (``+app``), uvicorn, hypercorn and granian
                serving the lab's app through app/asgi.py on every route. Ratio rows check the
                targets: best engine >= 1.0x uvicorn-httptools (h1), best engine >= 0.8x granian
@@ -31,9 +31,9 @@ import tempfile
 
 from protocol.h2_settings import H2Config
 
-from . import bench
-from .experiment_base import Config, _row, _workers
-from .servers import ServerSpec
+from loadtest import bench
+from loadtest.experiments.base import Config, _row, _workers
+from loadtest.harness.servers import ServerSpec
 
 __all__ = ["run_cost", "run_multiplex", "COST_ROUTES", "multiplex_law"]
 

@@ -56,9 +56,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from engines import ENGINES
 
-from . import measure
-from .servers import HOST, ROOT, free_port
-from .tools import BenchError
+from loadtest.harness import measure
+from loadtest.harness.servers import HOST, ROOT, free_port
+from loadtest.harness.generators import BenchError
 
 __all__ = ["SUMMARY_COLUMNS", "ENGINES", "PEERS", "PROTOCOLS", "TOOLS", "SATURATED", "RunSpec", "SweepError",
            "build_parser", "plan", "run_one", "read_summary", "main"]
@@ -129,7 +129,7 @@ def plan(args: argparse.Namespace) -> tuple[list[RunSpec], list[str]]:
     Raises:
         SweepError: an unknown name or a bad number.
     """
-    from .workloads import WORKLOADS
+    from loadtest.users.workloads import WORKLOADS
 
     engines = _names(args.engines, ENGINES + PEERS, "engines")
     protocols = _names(args.protocols, PROTOCOLS, "protocols")
@@ -170,7 +170,7 @@ def server_argv(spec: RunSpec, port: int, args: argparse.Namespace, data_dir: st
         return [py, "-m", "uvicorn", "app.asgi:create", "--factory", "--host", HOST, "--port", str(port),
                 "--http", "httptools", "--loop", "asyncio", "--no-access-log", "--log-level", "warning",
                 "--lifespan", "off"]
-    from .bench import HYPERCORN_CONFIG  # lifts hypercorn's cap of 1000 requests per connection
+    from loadtest.bench import HYPERCORN_CONFIG  # lifts hypercorn's cap of 1000 requests per connection
 
     argv = [py, "-m", "hypercorn", "app.asgi:create()", "--bind", f"{HOST}:{port}", "--workers", "1",
             "--log-level", "warning", "--config", HYPERCORN_CONFIG]
@@ -183,7 +183,7 @@ def server_argv(spec: RunSpec, port: int, args: argparse.Namespace, data_dir: st
 
 
 def _git_rev_python_cpu() -> dict:
-    from .bench import machine_info
+    from loadtest.bench import machine_info
 
     return machine_info()
 

@@ -9,7 +9,7 @@ Usage::
     python -m loadtest h2user-bench [--engine selectors] [--workload plaintext] [--users 10]
                                     [--duration 10] [--streams 1] [--repeat 1] [--protocol h2c|h2]
 
-Each measurement is one sweep run (``loadtest/sweep.py``'s ``run_one``: server started and polled,
+Each measurement is one sweep run (``loadtest/experiments/sweep.py``'s ``run_one``: server started and polled,
 warm-up, locust headless, psutil sampling, server stopped), written under ``--results`` (a temporary
 directory unless given) but not appended to results/summary.csv. With ``--repeat`` the ratio is taken
 within each round, then the median is printed. A generator that is not near 100 % of its core is
@@ -26,8 +26,8 @@ import tempfile
 from rich.console import Console
 from rich.table import Table
 
-from . import sweep
-from .tools import BenchError
+from loadtest.experiments import sweep
+from loadtest.harness.generators import BenchError
 
 __all__ = ["build_parser", "main", "TARGET"]
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m loadtest.reuseport [--workers 2] [--duration 5] [--json results/reuseport/reuseport.json]
+    python -m loadtest.experiments.reuseport [--workers 2] [--duration 5] [--json results/reuseport/reuseport.json]
 
 Both modes are measured in the same run, the server pinned to core 0 and the generators to
 core 1 (on a machine with one core, unpinned). For each mode:
@@ -40,8 +40,8 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from .servers import HOST, ROOT, ServerSpec, running
-from .tools import BenchError, parse_duration_ms, parse_wrk, run_tool
+from loadtest.harness.servers import HOST, ROOT, ServerSpec, running
+from loadtest.harness.generators import BenchError, parse_duration_ms, parse_wrk, run_tool
 
 __all__ = ["spread", "wrk_run", "measure_mode", "main"]
 
@@ -125,7 +125,7 @@ def measure_mode(reuse_port: bool, args: argparse.Namespace, cores: tuple[int | 
 
 def main(argv: list[str] | None = None) -> int:
     """Run both modes; print the table; write ``--json``. Returns 0, or 1 on a BenchError."""
-    p = argparse.ArgumentParser(prog="python -m loadtest.reuseport", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m loadtest.experiments.reuseport", description=__doc__.split("\n\n")[0])
     p.add_argument("--workers", type=int, default=2, help="processpool workers (default: %(default)s)")
     p.add_argument("--burst", type=int, default=200, help="connections opened at once (default: %(default)s)")
     p.add_argument("--connections", type=int, default=64, help="wrk connections (default: %(default)s)")
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
                              text=True).stdout.strip()
-        meta = {"command": "python -m loadtest.reuseport " + " ".join(argv if argv is not None else sys.argv[1:]),
+        meta = {"command": "python -m loadtest.experiments.reuseport " + " ".join(argv if argv is not None else sys.argv[1:]),
                 "git": rev, "cpus": cpus, "python": platform.python_version(),
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "server_core": cores[0], "wrk_core": cores[1]}
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -11,10 +11,10 @@ from typing import Callable
 
 from engines.supervisor import cpu_count
 
-from .servers import HOST, ROOT, RunningServer, ServerSpec
-from .tools import parse_wrk, run_tool
+from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec
+from loadtest.harness.generators import parse_wrk, run_tool
 
-HYPERCORN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hypercorn.toml")
+from loadtest.harness.peers import HYPERCORN_CONFIG  # noqa: E402
 ENGINES = ("threadpool", "processpool", "selectors", "asyncio")
 COLUMNS = ["experiment", "engine", "workers", "protocol", "workload", "users", "duration_s", "requests", "rps",
            "p50_ms", "p99_ms", "max_ms", "server_cpus", "server_cpu_us_per_req", "law", "expected",
@@ -25,7 +25,7 @@ THREADPOOL_WORKERS = 32
 
 #: the models that run as hybrids (model x W processes) beside the four configurations
 HYBRIDS = ("threadpool", "selectors", "asyncio")
-#: the peers measured at W workers, serving loadtest/peers.py's bare workload callables
+#: the peers measured at W workers, serving loadtest/harness/peers.py's bare workload callables
 PEERS_AT_W = ("uvicorn-httptools", "granian", "gunicorn-gthread", "hypercorn")
 #: gunicorn gthread's threads per worker in these experiments (as threadpool's pool, 32)
 GTHREAD_THREADS = 32
@@ -106,7 +106,7 @@ def deployments(cfg: Config, *, peers: bool = True, plain_engines: bool = True) 
 
 def server_env() -> dict:
     """The environment a server starts in: this one, with the lab importable (the peers import
-    loadtest/peers.py and app/ from any worker process they spawn)."""
+    loadtest/harness/peers.py and app/ from any worker process they spawn)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
     return env
@@ -126,14 +126,14 @@ def wait_limit(dep: Deployment) -> int | None:
 
 def deployment_spec(dep: Deployment, extra: tuple[str, ...] = ()) -> ServerSpec:
     """How to start ``dep``: ``./start_server`` with ``--workers``/``--threads`` for an engine;
-    a peer at ``--workers W`` serving loadtest/peers.py's bare workload callable."""
+    a peer at ``--workers W`` serving loadtest/harness/peers.py's bare workload callable."""
     if dep.kind == "engine":
         if dep == plain(dep.model):
             return _spec(dep.model, extra)
         threads = ("--threads", str(THREADPOOL_WORKERS)) if dep.model == "threadpool" else ()
         return _spec(dep.model, ("--workers", str(dep.workers), *threads, *extra), name=dep.name, pool=False)
     py, w, host = sys.executable, str(dep.workers), HOST
-    asgi, wsgi = "loadtest.peers:workload_asgi", "loadtest.peers:workload_wsgi"
+    asgi, wsgi = "loadtest.harness.peers:workload_asgi", "loadtest.harness.peers:workload_wsgi"
     argv: Callable[[int], list[str]] = {
         "uvicorn-httptools": lambda port: [py, "-m", "uvicorn", asgi, "--host", host, "--port", str(port), "--workers",
                                            w, "--http", "httptools", "--no-access-log", "--log-level", "warning",

@@ -1,12 +1,12 @@
 """One measured run of a sweep: the server process, the psutil sampler and the load generator.
 
-- ``Server``: a ``RunningServer`` (loadtest/servers.py) as a context manager: started pinned, polled,
+- ``Server``: a ``RunningServer`` (loadtest/harness/servers.py) as a context manager: started pinned, polled,
   stopped with SIGTERM to the process group it leads (by its pid).
 - ``Sampler``: a thread that samples, every ``interval`` s and on demand (``mark``), the server's
   process tree (CPU seconds, RSS, threads, established TCP connections to its port) and the
   generator's tree (CPU seconds). CPU seconds are kept per pid, last value seen, so processes that
   exit (processpool workers replaced, locust's worker processes) still count.
-- ``Load``: runs locust (with ``loadtest/workloads.py``'s ``--warmup-s``/``--measure-s``; the window
+- ``Load``: runs locust (with ``loadtest/users/workloads.py``'s ``--warmup-s``/``--measure-s``; the window
   is delimited by the lines locust prints), wrk (Lua ``done()`` prints the percentiles) or h2load
   (percentiles from its ``--log-file``) and returns a ``Result``.
 
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from .servers import ROOT, RunningServer, ServerSpec
-from .tools import BenchError, parse_h2load, parse_wrk
-from .workloads import MARK_MEASURING, MARK_STOPPED, primary_path
+from loadtest.harness.servers import ROOT, RunningServer, ServerSpec
+from loadtest.harness.generators import BenchError, parse_h2load, parse_wrk
+from loadtest.users.workloads import MARK_MEASURING, MARK_STOPPED, primary_path
 
 __all__ = ["SATURATED", "Server", "Sampler", "Load", "Result", "child_env", "parse_locust_stats",
            "parse_wrk_lua", "parse_h2load_log", "percentile", "WRK_LUA"]
@@ -37,7 +37,7 @@ __all__ = ["SATURATED", "Server", "Sampler", "Load", "Result", "child_env", "par
 SATURATED = 0.90  # share of the generator's usable cores above which a run is flagged saturated
 MIB = 1024 * 1024
 
-WRK_LUA = """-- written by loadtest/measure.py: wrk's percentiles (microseconds) on one line
+WRK_LUA = """-- written by loadtest/harness/measure.py: wrk's percentiles (microseconds) on one line
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("lab-wrk: requests=%d duration_us=%d socket_errors=%d status_errors=%d "

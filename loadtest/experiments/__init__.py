@@ -14,10 +14,10 @@ process, processpool one process per core), ``wait``, ``cores``, ``interference`
 cores the server may use, or each W of ``--workers``) and, where a peer can answer the question,
 the peers at W workers in the same run: uvicorn ``--workers W`` (httptools), granian ``--workers
 W``, gunicorn ``-w W -k gthread --threads 32``, hypercorn ``-w W``, each serving
-loadtest/peers.py's bare workload callable. Rows carry ``workers``.
+loadtest/harness/peers.py's bare workload callable. Rows carry ``workers``.
 
 The eight questions (``all`` runs them in this order; ``cost``, ``multiplex``: loadtest/
-experiment_cost.py; ``deploy``, ``latency``, ``connections``: loadtest/experiment_latency.py):
+experiment_cost.py; ``deploy``, ``latency``, ``connections``: loadtest/experiments/latency.py):
 
 ``cost``          What does each model's machinery cost per request (and against the peers)?
 ``wait``          How many waits can each model hold? ``/io?ms=100`` from wrk with N connections
@@ -71,15 +71,15 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
-from .bench import machine_info
-from .servers import HOST, ROOT, running
-from .tools import BenchError
+from loadtest.bench import machine_info
+from loadtest.harness.servers import HOST, ROOT, running
+from loadtest.harness.generators import BenchError
 
-from .experiment_base import (COLUMNS, ENGINES, Config, Deployment, _measured, _probe_path, _row, _spec, _workers,
+from loadtest.experiments.base import (COLUMNS, ENGINES, Config, Deployment, _measured, _probe_path, _row, _spec, _workers,
                               _wrk, deployment_of, deployment_spec, deployments, plain, server_cores, server_env,
                               wait_limit)
-from .experiment_cost import run_cost, run_multiplex
-from .experiment_latency import run_connections, run_deploy, run_latency
+from loadtest.experiments.cost import run_cost, run_multiplex
+from loadtest.experiments.latency import run_connections, run_deploy, run_latency
 
 __all__ = ["EXPERIMENTS", "COLUMNS", "Config", "wait_law", "window_expected", "steady", "main"]
 

@@ -6,13 +6,13 @@ Usage::
     python -m loadtest report [--experiments results/experiments] [--summary results/summary.csv]
                               [--out results/charts] [--report results/REPORT.md] [--www www | --no-www]
 
-The report leads with the experiments (``loadtest/verdict.py``): the verdict table, a row per
+The report leads with the experiments (``loadtest/report/verdict.py``): the verdict table, a row per
 question and a column per engine, then a section per experiment with its chart, command, findings
 and table. The sweep's sections follow, titled "Sweep: ..." and labelled with their revision.
 
-Reads the rows ``python -m loadtest sweep`` appended (``loadtest/results.py`` folds repeats into medians
+Reads the rows ``python -m loadtest sweep`` appended (``loadtest/report/results.py`` folds repeats into medians
 with min-max) and writes, for each comparison, a chart as PNG and SVG under ``--out``
-(``loadtest/charts.py``), the table behind it, and a few sentences of findings computed from the
+(``loadtest/report/charts.py``), the table behind it, and a few sentences of findings computed from the
 numbers (``findings_*``; a finding states what the rows support and says when they do not settle it:
 overlapping min-max ranges, single runs, a saturated generator):
 
@@ -41,13 +41,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import results as R
+from loadtest.report import results as R
 
 __all__ = ["Section", "build_sections", "findings_throughput", "findings_latency", "findings_scaling",
            "findings_protocols", "findings_efficiency", "findings_littles_law", "to_markdown", "to_html",
            "md_table", "main"]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHART_PREFIXES = ("throughput", "latency_", "scaling_", "protocols", "efficiency", "exp_")
 
 
@@ -309,7 +309,7 @@ def findings_efficiency(top: pd.DataFrame) -> list[str]:
 
 def build_sections(df: pd.DataFrame, out_dir: str, runs_dir: str | None) -> list[Section]:
     """Draw every chart into ``out_dir`` (PNG + SVG) and return the report's sections in order."""
-    from . import charts as C
+    from loadtest.report import charts as C
 
     agg = R.aggregate(df)
     peak, top = R.peak(agg), R.highest_users(agg)
@@ -498,7 +498,7 @@ def _write_readme(path: str, block: str) -> None:
 
 def _experiment_machine(directory: str) -> dict:
     """The machine lines' fields from the experiments' rows (when there is no sweep)."""
-    from . import verdict
+    from loadtest.report import verdict
 
     frames = verdict.load(directory)
     col = lambda c: sorted({str(v) for df in frames.values() for v in df[c].unique()})  # noqa: E731
@@ -540,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
-    from . import verdict
+    from loadtest.report import verdict
 
     has_experiments = bool(verdict.load(args.experiments)) if os.path.isdir(args.experiments) else False
     try:

@@ -18,12 +18,12 @@ from typing import Callable, Iterator
 
 import psutil
 
-from .tools import BenchError
+from loadtest.harness.generators import BenchError
 
 __all__ = ["ServerSpec", "RunningServer", "running", "free_port", "pinned", "check_plaintext", "HOST",
            "ROOT", "EXPECTED_BODY"]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOST = "127.0.0.1"
 EXPECTED_BODY = b"Hello, World!"
 

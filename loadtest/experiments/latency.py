@@ -50,10 +50,10 @@ import time
 import h2.config
 import h2.connection
 
-from . import bench
-from .experiment_base import Config, _probe_path, _row, _spec, deployment_spec, deployments, server_cores, server_env
-from .servers import HOST, ROOT, running
-from .tools import parse_h2load, run_tool
+from loadtest import bench
+from loadtest.experiments.base import Config, _probe_path, _row, _spec, deployment_spec, deployments, server_cores, server_env
+from loadtest.harness.servers import HOST, ROOT, running
+from loadtest.harness.generators import parse_h2load, run_tool
 
 __all__ = ["run_latency", "run_connections", "run_deploy", "LOAD_LEVELS", "knee", "DEPLOY_CPU_LOAD"]
 

@@ -1,4 +1,4 @@
-"""The comparison charts, drawn with matplotlib from ``loadtest/results.py``'s aggregated rows.
+"""The comparison charts, drawn with matplotlib from ``loadtest/report/results.py``'s aggregated rows.
 
 Every chart is a ``matplotlib.figure.Figure`` built without pyplot (no global state, no display; the
 caller selects the Agg backend) and saved as PNG and SVG by ``save``. Conventions shared by all charts:
@@ -27,7 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-from .results import PEERS, PROTOCOL_ORDER, WORKLOAD_ORDER, engines_in
+from loadtest.report.results import PEERS, PROTOCOL_ORDER, WORKLOAD_ORDER, engines_in
 
 __all__ = ["ENGINE_COLORS", "SATURATED_NOTE", "save", "throughput_chart", "latency_chart", "scaling_chart",
            "protocol_chart", "efficiency_chart"]

@@ -17,7 +17,7 @@ import re
 
 import pandas as pd
 
-from .experiment_base import ENGINES
+from loadtest.experiments.base import ENGINES
 
 __all__ = ["load", "verdict", "deploy_table", "charts", "findings", "experiment_sections", "ORDER", "QUESTIONS",
            "headline", "readme_block"]
@@ -351,7 +351,7 @@ def charts(name: str, df: pd.DataFrame, exp_dir: str, out_dir: str | None) -> li
     None: the notebook); returns their names."""
     import matplotlib.pyplot as plt
 
-    from . import charts as C
+    from loadtest.report import charts as C
 
     def save(fig, chart: str) -> str:
         if out_dir is None:
@@ -470,7 +470,7 @@ def _label(ax, xlabel: str, ylabel: str, title: str, logx: bool = False) -> None
 def _latency_charts(df: pd.DataFrame, exp_dir: str, save) -> list[str]:
     import matplotlib.pyplot as plt
 
-    from . import charts as C
+    from loadtest.report import charts as C
 
     runs = df[df["protocol"] == "h2c open loop"]
     out = []
@@ -512,8 +512,8 @@ def _spectrum(exp_dir: str, workload: str, engines: list[str], save) -> str | No
     from hdrh.histogram import HdrHistogram
     from hdrh.log import HistogramLogReader
 
-    from . import charts as C
-    from .openloop import HIGHEST_US, SIGNIFICANT_DIGITS
+    from loadtest.report import charts as C
+    from loadtest.users.openloop import HIGHEST_US, SIGNIFICANT_DIGITS
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     drawn = False

@@ -18,13 +18,17 @@ WSGI, ``asyncio.sleep`` under ASGI: a wait that holds a thread, or none) and any
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import parse_qs
 
 from app.lab import DEFAULT_CPU_N, cpu_work
 
-__all__ = ["plaintext_wsgi", "plaintext_asgi", "workload_wsgi", "workload_asgi", "BODY", "HEADERS"]
+__all__ = ["plaintext_wsgi", "plaintext_asgi", "workload_wsgi", "workload_asgi", "BODY", "HEADERS", "HYPERCORN_CONFIG"]
+
+#: hypercorn's settings for the lab's runs (lifts its HTTP/2 defaults to the other servers' limits)
+HYPERCORN_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hypercorn.toml")
 
 BODY = b"Hello, World!"
 HEADERS = [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))]
