@@ -1,19 +1,23 @@
-"""Load generation for the concurrency lab, from outside the server, as a user would.
+"""Load generation and measurement for the concurrency lab, from outside the server, as a user would.
 
-- ``h1user.py``: a locust ``FastHttpUser`` with the lab's workloads (``--workload``, ``--think-ms``).
-- ``h2user.py``: a locust user on ``protocol.H2ClientConnection`` over gevent sockets (``--h2-streams``);
-  ``httpxuser.py``: an httpx ``http2=True`` user, the yardstick of ``python -m loadtest h2user-bench``
-  (``userbench.py``); ``workloads.py``: the workloads (no locust import); ``locusthooks.py``: the users'
-  locust arguments and the measured window (``--warmup-s``, ``--measure-s``).
-- ``sweep.py``: ``python -m loadtest sweep``: engines x protocols x workloads x users -> results/runs/
-  and results/summary.csv; ``measure.py``: one run (server, psutil sampler, locust / wrk / h2load).
-- ``bench.py``: ``python -m loadtest.bench h1|h2``: wrk / h2load against every engine and the peers
-  (uvicorn, gunicorn, hypercorn), server and generator pinned to different cores.
-- ``servers.py``: start a server pinned to a core, poll its port, stop its process group;
-  ``tools.py``: run wrk / h2load and parse their reports.
-- ``peers.py``: the tiny WSGI app gunicorn serves as a peer.
-- ``report.py``: ``python -m loadtest report``: charts (``charts.py``), results/REPORT.md and
-  www/results.html from results/summary.csv (read and folded over repeats by ``results.py``).
+The layout (``python -m loadtest COMMAND``, ``loadtest/__main__.py``, dispatches to the subpackages)::
+
+    users/        the locust users: h1 (FastHttpUser), h2 (protocol.H2ClientConnection over gevent),
+                  via_httpx (httpx http2=True, the yardstick), hooks (their locust options and the
+                  measured window), openloop (--rate: a Poisson schedule, coordinated omission
+                  corrected), workloads (the routes, no locust import)
+    harness/      servers (start pinned, poll, stop), peers (the bare ASGI/WSGI callables and
+                  hypercorn.toml), generators (run wrk / h2load, parse their reports), measure (one
+                  closed-loop run: server, psutil sampler, locust / wrk / h2load)
+    experiments/  one question per experiment and the law it obeys (python -m loadtest experiment);
+                  base (deployments, rows), cost, latency, reuseport, sweep (the closed-loop grid)
+    report/       python -m loadtest report: the verdict and "what to deploy" (verdict), charts,
+                  results/REPORT.md and www/results.html
+    micro/        micro-benchmarks: sessionbench (the shared session code, no sockets), userbench
+                  (h2user against an httpx user)
+
+Thin files keep the short commands: ``locust -f loadtest/h1user.py`` / ``h2user.py`` /
+``httpxuser.py``, ``python -m loadtest.sessionbench``, ``python -m loadtest.bench`` (the cost preset).
 """
 
 __all__: list[str] = []
