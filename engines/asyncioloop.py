@@ -134,8 +134,11 @@ class AsyncioEngine(Driver):
         loop, not in the handler) stop, a task ticks once a second, then the drain."""
         self.loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self.loop.add_signal_handler(s, stop.set)
+        if self.stop_fd is not None:  # an interpreter worker: no signals here, a stop descriptor
+            self.loop.add_reader(self.stop_fd, stop.set)
+        else:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self.loop.add_signal_handler(s, stop.set)
         self.signals_ready()
         servers = []
         if self.accept_batch == 1:  # one connection per wake-up: the queue is shared with other workers
@@ -149,7 +152,10 @@ class AsyncioEngine(Driver):
                        for listener in self.listeners]
         ticker = self.loop.create_task(self.tick())
         await stop.wait()
-        log.info("signal: draining %d connections", len(self.connections))
+        if self.stop_fd is not None:
+            self.loop.remove_reader(self.stop_fd)
+        log.info("%s: draining %d connections", "signal" if self.stop_fd is None else "stop requested",
+                 len(self.connections))
         self.stopping = True
         if not servers:
             for listener in self.listeners:

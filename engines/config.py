@@ -27,7 +27,10 @@ class ServerConfig:
             and granian spell it); resolved by ``parse_args`` (processpool: the CPUs this process
             may use; other engines: 1).
         supervised: run the copies under engines/supervisor.py (``workers`` > 1, or processpool,
-            whose model is pre-forked processes); else the engine serves in this process.
+            whose model is pre-forked processes, or interpreter workers); else the engine serves in
+            this process.
+        worker_kind: what each copy runs in (``--worker-kind``): ``"process"`` (forked) or
+            ``"interpreter"`` (a subinterpreter of this process, Python 3.14; engines/interpreters.py).
         threads: the thread pool's size per process (threadpool; ``--threads``, gunicorn's word);
             ``None`` = 32.
         www: the static site's directory; data_dir: where ``POST /files/{name}`` writes.
@@ -68,6 +71,7 @@ class ServerConfig:
     port: int = 8080
     workers: int = 1
     supervised: bool = False
+    worker_kind: str = "process"
     threads: int | None = None
     www: str = os.path.join(ROOT, "www")
     data_dir: str = os.path.join(ROOT, "data")

@@ -40,6 +40,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import queue
 import selectors
 import signal
@@ -60,6 +61,8 @@ __all__ = ["Lifecycle", "Driver", "Connection", "SignalCommands", "BUSY", "OVERL
 log = logging.getLogger("lab.lifecycle")
 
 READ = selectors.EVENT_READ
+#: the selector key data of the stop descriptor
+STOP = "stop"
 WRITE = selectors.EVENT_WRITE
 TICK_S = 1.0
 #: bytes asked of one read. Under glibc malloc's mmap threshold (128 KiB): a 256 KiB ``recv``
@@ -171,6 +174,11 @@ class Driver:
     #: this worker's slot on the whole server's board (engines/supervisor.py) when it is one of
     #: several copies; ``None`` when the engine is the whole server
     board: Any = None
+    #: the stop descriptor: when set, the engine installs no signal handlers and drains when this
+    #: file descriptor turns readable (a byte or end of file). Set by a worker runner whose engine
+    #: gets no signals: an interpreter worker (signals reach only the main interpreter,
+    #: engines/interpreters.py). ``None``: SIGINT/SIGTERM stop the engine
+    stop_fd: int | None = None
 
     def connection_count(self) -> int:
         """Open connections counted against ``--max-connections``: the whole server's (every
@@ -185,6 +193,8 @@ class Driver:
     def signals_ready(self) -> None:
         """The engine's SIGINT/SIGTERM handlers are in place: let the stop signals through (the
         supervisor blocks them across ``fork``; a no-op when they were not blocked)."""
+        if self.stop_fd is not None:
+            return
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
     def guard(self, hook: Any, conn: Any, *args: Any) -> None:
@@ -312,10 +322,25 @@ class Lifecycle(Driver):
         return self.name
 
     def serve(self) -> None:
-        """Run until SIGINT/SIGTERM, then drain in-flight requests for ``drain_timeout`` s."""
+        """Run until SIGINT/SIGTERM (or the stop descriptor), then drain in-flight requests for
+        ``drain_timeout`` s."""
+        if self.stop_fd is not None:
+            self.selector.register(self.stop_fd, READ, STOP)
+            self.loop()
+            return
         with SignalCommands(self.commands, self.wake_w):
             self.signals_ready()
             self.loop()
+
+    def stop_requested(self) -> None:
+        """The stop descriptor turned readable: consume it and begin the drain (once)."""
+        try:
+            self.selector.unregister(self.stop_fd)
+            os.read(self.stop_fd, 64)
+        except (KeyError, ValueError, OSError):
+            pass
+        if not self.stopping:
+            self.begin_stop(0)
 
     def loop(self) -> None:
         """The loop: select, accept, hand events to ``on_event``, commands, timers, the tick."""
@@ -335,6 +360,8 @@ class Lifecycle(Driver):
                         self.drain_wakeups()
                     elif data.__class__ is Listener:
                         self.accept(data)
+                    elif data is STOP:
+                        self.stop_requested()
                     else:  # self.guard(self.on_event, ...), inlined: this is the hot path
                         try:
                             self.on_event(data, mask)
@@ -427,7 +454,8 @@ class Lifecycle(Driver):
     def begin_stop(self, signum: int) -> None:
         """Start the drain: take what the kernel already accepted, close the listeners, tell every
         connection (``shutdown_connections``)."""
-        self.log.info("signal %d: draining %d connections", signum, len(self.connections))
+        self.log.info("%s: draining %d connections", f"signal {signum}" if signum else "stop requested",
+                      len(self.connections))
         self.stopping = True
         self.drain_deadline = time.monotonic() + self.config.drain_timeout
         for listener in self.listeners:  # the whole backlog: served (or 503), never reset

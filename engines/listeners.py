@@ -220,7 +220,8 @@ def _context(certfile: str, keyfile: str | None, http: str = "auto") -> ssl.SSLC
 
 
 def make_tls_context(certfile: str | None, keyfile: str | None,
-                     host_certs: list[tuple[str, str, str]] | tuple = (), http: str = "auto") -> ssl.SSLContext:
+                     host_certs: list[tuple[str, str, str]] | tuple = (), http: str = "auto",
+                     names: Any = certificate_names) -> ssl.SSLContext:
     """A server context: TLS 1.2+, ALPN h2 then http/1.1 (only one of them with ``http`` "2" or
     "1", see :data:`ALPN`), ciphers acceptable to RFC 9113 §9.2.
 
@@ -229,6 +230,8 @@ def make_tls_context(certfile: str | None, keyfile: str | None,
         host_certs: ``[(host, certfile, keyfile)]`` a certificate per host name (``*.example.com``
             for one label under it); a client whose SNI name is ``host`` gets that certificate
             (exact names before wildcards, in the order given; RFC 6066 §3), others the default.
+        names: ``certfile -> the names it covers`` (default :func:`certificate_names`, which needs
+            cryptography; an interpreter worker, which cannot load it, is handed them).
 
     The context's ``sni_callback`` sets ``sni_name`` (``None`` without SNI) and ``cert_names``
     (the names the chosen certificate covers) on each handshake's SSLSocket / SSLObject.
@@ -239,8 +242,8 @@ def make_tls_context(certfile: str | None, keyfile: str | None,
     if certfile is None:
         certfile, keyfile, _ = dev_certificate()
     ctx = _context(certfile, keyfile, http)
-    default_names = certificate_names(certfile)
-    others = [(h.strip().lower().rstrip("."), _context(c, k, http), certificate_names(c))
+    default_names = names(certfile)
+    others = [(h.strip().lower().rstrip("."), _context(c, k, http), names(c))
               for h, c, k in host_certs]
 
     def pick(server_name: str) -> tuple[ssl.SSLContext, tuple[str, ...]] | None:

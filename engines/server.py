@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--workers", default=None, metavar="N",
                    help="copies of the engine, each in its own process, or 'auto' = the CPUs this "
                         "process may use (default: auto for processpool, else 1)")
+    p.add_argument("--worker-kind", choices=["process", "interpreter"], default="process",
+                   help="what each of the --workers copies runs in: a forked process, or (Python 3.14) a "
+                        "subinterpreter of this process with its own GIL (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="T",
                    help="threadpool: threads per process (default 32)")
     p.add_argument("--www", default=d.www, help="static site directory (default: www/)")
@@ -118,13 +121,22 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         print(f"start_server: warning: --workers now counts processes on every engine (as in gunicorn, "
               f"uvicorn and granian): {workers} process(es) of 32 threads each. For the old meaning, "
               f"{workers} threads in one process, write --threads {workers}.", file=sys.stderr)
+    if a.worker_kind == "interpreter":
+        from .interpreters import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            p.error(reason)
+        if a.loop == "uvloop":
+            p.error("--loop uvloop cannot run in interpreter workers (uvloop does not support subinterpreters)")
     if (a.certfile is None) != (a.keyfile is None):
         p.error("--certfile and --keyfile go together")
     if a.tls_port is not None or a.certfile:
         a.tls = True
     return ServerConfig(
-        engine=a.engine, host=a.host, port=a.port, workers=workers,
-        supervised=workers > 1 or a.workers is None and a.engine == "processpool", threads=a.threads, www=os.path.abspath(a.www),
+        engine=a.engine, host=a.host, port=a.port, workers=workers, worker_kind=a.worker_kind,
+        supervised=(workers > 1 or a.workers is None and a.engine == "processpool"
+                    or a.worker_kind == "interpreter"), threads=a.threads, www=os.path.abspath(a.www),
         data_dir=os.path.abspath(a.data_dir), log_level=a.log_level, access_log=a.access_log is not None,
         access_log_file=a.access_log or "-", log_format=a.log_format,
         keepalive_timeout=a.keepalive_timeout, header_timeout=a.header_timeout,
@@ -155,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         if listener.tls is not None and config.tls_port is not None:
             config.tls_port = listener.address[1]  # the bound port (--tls-port 0), for redirects
     cls = engine_class(config.engine)
-    if config.supervised:
+    if config.supervised and config.worker_kind == "interpreter":
+        from .interpreters import InterpreterSupervisor
+
+        engine = InterpreterSupervisor(cls, app, config, listeners, config.workers)
+    elif config.supervised:
         engine = Supervisor(cls, app, config, listeners, config.workers)
     else:
         engine = cls(app, config, listeners)

@@ -105,6 +105,20 @@ class Board:
         self.in_flight = memoryview(self.mem)[4 * size:8 * size].cast("i")
 
     @classmethod
+    def from_fd(cls, fd: int, size: int, capacity: int = 256 * 1024) -> "Board":
+        """The same board, mapped again from its descriptor ``fd`` (an interpreter worker maps the
+        board its supervisor made in the same process; the memory is shared, not copied)."""
+        board = cls.__new__(cls)
+        board.size, board.capacity = size, capacity
+        board.stride = cls.HEADER.size + capacity
+        board._counters = 8 * size
+        board.fd = fd
+        board.mem = mmap.mmap(fd, board._counters + size * board.stride)
+        board.connections = memoryview(board.mem)[:4 * size].cast("i")
+        board.in_flight = memoryview(board.mem)[4 * size:8 * size].cast("i")
+        return board
+
+    @classmethod
     def of_process(cls, pid: int, capacity: int = 256 * 1024) -> "Board":
         """The board of the supervisor ``pid`` on this machine, mapped from
         ``/proc/PID/fd`` (for tests and tools that watch a server from outside; read it only).
@@ -213,7 +227,10 @@ class BoardSlot:
 
 
 class Supervisor:
-    """Run ``workers`` copies of ``engine_class`` in forked processes; replace, drain, exit.
+    """Run ``workers`` copies of ``engine_class``, replace any that exit, drain them all on
+    SIGINT/SIGTERM. This class runs each copy in a forked process (``--worker-kind process``);
+    :class:`engines.interpreters.InterpreterSupervisor` overrides the four worker hooks
+    (``launch``, ``exited``, ``tell_stop``, ``force_stop``) to run them in subinterpreters.
 
     Args:
         engine_class: an :class:`engines.Engine` class. app: the application (inherited by fork).
@@ -221,6 +238,8 @@ class Supervisor:
     """
 
     name = "supervisor"
+    #: what one copy runs in, for the start-up line and the logs
+    kind = "process"
 
     def __init__(self, engine_class: Any, app: Any, config: ServerConfig, listeners: list[Listener],
                  workers: int) -> None:
@@ -230,7 +249,7 @@ class Supervisor:
         self.listeners = listeners
         self.size = workers
         self.board = Board(workers)
-        self.children: dict[int, int] = {}  # pid -> slot
+        self.children: dict[Any, int] = {}  # worker handle (a pid here) -> slot
         self.started: dict[int, float] = {}  # slot -> when its worker started (monotonic s)
         self.failures: dict[int, int] = {}  # slot -> start-up failures in a row
         self.pending: dict[int, float] = {}  # slot -> when to start its replacement
@@ -241,117 +260,11 @@ class Supervisor:
         each = self.engine_class.name
         if getattr(self.engine_class, "threaded", False):
             each += f" with {self.config.threads or 32} threads"
-        return f"{self.size} worker processes, {each} each"
+        return f"{self.size} worker {self.kind}{'es' if self.kind == 'process' else 's'}, {each} each"
 
-    def serve(self) -> None:
-        """Fork the workers, replace any that die, and on SIGINT/SIGTERM drain them all."""
-        wake_r, wake_w = socket.socketpair()
-        wake_r.setblocking(False)
-        wake_w.setblocking(False)
-        self._wake = (wake_r, wake_w)
-        commands: queue.SimpleQueue = queue.SimpleQueue()
-        old_chld = signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() below
-        try:
-            with SignalCommands(commands, wake_w):
-                for slot in range(self.size):
-                    self._spawn(slot)
-                while (self.children or self.pending) and not self.stopping:
-                    self._reap()
-                    self._start_pending()
-                    timeout = min([1.0, *(max(0.0, due - time.monotonic()) for due in self.pending.values())])
-                    select.select([wake_r], [], [], timeout)
-                    try:
-                        while wake_r.recv(512):
-                            pass
-                    except (BlockingIOError, InterruptedError):
-                        pass
-                    if not commands.empty():
-                        self._stop_workers()
-                self._wait_for_workers()
-        finally:
-            signal.signal(signal.SIGCHLD, old_chld)
-            wake_r.close()
-            wake_w.close()
-            for listener in self.listeners:
-                listener.sock.close()
-
-    def _reap(self) -> None:
-        """Collect exited workers; schedule a replacement for each unless stopping."""
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                self.children.clear()
-                return
-            if pid == 0:
-                return
-            slot = self.children.pop(pid, None)
-            if slot is None or self.stopping:
-                continue
-            self.board.reset(slot)
-            lived = time.monotonic() - self.started.get(slot, 0.0)
-            how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-                   else f"status {os.WEXITSTATUS(status)}")
-            if lived < EARLY_EXIT_S:
-                self.failures[slot] = self.failures.get(slot, 0) + 1
-                delay = min(MAX_BACKOFF_S, 0.1 * 2 ** (self.failures[slot] - 1))
-                log.warning("worker %d exited (%s) %.1f s after its start, %d time(s) in a row; "
-                            "backing off: next start in %.1f s", pid, how, lived, self.failures[slot], delay)
-            else:
-                self.failures[slot] = 0
-                delay = 0.0
-                log.warning("worker %d exited (%s); starting a new one", pid, how)
-            self.pending[slot] = time.monotonic() + delay
-
-    def _start_pending(self) -> None:
-        now = time.monotonic()
-        for slot, due in list(self.pending.items()):
-            if due <= now:
-                del self.pending[slot]
-                self._spawn(slot)
-
-    def _stop_workers(self) -> None:
-        """Pass the stop on to every worker (each drains its own connections) and close this
-        process's copies of the listeners, so that the kernel refuses new connections once the
-        workers have closed theirs."""
-        self.stopping = True
-        self.pending.clear()
-        for listener in self.listeners:
-            listener.sock.close()
-        for pid in list(self.children):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-    def _wait_for_workers(self) -> None:
-        """Wait for the draining workers; SIGKILL any alive ``--drain-timeout`` + 2 s later."""
-        deadline = time.monotonic() + self.config.drain_timeout + 2
-        while self.children and time.monotonic() < deadline:
-            select.select([self._wake[0]], [], [], 0.05)  # SIGCHLD wakes it
-            try:
-                while self._wake[0].recv(512):
-                    pass
-            except (BlockingIOError, InterruptedError):
-                pass
-            for pid in list(self.children):
-                try:
-                    done, _ = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    done = pid
-                if done:
-                    self.children.pop(pid, None)
-        for pid in list(self.children):
-            log.warning("worker %d did not drain in time; killing it", pid)
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-
-    def _spawn(self, slot: int) -> None:
-        self.board.reset(slot)
-        self.started[slot] = time.monotonic()
+    # -- the worker hooks: processes --------------------------------------------------------------
+    def launch(self, slot: int) -> Any:
+        """Start a worker in ``slot``; returns its handle (here: its pid)."""
         # A SIGTERM between the fork and the worker's own handlers would run the parent's handler
         # (inherited) in the child, and the worker would never drain: block the stop signals
         # across the fork; the engine unblocks them once its handlers are set (signals_ready).
@@ -359,8 +272,7 @@ class Supervisor:
         pid = os.fork()
         if pid:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            self.children[pid] = slot
-            return
+            return pid
         code = 0
         try:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -375,11 +287,140 @@ class Supervisor:
             logging.shutdown()
             os._exit(code)
 
+    def exited(self) -> list[tuple[Any, str]]:
+        """The workers that have exited since the last call: ``[(handle, how)]`` (non-blocking)."""
+        out = []
+        for pid in list(self.children):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                out.append((pid, "gone"))
+                continue
+            if done:
+                out.append((pid, f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                            else f"status {os.WEXITSTATUS(status)}"))
+        return out
+
+    def tell_stop(self, handle: Any) -> None:
+        """Ask worker ``handle`` to drain and exit (SIGTERM)."""
+        try:
+            os.kill(handle, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    def force_stop(self, handle: Any) -> None:
+        """Worker ``handle`` did not drain in time: end it (SIGKILL)."""
+        try:
+            os.kill(handle, signal.SIGKILL)
+            os.waitpid(handle, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+    def woken_by_exits(self) -> Any:
+        """Make a worker's exit wake the supervisor's ``select`` (SIGCHLD); returns what
+        :meth:`restore` undoes."""
+        return signal.signal(signal.SIGCHLD, lambda *_: None)
+
+    def restore(self, saved: Any) -> None:
+        """Undo :meth:`woken_by_exits`."""
+        signal.signal(signal.SIGCHLD, saved)
+
+    # -- the supervision, whatever runs the workers -------------------------------------------------
+    def serve(self) -> None:
+        """Start the workers, replace any that exit, and on SIGINT/SIGTERM drain them all."""
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        self._wake = (wake_r, wake_w)
+        commands: queue.SimpleQueue = queue.SimpleQueue()
+        saved = self.woken_by_exits()
+        try:
+            with SignalCommands(commands, wake_w):
+                for slot in range(self.size):
+                    self._start(slot)
+                while (self.children or self.pending) and not self.stopping:
+                    self._reap()
+                    self._start_pending()
+                    timeout = min([1.0, *(max(0.0, due - time.monotonic()) for due in self.pending.values())])
+                    self._sleep(timeout)
+                    if not commands.empty():
+                        self._stop_workers()
+                self._wait_for_workers()
+        finally:
+            self.restore(saved)
+            wake_r.close()
+            wake_w.close()
+            for listener in self.listeners:
+                listener.sock.close()
+
+    def _sleep(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for a signal or a worker's exit (both write the wake-up channel)."""
+        select.select([self._wake[0]], [], [], timeout)
+        try:
+            while self._wake[0].recv(512):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _start(self, slot: int) -> None:
+        self.board.reset(slot)
+        self.started[slot] = time.monotonic()
+        self.children[self.launch(slot)] = slot
+
+    def _reap(self) -> None:
+        """Collect exited workers; schedule a replacement for each unless stopping."""
+        for handle, how in self.exited():
+            slot = self.children.pop(handle, None)
+            if slot is None or self.stopping:
+                continue
+            self.board.reset(slot)
+            lived = time.monotonic() - self.started.get(slot, 0.0)
+            if lived < EARLY_EXIT_S:
+                self.failures[slot] = self.failures.get(slot, 0) + 1
+                delay = min(MAX_BACKOFF_S, 0.1 * 2 ** (self.failures[slot] - 1))
+                log.warning("worker %s exited (%s) %.1f s after its start, %d time(s) in a row; "
+                            "backing off: next start in %.1f s", handle, how, lived, self.failures[slot], delay)
+            else:
+                self.failures[slot] = 0
+                delay = 0.0
+                log.warning("worker %s exited (%s); starting a new one", handle, how)
+            self.pending[slot] = time.monotonic() + delay
+
+    def _start_pending(self) -> None:
+        now = time.monotonic()
+        for slot, due in list(self.pending.items()):
+            if due <= now:
+                del self.pending[slot]
+                self._start(slot)
+
+    def _stop_workers(self) -> None:
+        """Pass the stop on to every worker (each drains its own connections) and close this
+        process's copies of the listeners, so that the kernel refuses new connections once the
+        workers have closed theirs."""
+        self.stopping = True
+        self.pending.clear()
+        for listener in self.listeners:
+            listener.sock.close()
+        for handle in list(self.children):
+            self.tell_stop(handle)
+
+    def _wait_for_workers(self) -> None:
+        """Wait for the draining workers; force any still running ``--drain-timeout`` + 2 s later."""
+        deadline = time.monotonic() + self.config.drain_timeout + 2
+        while self.children and time.monotonic() < deadline:
+            self._sleep(0.05)
+            for handle, _ in self.exited():
+                self.children.pop(handle, None)
+        for handle in list(self.children):
+            log.warning("worker %s did not drain in time; stopping it", handle)
+            self.force_stop(handle)
+
 
 def run_worker(engine_class: Any, app: Any, config: ServerConfig, listeners: list[Listener],
-               slot: BoardSlot) -> int:
-    """Inside a worker: attach the slot to the app's metrics and to the engine, start the metrics
-    publisher, serve until stopped. Returns the exit status (0)."""
+               slot: BoardSlot, stop_fd: int | None = None) -> int:
+    """Inside a worker (a process or an interpreter): attach the slot to the app's metrics and to
+    the engine, start the metrics publisher, serve until stopped (SIGTERM, or ``stop_fd`` turning
+    readable when given: ``Driver.stop_fd``). Returns the exit status (0)."""
     if config.reuse_port:  # this worker's own listening sockets in the group
         own = [Listener(bind(*lst.address, config.backlog, reuse_port=True), lst.tls) for lst in listeners]
         for lst in listeners:
@@ -390,11 +431,13 @@ def run_worker(engine_class: Any, app: Any, config: ServerConfig, listeners: lis
         metrics.share(slot)
     engine = engine_class(app, config, listeners)
     engine.board = slot
+    engine.stop_fd = stop_fd
     if not config.reuse_port:
         # One accept queue for every worker: each takes one connection per wake-up, so a burst
         # is shared out, and a worker stuck in a handler leaves new connections to the others.
         engine.accept_batch = 1
     stop = threading.Event()
+    publisher = None
     if metrics is not None:
         def publish() -> None:
             while not stop.wait(PUBLISH_S):
@@ -402,9 +445,13 @@ def run_worker(engine_class: Any, app: Any, config: ServerConfig, listeners: lis
                     slot.publish(json.dumps(metrics.publication()).encode())
                 except Exception:  # noqa: BLE001 - metrics must never take a worker down
                     log.debug("publishing metrics failed", exc_info=True)
-        threading.Thread(target=publish, name="metrics-publisher", daemon=True).start()
+        # not a daemon (subinterpreters allow none): stopped and joined when the engine returns
+        publisher = threading.Thread(target=publish, name="metrics-publisher")
+        publisher.start()
     try:
         engine.serve()
     finally:
         stop.set()
+        if publisher is not None:
+            publisher.join()
     return 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import _thread
 import threading
 from typing import Any, Callable
 
@@ -59,9 +60,12 @@ class ThreadPoolEngine(BlockingEngine):
     # -- the model: where a job runs ----------------------------------------------------------
 
     def start(self) -> None:
-        """Start the worker threads (daemons: a stuck handler cannot keep the process alive)."""
+        """Start the worker threads (daemons where allowed: a stuck handler cannot keep the process
+        alive; a subinterpreter allows none, and its supervisor abandons a worker that does not
+        drain in time)."""
+        daemon = getattr(_thread, "daemon_threads_allowed", lambda: True)()
         for i in range(self.size):
-            t = threading.Thread(target=self.worker, name=f"worker-{i}", daemon=True)
+            t = threading.Thread(target=self.worker, name=f"worker-{i}", daemon=daemon)
             t.start()
             self.threads.append(t)
 

@@ -70,19 +70,21 @@ class Server:
         self._drain.start()
 
 
-def start_server(engine: str, *args: str, tmp_path=None, env=None) -> Server:
-    """Start ``./start_server --engine ENGINE --port 0 ARGS`` and wait for its listening line(s).
+def start_server(engine: str, *args: str, tmp_path=None, env=None, python: str | None = None,
+                 stderr=None) -> Server:
+    """Start ``PYTHON ./start_server --engine ENGINE --port 0 ARGS`` and wait for its listening
+    line(s). ``python``: the interpreter (default: this one); ``stderr``: a file for its log.
 
     Raises:
         RuntimeError: the server exited or printed no listening line within 30 s.
     """
-    cmd = [sys.executable, os.path.join(ROOT, "start_server"), "--engine", engine, "--port", "0",
+    cmd = [python or sys.executable, os.path.join(ROOT, "start_server"), "--engine", engine, "--port", "0",
            "--log-level", "WARNING", *args]
     if tmp_path is not None and "--data-dir" not in args:
         cmd += ["--data-dir", str(tmp_path / "data")]
     if engine == "processpool" and "--workers" not in args:
         cmd += ["--workers", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True, cwd=ROOT,
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT,
                             env=env, start_new_session=True)
     server = Server(proc=proc, engine=engine)
     want = 2 if "--tls-port" in args else 1
@@ -100,7 +102,7 @@ def start_server(engine: str, *args: str, tmp_path=None, env=None) -> Server:
         raise RuntimeError(f"server {engine} did not start: {server.lines}")
     workers = int(args[list(args).index("--workers") + 1]) if "--workers" in args else (
         2 if engine == "processpool" else 1)
-    if workers > 1:  # the supervisor forks its workers after the listening line: await them
+    if workers > 1 and "interpreter" not in args:  # the supervisor forks its workers after the listening line
         await_workers(server, workers)
     for line in list(server.lines):
         m = LINE.search(line)
@@ -162,3 +164,27 @@ def server_factory(tmp_path):
     yield make
     for srv in started:
         srv.stop()
+
+
+PY314 = os.path.join(ROOT, "scripts", "python3.14")
+
+
+@pytest.fixture(scope="session")
+def python314() -> str:
+    """A Python 3.14 command to start servers with: this interpreter when it is 3.14 or newer, else
+    ``scripts/python3.14`` (the machine's own python3.14, or a Debian sid root it provisions).
+
+    Skips (with the reason) when there is none; with ``LAB_REQUIRE_PY314=1`` (CI) fails instead."""
+    if sys.version_info >= (3, 14):
+        return sys.executable
+    try:
+        out = subprocess.run([PY314, "-c", "import sys; print(sys.version_info >= (3, 14))"],
+                             capture_output=True, text=True, timeout=900)
+        ok, why = out.returncode == 0 and out.stdout.strip() == "True", out.stderr.strip()[-800:]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        ok, why = False, str(exc)
+    if not ok:
+        if os.environ.get("LAB_REQUIRE_PY314") == "1":
+            pytest.fail(f"scripts/python3.14 is not usable, and LAB_REQUIRE_PY314=1: {why}")
+        pytest.skip(f"no Python 3.14 here (scripts/python3.14: {why}); CI provisions one")
+    return PY314
