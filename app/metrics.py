@@ -117,6 +117,9 @@ class Metrics:
 
     def __init__(self, reservoir: int = DEFAULT_RESERVOIR) -> None:
         self._reservoir = reservoir
+        #: who this copy is, published with its figures when it is one worker of several:
+        #: ``{"worker": slot, "worker_kind": "process" | "interpreter", "ready_ms": ms from its start}``
+        self.identity: dict = {}
         self._routes: dict[str, _RouteStats] = {}
         self._lock = threading.Lock()
         self._started = time.monotonic()
@@ -237,7 +240,7 @@ class Metrics:
                       for name, st in self._routes.items()}
             uptime = time.monotonic() - self._started
         own = self._shared[self._slot] if self._shared is not None else self.in_flight()
-        return {"pid": os.getpid(), "uptime_s": round(uptime, 3), "in_flight": own,
+        return {"pid": os.getpid(), **self.identity, "uptime_s": round(uptime, 3), "in_flight": own,
                 "requests": sum(r["requests"] for r in routes.values()),
                 "errors": sum(r["errors"] for r in routes.values()),
                 "client_errors": sum(r["client_errors"] for r in routes.values()), "routes": routes}
@@ -308,7 +311,8 @@ class Metrics:
         routes: dict[str, dict] = {}
         processes = []
         for index, pub, age in sorted(lines, key=lambda x: x[0]):
-            processes.append({"pid": pub["pid"], "requests": pub["requests"], "errors": pub["errors"],
+            processes.append({"pid": pub["pid"], **{k: pub[k] for k in ("worker", "worker_kind", "ready_ms") if k in pub},
+                              "requests": pub["requests"], "errors": pub["errors"],
                               "client_errors": pub["client_errors"], "in_flight": board.in_flight_of(index),
                               "connections": board.connections_of(index), "age_s": round(age, 3)})
             for name, r in pub["routes"].items():

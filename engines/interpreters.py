@@ -132,7 +132,8 @@ class InterpreterSupervisor(Supervisor):
         from concurrent import interpreters
 
         worker = _Worker(next(self.numbers))
-        spec = dict(self.spec, slot=slot, stop_fd=worker.stop_r, worker=worker.number)
+        spec = dict(self.spec, slot=slot, stop_fd=worker.stop_r, worker=worker.number,
+                    launched_at=self.started[slot])
         if self.faults > 0:
             self.faults -= 1
             spec["fault"] = "start"
@@ -249,4 +250,4 @@ def worker_main(spec_json: str) -> None:
         listeners.append(Listener(sock, ctx))
     board = Board.from_fd(spec["board_fd"], spec["size"])
     run_worker(engine_class(spec["engine"]), app, config, listeners, board.slot(spec["slot"]),
-               stop_fd=spec["stop_fd"])
+               stop_fd=spec["stop_fd"], launched_at=spec["launched_at"], kind="interpreter")

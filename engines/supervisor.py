@@ -279,7 +279,8 @@ class Supervisor:
             signal.set_wakeup_fd(-1)
             for end in self._wake:
                 end.close()
-            code = run_worker(self.engine_class, self.app, self.config, self.listeners, self.board.slot(slot))
+            code = run_worker(self.engine_class, self.app, self.config, self.listeners, self.board.slot(slot),
+                              launched_at=self.started[slot])
         except BaseException:
             log.exception("worker %d crashed", os.getpid())
             code = 1
@@ -417,10 +418,13 @@ class Supervisor:
 
 
 def run_worker(engine_class: Any, app: Any, config: ServerConfig, listeners: list[Listener],
-               slot: BoardSlot, stop_fd: int | None = None) -> int:
+               slot: BoardSlot, stop_fd: int | None = None, launched_at: float | None = None,
+               kind: str = "process") -> int:
     """Inside a worker (a process or an interpreter): attach the slot to the app's metrics and to
     the engine, start the metrics publisher, serve until stopped (SIGTERM, or ``stop_fd`` turning
-    readable when given: ``Driver.stop_fd``). Returns the exit status (0)."""
+    readable when given: ``Driver.stop_fd``). ``launched_at``: when the supervisor started this
+    worker (``time.monotonic()`` s, one clock for the machine): the worker's start-up time, from
+    there to serving, is logged and published (``ready_ms``). Returns the exit status (0)."""
     if config.reuse_port:  # this worker's own listening sockets in the group
         own = [Listener(bind(*lst.address, config.backlog, reuse_port=True), lst.tls) for lst in listeners]
         for lst in listeners:
@@ -436,9 +440,13 @@ def run_worker(engine_class: Any, app: Any, config: ServerConfig, listeners: lis
         # One accept queue for every worker: each takes one connection per wake-up, so a burst
         # is shared out, and a worker stuck in a handler leaves new connections to the others.
         engine.accept_batch = 1
+    ready_ms = round((time.monotonic() - launched_at) * 1000, 1) if launched_at is not None else None
+    log.info("worker %d (%s) ready %s ms after its start", slot.index, kind, ready_ms)
     stop = threading.Event()
     publisher = None
     if metrics is not None:
+        metrics.identity = {"worker": slot.index, "worker_kind": kind, "ready_ms": ready_ms}
+        slot.publish(json.dumps(metrics.publication()).encode())  # serving from now on: on the board at once
         def publish() -> None:
             while not stop.wait(PUBLISH_S):
                 try:

@@ -49,6 +49,7 @@ from rich.table import Table
 
 from engines import ENGINES
 
+from loadtest.harness import interpreters
 from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec, check_plaintext, pinned, running
 from loadtest.harness.generators import BenchError, parse_h2load, parse_wrk, run_tool
 
@@ -72,7 +73,7 @@ SATURATED = 0.90  # generator CPU share of its core above which a run is flagged
 
 def server_specs(args: argparse.Namespace, data_dir: str) -> dict[str, ServerSpec]:
     """Every server this harness knows, by name."""
-    py = sys.executable
+    py = interpreters.python()
     specs: dict[str, ServerSpec] = {}
     for engine in ENGINES:
         extra = (["--workers", str(args.workers)] if args.workers else []) + list(args.engine_arg or [])

@@ -72,16 +72,14 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtest.bench import machine_info
-from loadtest.harness.servers import HOST, ROOT, running
+from loadtest.experiments.base import (COLUMNS, ENGINES, HYBRIDS, Config, Deployment, _measured, _probe_path, _row,
+                                       _spec, _workers, _wrk, deployment_of, deployment_spec, deployments,
+                                       interpreter_workers, server_cores, server_env, wait_limit)
+from loadtest.harness import interpreters
 from loadtest.harness.generators import BenchError
-
-from loadtest.experiments.base import (COLUMNS, ENGINES, Config, Deployment, _measured, _probe_path, _row, _spec, _workers,
-                              _wrk, deployment_of, deployment_spec, deployments, plain, server_cores, server_env,
-                              wait_limit)
+from loadtest.harness.servers import HOST, ROOT, running
 from loadtest.experiments.cost import run_cost, run_multiplex
 from loadtest.experiments.latency import run_connections, run_deploy, run_latency
-
-__all__ = ["EXPERIMENTS", "COLUMNS", "Config", "wait_law", "window_expected", "steady", "main"]
 
 __all__ = ["EXPERIMENTS", "COLUMNS", "Config", "wait_law", "window_expected", "steady", "main"]
 
@@ -183,6 +181,8 @@ def run_cores(cfg: Config) -> list[dict]:
     peer_cfg = Config(cfg.engines, cfg.quick, cfg.duration, cfg.results, cfg.log_dir, cfg.machine,
                       tuple(sorted({1, *cfg.workers})), cfg.peers)
     extra = [d for d in deployments(cfg, peers=False, plain_engines=False)]
+    if interpreters.current().interpreter_workers:  # one interpreter worker: their own baseline
+        extra = [interpreter_workers(e, 1) for e in cfg.engines if e in HYBRIDS] + extra
     extra += [d for d in deployments(peer_cfg, plain_engines=False) if d.kind == "peer"]
     for dep in extra:
         c = cores_connections(dep.workers)
@@ -191,14 +191,15 @@ def run_cores(cfg: Config) -> list[dict]:
         with running(deployment_spec(dep), 0 if one else None, cfg.log_dir, server_env(), 60) as server:
             result, cpu_s = _measured(server, lambda: _wrk(server.port, "/cpu", c, cfg.duration, gen))
         if dep.workers == 1:
-            one_process[dep.model] = result["rps"]
-        base = one_process.get(dep.model)
+            one_process[dep.key] = result["rps"]
+        base = one_process.get(dep.key)
         usable = min(dep.workers, cpus)
         want = 0.75 * usable
         ratio = result["rps"] / base if base else 0.0
         held = None if dep.workers == 1 or not base else ratio >= want
-        note = (f"{ratio:.2f}x its one-process rate ({base:.0f} req/s, one core)" if base and dep.workers > 1
-                else "the peer's one-process rate, on one core" if dep.workers == 1 else "no one-process rate measured")
+        one_name = "one-interpreter-worker" if dep.worker_kind == "interpreter" else "one-process"
+        note = (f"{ratio:.2f}x its {one_name} rate ({base:.0f} req/s, one core)" if base and dep.workers > 1
+                else f"the {one_name} rate, on one core" if dep.workers == 1 else f"no {one_name} rate measured")
         rows.append(_row(cfg, "cores", dep.name, "cpu", c, result, cpu_s, 1 if one else cpus,
                          "model x W processes >= 0.75 x min(W, cores) x one process on one core (no GIL "
                          "between processes)",
@@ -316,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="worker counts W of the hybrids (model x W processes) and the peers, comma-separated "
                         f"(default: the cores the server may use here, {server_cores()})")
     p.add_argument("--no-peers", action="store_true", help="leave out the peers at W workers")
+    p.add_argument("--python", default=None, metavar="LIST",
+                   help="the Pythons the servers run on, comma-separated commands, each in turn in one run "
+                        "(e.g. python3,scripts/python3.14); rows carry python and gil (default: this Python)")
     p.add_argument("--results", default=os.path.join(ROOT, "results", "experiments"), help="output folder")
     args = p.parse_args(argv)
     console = Console(width=160)
@@ -332,31 +336,50 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--workers wants whole numbers >= 1, comma-separated, not {args.workers!r}")
     if any(w < 1 for w in workers):
         p.error(f"--workers wants whole numbers >= 1, not {args.workers!r}")
+    try:
+        pythons = [interpreters.probe(c) for c in args.python.split(",") if c] if args.python else [
+            interpreters.current()]
+    except OSError as exc:
+        p.error(f"--python: {exc}")
     flagged, failed = 0, []
-    with tempfile.TemporaryDirectory() as log_dir:
-        cfg = Config(engines, args.quick, duration, args.results, log_dir, machine_info(), workers, not args.no_peers)
-        for name in names:
-            started = time.monotonic()
-            try:
-                rows = EXPERIMENTS[name](cfg)
-            except (BenchError, OSError) as exc:  # the next experiment still runs
-                console.print(f"[red]{name} failed: {exc}[/red]")
-                failed.append(name)
-                continue
-            console.print(f"[dim]{name}: {time.monotonic() - started:.0f} s[/dim]")
-            write_rows(os.path.join(args.results, f"{name}.csv"), rows)
-            table = Table(title=f"experiment {name}" + (" (quick)" if args.quick else ""))
-            for col in ("engine", "workers", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
-                        "expected", "held", "note"):
-                table.add_column(col)
-            for r in rows:
-                table.add_row(*(str(r[c]) if r[c] is not None else "" for c in
-                                ("engine", "workers", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
-                                 "expected", "held", "note")))
-                flagged += r["held"] == "NO"
-            console.print(table)
+    written: dict[str, list[dict]] = {}
+    for interp in pythons:
+        with interpreters.use(interp), tempfile.TemporaryDirectory() as log_dir:
+            console.print(f"[bold]servers on {interp.label} (GIL: {interp.gil}): {interp.command}[/bold]")
+            cfg = Config(engines, args.quick, duration, args.results, log_dir, machine_info(), workers,
+                         not args.no_peers)
+            flagged += _run(names, cfg, args, console, written, failed)
     console.print(f"{flagged} row(s) off their law (held = NO)")
     if failed:
         console.print(f"[red]failed: {', '.join(failed)}[/red]")
         return 2
     return 0
+
+
+def _run(names: list[str], cfg: Config, args: argparse.Namespace, console: Console,
+         written: dict[str, list[dict]], failed: list[str]) -> int:
+    """Run ``names`` under the current interpreter; append to ``written`` (experiment -> rows of
+    every interpreter so far, rewritten to its CSV after each); returns the rows flagged NO."""
+    flagged = 0
+    for name in names:
+        started = time.monotonic()
+        try:
+            rows = EXPERIMENTS[name](cfg)
+        except (BenchError, OSError) as exc:  # the next experiment still runs
+            console.print(f"[red]{name} failed: {exc}[/red]")
+            failed.append(name)
+            continue
+        console.print(f"[dim]{name}: {time.monotonic() - started:.0f} s[/dim]")
+        written.setdefault(name, []).extend(rows)
+        write_rows(os.path.join(args.results, f"{name}.csv"), written[name])
+        table = Table(title=f"experiment {name}" + (" (quick)" if args.quick else ""))
+        for col in ("engine", "workers", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
+                    "expected", "held", "note"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*(str(r[c]) if r[c] is not None else "" for c in
+                            ("engine", "workers", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
+                             "expected", "held", "note")))
+            flagged += r["held"] == "NO"
+        console.print(table)
+    return flagged

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import http.client
 import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from engines.supervisor import cpu_count
 
-from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec
+from loadtest.harness import interpreters
 from loadtest.harness.generators import parse_wrk, run_tool
+from loadtest.harness.peers import HYPERCORN_CONFIG
+from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec
 
-from loadtest.harness.peers import HYPERCORN_CONFIG  # noqa: E402
 ENGINES = ("threadpool", "processpool", "selectors", "asyncio")
 COLUMNS = ["experiment", "engine", "workers", "protocol", "workload", "users", "duration_s", "requests", "rps",
            "p50_ms", "p99_ms", "max_ms", "server_cpus", "server_cpu_us_per_req", "law", "expected",
-           "held", "note", "git_rev", "python", "cpu"]
+           "held", "note", "git_rev", "python", "gil", "worker_kind", "cpu"]
 #: threadpool's worker threads in these experiments (its default, 32)
 THREADPOOL_WORKERS = 32
 
@@ -27,6 +27,9 @@ THREADPOOL_WORKERS = 32
 HYBRIDS = ("threadpool", "selectors", "asyncio")
 #: the peers measured at W workers, serving loadtest/harness/peers.py's bare workload callables
 PEERS_AT_W = ("uvicorn-httptools", "granian", "gunicorn-gthread", "hypercorn")
+#: the module each peer is started with (``python -m MODULE``)
+PEER_MODULE = {"uvicorn-httptools": "httptools", "granian": "granian", "gunicorn-gthread": "gunicorn",
+               "hypercorn": "hypercorn"}
 #: gunicorn gthread's threads per worker in these experiments (as threadpool's pool, 32)
 GTHREAD_THREADS = 32
 
@@ -63,12 +66,20 @@ class Deployment:
 
     ``name`` is the row's ``engine`` column: the engine alone for the four configurations as the
     lab has always run them (processpool: its default, one process per core), ``MODEL xW`` for a
-    hybrid or a peer at W workers. ``kind``: ``"engine"`` or ``"peer"``."""
+    hybrid or a peer at W workers, ``MODEL xW (interpreters)`` for W interpreter workers of one
+    process (Python 3.14, ``--worker-kind interpreter``). ``kind``: ``"engine"`` or ``"peer"``;
+    ``worker_kind``: ``"process"`` or ``"interpreter"``."""
 
     name: str
     model: str
     workers: int
     kind: str = "engine"
+    worker_kind: str = "process"
+
+    @property
+    def key(self) -> str:
+        """The model and its kind of worker: what a one-worker baseline is looked up by."""
+        return self.model if self.worker_kind == "process" else f"{self.model} (interpreters)"
 
     @property
     def hybrid(self) -> bool:
@@ -81,10 +92,21 @@ def plain(engine: str) -> Deployment:
     return Deployment(engine, engine, server_cores() if engine == "processpool" else 1)
 
 
+INTERPRETERS = " (interpreters)"
+
+
+def interpreter_workers(model: str, workers: int) -> Deployment:
+    """``workers`` copies of ``model`` in subinterpreters of one process."""
+    return Deployment(f"{model} x{workers}{INTERPRETERS}", model, workers, "engine", "interpreter")
+
+
 def deployment_of(name: str) -> Deployment:
     """The :class:`Deployment` a row's ``engine`` column names: ``MODEL xW`` (a hybrid, or a
-    peer at W workers), one of the four engines as the lab runs it, or a peer in one process."""
+    peer at W workers), ``MODEL xW (interpreters)``, one of the four engines as the lab runs it,
+    or a peer in one process."""
     model, _, w = name.partition(" x")
+    if w.endswith(INTERPRETERS) and w[:-len(INTERPRETERS)].isdigit():
+        return interpreter_workers(model, int(w[:-len(INTERPRETERS)]))
     if w.isdigit():
         return Deployment(name, model, int(w), "engine" if model in ENGINES else "peer")
     return plain(name) if name in ENGINES else Deployment(name, name, 1, "peer")
@@ -92,15 +114,21 @@ def deployment_of(name: str) -> Deployment:
 
 def deployments(cfg: Config, *, peers: bool = True, plain_engines: bool = True) -> list[Deployment]:
     """The four configurations (``cfg.engines``), then per W of ``cfg.workers`` (W > 1) the
-    hybrids among ``cfg.engines`` (processpool too when W differs from its default), then the
-    peers at each W (when ``peers`` and ``cfg.peers``)."""
+    hybrids among ``cfg.engines`` (processpool too when W differs from its default), the same
+    hybrids as interpreter workers when the servers' Python runs them (3.14), then the peers at
+    each W (when ``peers`` and ``cfg.peers``; a peer the servers' Python cannot start is left out)."""
     out = [plain(e) for e in cfg.engines] if plain_engines else []
+    subinterpreters = interpreters.current().interpreter_workers
     for w in cfg.workers:
         for e in cfg.engines:
             if w > 1 and e in HYBRIDS or e == "processpool" and w != server_cores():
                 out.append(Deployment(f"{e} x{w}", e, w))
+        for e in cfg.engines:
+            if w > 1 and e in HYBRIDS and subinterpreters:
+                out.append(interpreter_workers(e, w))
     if peers and cfg.peers:
-        out += [Deployment(f"{p} x{w}", p, w, "peer") for w in cfg.workers for p in PEERS_AT_W]
+        out += [Deployment(f"{p} x{w}", p, w, "peer") for w in cfg.workers for p in PEERS_AT_W
+                if interpreters.current().has(PEER_MODULE[p])]
     return out
 
 
@@ -131,8 +159,9 @@ def deployment_spec(dep: Deployment, extra: tuple[str, ...] = ()) -> ServerSpec:
         if dep == plain(dep.model):
             return _spec(dep.model, extra)
         threads = ("--threads", str(THREADPOOL_WORKERS)) if dep.model == "threadpool" else ()
-        return _spec(dep.model, ("--workers", str(dep.workers), *threads, *extra), name=dep.name, pool=False)
-    py, w, host = sys.executable, str(dep.workers), HOST
+        kind = ("--worker-kind", "interpreter") if dep.worker_kind == "interpreter" else ()
+        return _spec(dep.model, ("--workers", str(dep.workers), *kind, *threads, *extra), name=dep.name, pool=False)
+    py, w, host = interpreters.python(), str(dep.workers), HOST
     asgi, wsgi = "loadtest.harness.peers:workload_asgi", "loadtest.harness.peers:workload_wsgi"
     argv: Callable[[int], list[str]] = {
         "uvicorn-httptools": lambda port: [py, "-m", "uvicorn", asgi, "--host", host, "--port", str(port), "--workers",
@@ -162,8 +191,9 @@ def _spec(engine: str, extra: tuple[str, ...] = (), name: str | None = None, poo
     workers = _workers(engine) if pool else None
     option = "--threads" if engine == "threadpool" else "--workers"  # the pool's size; processes
     args = [option, str(workers)] if workers is not None else []
+    py = interpreters.python()
     return ServerSpec(name=name or engine, kind="engine", argv=lambda port: [
-        sys.executable, os.path.join(ROOT, "start_server"), "--engine", engine, "--port", str(port),
+        py, os.path.join(ROOT, "start_server"), "--engine", engine, "--port", str(port),
         "--log-level", "WARNING", "--max-connections", "20000", *args, *extra])
 
 
@@ -198,7 +228,9 @@ def _row(cfg: Config, experiment: str, engine: str, workload: str, users: int, r
             "server_cpus": server_cpus,
             "server_cpu_us_per_req": round(server_cpu_s / requests * 1e6, 1) if requests and server_cpu_s else None,
             "law": law, "expected": expected, "held": "" if held is None else ("yes" if held else "NO"),
-            "note": note, "git_rev": cfg.machine["git"], "python": cfg.machine["python"], "cpu": cfg.machine["cpu"]}
+            "note": note, "git_rev": cfg.machine["git"], "python": interpreters.current().label,
+            "gil": interpreters.current().gil, "worker_kind": deployment_of(engine).worker_kind if " x" in engine else "process",
+            "cpu": cfg.machine["cpu"]}
 
 
 def _row_workers(engine: str) -> int:

@@ -32,7 +32,8 @@ import tempfile
 from protocol.h2_settings import H2Config
 
 from loadtest import bench
-from loadtest.experiments.base import Config, _row, _workers
+from loadtest.experiments.base import HYBRIDS, Config, _row, _workers, interpreter_workers
+from loadtest.harness import interpreters
 from loadtest.harness.servers import ServerSpec
 
 __all__ = ["run_cost", "run_multiplex", "COST_ROUTES", "multiplex_law"]
@@ -94,12 +95,22 @@ def run_cost(cfg: Config) -> list[dict]:
             for workload, path in routes:
                 args = _args(mode, path, duration, warmup, clients, streams)
                 specs = bench.server_specs(args, data_dir)
+                interp: list[str] = []
                 bare = bench.H1_PEERS if mode == "h1" else bench.H2_PEERS
                 app_peers = bench.H1_APP_PEERS if mode == "h1" else bench.H2_APP_PEERS
                 if cfg.quick:
                     bare = tuple(p for p in bare if p in ("uvicorn-httptools", "gunicorn-gthread", "granian"))
                     app_peers = ()
-                names = [*cfg.engines, *(bare if workload == "plaintext" else ()), *app_peers]
+                # one interpreter worker (3.14): what running in a subinterpreter costs a request
+                if interpreters.current().interpreter_workers and workload == "plaintext":
+                    for engine in cfg.engines:
+                        if engine in HYBRIDS:
+                            dep = interpreter_workers(engine, 1)
+                            specs[dep.name] = _with_workers(specs[engine], None, extra=(
+                                "--workers", "1", "--worker-kind", "interpreter"), name=dep.name)
+                            interp.append(dep.name)
+                names = [*cfg.engines, *interp, *(bare if workload == "plaintext" else ()), *app_peers]
+                names = [n for n in names if specs[n].kind == "engine" or _available(specs[n])]
                 for name in names:
                     rows.append(_measure_row(cfg, "cost", protocol, workload, clients * streams, mode, specs[name],
                                              args, tmp, env, "requests/s on one core; CPU µs per request"))
@@ -197,9 +208,19 @@ def run_multiplex(cfg: Config) -> list[dict]:
     return rows
 
 
-def _with_workers(spec: ServerSpec, workers: int | None, option: str = "--workers") -> ServerSpec:
-    """``spec`` with ``option workers`` added (``--threads`` for threadpool's pool)."""
-    if workers is None:
+def _with_workers(spec: ServerSpec, workers: int | None, option: str = "--workers",
+                  extra: tuple[str, ...] = (), name: str | None = None) -> ServerSpec:
+    """``spec`` with ``option workers`` added (``--threads`` for threadpool's pool), or ``extra``
+    options, under ``name``."""
+    if workers is None and not extra:
         return spec
-    return ServerSpec(name=spec.name, kind=spec.kind, argv=lambda port: [*spec.argv(port), option, str(workers)],
-                      description=f"{spec.description} {option} {workers}")
+    added = list(extra) if workers is None else [option, str(workers), *extra]
+    return ServerSpec(name=name or spec.name, kind=spec.kind, argv=lambda port: [*spec.argv(port), *added],
+                      description=f"{spec.description} {' '.join(added)}")
+
+
+def _available(spec: ServerSpec) -> bool:
+    """Whether the servers' Python can start peer ``spec`` (``python -m MODULE``)."""
+    argv = spec.argv(0)
+    module = argv[argv.index("-m") + 1] if "-m" in argv else None
+    return module is None or interpreters.current().has(module)

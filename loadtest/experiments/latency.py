@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import csv
 import json
+import http.client
 import os
 import resource
 import socket
@@ -52,6 +53,7 @@ import h2.connection
 
 from loadtest import bench
 from loadtest.experiments.base import Config, _probe_path, _row, _spec, deployment_spec, deployments, server_cores, server_env
+from loadtest.harness import interpreters
 from loadtest.harness.servers import HOST, ROOT, running
 from loadtest.harness.generators import parse_h2load, run_tool
 
@@ -81,7 +83,8 @@ def _ceiling(cfg: Config, engine: str, workload: str, port: int, client_core: in
     if os.path.exists(path):
         with open(path, newline="") as f:
             for r in csv.DictReader(f):
-                if r["engine"] == engine and r["workload"] == workload and r["protocol"] == "h2c -m16" and r["rps"]:
+                if (r["engine"] == engine and r["workload"] == workload and r["protocol"] == "h2c -m16" and r["rps"]
+                        and r.get("python", interpreters.current().label) == interpreters.current().label):
                     return float(r["rps"]), "cost.csv"
     cmd = ["h2load", "-c8", "-m16", "-t1", "-D3", "--warm-up-time=1", f"http://{HOST}:{port}/{workload}"]
     if client_core is not None:
@@ -207,6 +210,23 @@ def _open_h2(port: int) -> socket.socket:
     return s
 
 
+def _ready_ms(port: int) -> list[float]:
+    """Each worker's start-up time, from the supervisor's start of it to serving (ms), as its
+    ``/_metrics`` line says (``ready_ms``); [] when not every worker has published one yet."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        for _ in range(50):
+            conn.request("GET", "/_metrics")
+            procs = json.loads(conn.getresponse().read()).get("processes") or []
+            ready = [p["ready_ms"] for p in procs if p.get("ready_ms") is not None]
+            if ready and len(ready) == len(procs):
+                return ready
+            time.sleep(0.1)  # a worker publishes every 0.5 s
+    finally:
+        conn.close()
+    return []
+
+
 def run_connections(cfg: Config) -> list[dict]:
     """``connections``: RSS and descriptors per held connection, and a new request's latency."""
     n = 500 if cfg.quick else 10_000
@@ -219,6 +239,7 @@ def run_connections(cfg: Config) -> list[dict]:
         for protocol, opener in (("h1 idle keep-alive", _open_h1), ("h2c stream open", _open_h2)):
             with running(deployment_spec(dep, extra), None, cfg.log_dir, server_env(), 60) as server:
                 _probe_path(server.port, "/plaintext", 20)  # warm: the first requests import and cache
+                ready = _ready_ms(server.port) if dep.workers > 1 or dep.worker_kind == "interpreter" else []
                 rss0, fds0 = _tree_usage(server)
                 pss0, procs = _tree_pss(server)
                 held, error = [], ""
@@ -241,8 +262,15 @@ def run_connections(cfg: Config) -> list[dict]:
                           "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 3), "max_ms": round(lat[-1], 3)}
                 note = (f"{kib:.1f} KiB RSS and {(fds1 - fds0) / count:.2f} fds per connection; "
                         f"{len(held)} held, opened in {opened_s:.1f} s; RSS {rss0:.0f} -> {rss1:.0f} MiB")
-                if dep.workers == 1:
+                if ready:
+                    note += f"; workers ready {min(ready):.0f}-{max(ready):.0f} ms after their start"
+                if dep.workers == 1 and dep.worker_kind == "process":
                     base[(dep.model, protocol)] = (rss0, pss0, procs)
+                elif dep.worker_kind == "interpreter" and (dep.model, protocol) in base:
+                    rss_1 = base[(dep.model, protocol)][0]
+                    note += (f"; each of the {dep.workers} interpreter workers adds {(rss0 - rss_1) / dep.workers:.1f} MiB "
+                             "RSS over the one-process engine (one process: each worker imports the lab again, "
+                             "nothing is shared copy-on-write)")
                 elif (dep.model, protocol) in base:  # what each extra process costs, idle
                     rss_1, pss_1, procs_1 = base[(dep.model, protocol)]
                     extra_procs = max(1, procs - procs_1)  # the workers beyond one, and the supervisor

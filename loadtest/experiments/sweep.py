@@ -56,7 +56,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from engines import ENGINES
 
-from loadtest.harness import measure
+from loadtest.harness import interpreters, measure
 from loadtest.harness.servers import HOST, ROOT, free_port
 from loadtest.harness.generators import BenchError
 
@@ -158,7 +158,7 @@ def plan(args: argparse.Namespace) -> tuple[list[RunSpec], list[str]]:
 
 def server_argv(spec: RunSpec, port: int, args: argparse.Namespace, data_dir: str) -> list[str]:
     """The command that serves the lab's app for ``spec`` on ``port``."""
-    py = sys.executable
+    py = interpreters.python()
     tls = spec.protocol == "h2"
     if spec.engine in ENGINES:
         argv = [py, os.path.join(ROOT, "start_server"), "--engine", spec.engine, "--host", HOST, "--port",

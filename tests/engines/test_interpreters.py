@@ -11,7 +11,6 @@ holds what is read from the supervisor's board (``Board.of_process``), never gue
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
 import re
 import signal
