@@ -19,7 +19,7 @@ import pandas as pd
 
 from loadtest.experiments.base import ENGINES
 
-__all__ = ["load", "verdict", "deploy_table", "charts", "findings", "experiment_sections", "ORDER", "QUESTIONS",
+__all__ = ["load", "verdict", "deploy_table", "python_change", "interpreter_workers", "python_findings", "pythons", "charts", "findings", "experiment_sections", "ORDER", "QUESTIONS",
            "headline", "readme_block"]
 
 ORDER = ("cost", "wait", "cores", "interference", "deploy", "latency", "connections", "multiplex")
@@ -42,15 +42,170 @@ _COSTLIEST = {"threadpool": "each request handed from the poller to a pool threa
               "selectors": "the loop's own bookkeeping per ready socket",
               "asyncio": "asyncio's callbacks and transports around each read"}
 
-def load(directory: str) -> dict[str, pd.DataFrame]:
-    """The experiments' rows by name (only those with a CSV in ``directory``)."""
+def load(directory: str, every_python: bool = False) -> dict[str, pd.DataFrame]:
+    """The experiments' rows by name (only those with a CSV in ``directory``).
+
+    A run with ``--python A,B`` writes A's rows first: by default only the rows of the first
+    Python of each CSV are returned (the verdict compares like with like); ``every_python``
+    returns them all (for "What does Python 3.14 change?")."""
     out = {}
     for name in ORDER:
         path = os.path.join(directory, f"{name}.csv")
         if os.path.exists(path):
             df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+            if not every_python and "python" in df.columns and not df.empty:
+                df = df[df["python"] == df["python"].iloc[0]].reset_index(drop=True)
             if not df.empty:
                 out[name] = df
+    return out
+
+
+# -- what does another Python change? --------------------------------------------------------------
+
+INTERPRETERS = " (interpreters)"
+
+
+def _short(label: str) -> str:
+    """``3.14.10`` of ``CPython 3.14.10 (GCC ...)``."""
+    m = re.search(r"(\d+\.\d+\.\d+\S*)", str(label))
+    return m.group(1) if m else str(label)
+
+
+def pythons(frames: dict[str, pd.DataFrame]) -> list[str]:
+    """The Pythons the rows ran on, the reference (first) first."""
+    out: list[str] = []
+    for df in frames.values():
+        if "python" in df.columns:
+            for label in df["python"]:
+                if label not in out:
+                    out.append(label)
+    return out
+
+
+def python_change(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The same servers on the reference Python and on each other one, same run (``frames`` from
+    ``load(dir, every_python=True)``): ``cost`` /plaintext on one core (h1 wrk -c64 and h2c
+    h2load -c8 -m16: req/s and server CPU µs per request) and ``cores`` /cpu on one core, per
+    engine and peer measured under both; the ratio is other / reference requests/s."""
+    labels = pythons(frames)
+    rows: list[dict] = []
+    if len(labels) < 2:
+        return pd.DataFrame(rows)
+    ref = labels[0]
+    picks = []
+    cost = frames.get("cost")
+    if cost is not None:
+        for protocol in ("h1", "h2c -m16"):
+            picks.append((f"cost {protocol} /plaintext, one core",
+                          cost[(cost["workload"] == "plaintext") & (cost["protocol"] == protocol)]))
+    cores = frames.get("cores")
+    if cores is not None:
+        picks.append(("cores /cpu, one core", cores[cores["server_cpus"] == 1]))
+    for other in labels[1:]:
+        for what, sub in picks:
+            sub = sub[~sub["engine"].str.contains(" / ", regex=False) & ~sub["engine"].str.contains(INTERPRETERS, regex=False)]
+            for engine in dict.fromkeys(sub["engine"]):
+                a = sub[(sub["engine"] == engine) & (sub["python"] == ref)]
+                b = sub[(sub["engine"] == engine) & (sub["python"] == other)]
+                if a.empty or b.empty or not float(a.iloc[0]["rps"] or 0):
+                    continue
+                a, b = a.iloc[0], b.iloc[0]
+
+                def cell(r):
+                    us = r.get("server_cpu_us_per_req")
+                    return f"{_f(r['rps'])} req/s" + (f", {_f(us)} µs" if pd.notna(us) and "cost" in what else "")
+                rows.append({"measure": what, "server": engine, f"Python {_short(ref)}": cell(a),
+                             f"Python {_short(other)}": cell(b), "ratio": f"{float(b['rps']) / float(a['rps']):.2f}x"})
+    return pd.DataFrame(rows)
+
+
+def _note_number(note: str, pattern: str) -> float | None:
+    m = re.search(pattern, str(note))
+    return float(m.group(1)) if m else None
+
+
+def interpreter_workers(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Interpreter workers against process workers, same Python, same run (``frames`` from
+    ``load(dir, every_python=True)``): the cost of one worker (``cost``, /plaintext on one core),
+    /cpu on every core with W workers and its ratio to one worker (``cores``), start-up time and
+    memory per worker (``connections``, idle)."""
+    rows: list[dict] = []
+    cost, cores, conns = frames.get("cost"), frames.get("cores"), frames.get("connections")
+    for label in pythons(frames):
+        def of(df):
+            return None if df is None else df[df["python"] == label]
+        c, k, n = of(cost), of(cores), of(conns)
+        interp = set()
+        for df in (c, k, n):
+            if df is not None:
+                interp |= {e for e in df["engine"] if INTERPRETERS in str(e)}
+        for name in sorted(interp, key=lambda e: (int(_model(e.replace(INTERPRETERS, ""))[1]), e)):
+            model, w = _model(name.replace(INTERPRETERS, ""))
+            process = model if w == 1 else f"{model} x{w}"
+            if c is not None and w == 1:
+                for protocol in ("h1", "h2c -m16"):
+                    sub = c[(c["workload"] == "plaintext") & (c["protocol"] == protocol)]
+                    a, b = sub[sub["engine"] == process], sub[sub["engine"] == name]
+                    if len(a) and len(b) and float(a.iloc[0]["rps"] or 0):
+                        a, b = a.iloc[0], b.iloc[0]
+                        rows.append({"python": _short(label), "measure": f"cost {protocol} /plaintext, one core",
+                                     "model": model, "workers": w,
+                                     "in processes": f"{_f(a['rps'])} req/s, {_f(a['server_cpu_us_per_req'])} µs (one process)",
+                                     "in interpreters": f"{_f(b['rps'])} req/s, {_f(b['server_cpu_us_per_req'])} µs",
+                                     "ratio": f"{float(b['rps']) / float(a['rps']):.2f}x"})
+            if k is not None and w > 1:
+                a, b = k[k["engine"] == process], k[k["engine"] == name]
+                if len(a) and len(b) and float(a.iloc[0]["rps"] or 0):
+                    a, b = a.iloc[0], b.iloc[0]
+                    ra = _note_number(a["note"], r"([0-9.]+)x its")
+                    rb = _note_number(b["note"], r"([0-9.]+)x its")
+                    rows.append({"python": _short(label), "measure": f"cores /cpu, {w} workers, every core",
+                                 "model": model, "workers": w,
+                                 "in processes": f"{_f(a['rps'])} req/s" + (f" ({ra:.2f}x one)" if ra else ""),
+                                 "in interpreters": f"{_f(b['rps'])} req/s" + (f" ({rb:.2f}x one)" if rb else ""),
+                                 "ratio": f"{float(b['rps']) / float(a['rps']):.2f}x"})
+            if n is not None and w > 1:
+                a = n[(n["engine"] == process) & (n["protocol"] == "h1 idle keep-alive")]
+                b = n[(n["engine"] == name) & (n["protocol"] == "h1 idle keep-alive")]
+                if len(a) and len(b):
+                    a, b = a.iloc[0], b.iloc[0]
+                    pa = _note_number(a["note"], r"adds ([0-9.]+) MiB PSS")
+                    ra = _note_number(a["note"], r"MiB PSS \(([0-9.]+) MiB RSS")
+                    rb = _note_number(b["note"], r"adds ([0-9.]+) MiB RSS")
+                    sa = re.search(r"workers ready ([0-9]+)-([0-9]+) ms", str(a["note"]))
+                    sb = re.search(r"workers ready ([0-9]+)-([0-9]+) ms", str(b["note"]))
+                    if pa is not None and rb is not None:
+                        rows.append({"python": _short(label), "measure": "memory per worker, idle", "model": model,
+                                     "workers": w, "in processes": f"{pa:.1f} MiB PSS ({ra:.1f} MiB RSS) per extra process",
+                                     "in interpreters": f"{rb:.1f} MiB RSS per worker",
+                                     "ratio": f"{rb / pa:.2f}x PSS" if pa else "–"})
+                    if sa and sb:
+                        rows.append({"python": _short(label), "measure": "start-up per worker", "model": model,
+                                     "workers": w, "in processes": f"{sa.group(1)}-{sa.group(2)} ms (fork)",
+                                     "in interpreters": f"{sb.group(1)}-{sb.group(2)} ms (new interpreter, imports the lab)",
+                                     "ratio": f"{float(sb.group(2)) / max(1.0, float(sa.group(2))):.0f}x"})
+    return pd.DataFrame(rows)
+
+
+def python_findings(frames: dict[str, pd.DataFrame]) -> list[str]:
+    """Sentences computed from :func:`python_change` and :func:`interpreter_workers`."""
+    out = []
+    change = python_change(frames)
+    if not change.empty:
+        labels = pythons(frames)
+        for what in dict.fromkeys(change["measure"]):
+            sub = change[change["measure"] == what]
+            ratios = [float(r.rstrip("x")) for r in sub["ratio"]]
+            ours = sub[sub["server"].isin(ENGINES)]
+            if not ours.empty:
+                best = ours.iloc[[float(r.rstrip("x")) for r in ours["ratio"]].index(max(float(r.rstrip("x")) for r in ours["ratio"]))]
+                out.append(f"{what}: Python {_short(labels[1])} against {_short(labels[0])}, the same code: "
+                           f"{min(ratios):.2f}x to {max(ratios):.2f}x over {len(sub)} servers "
+                           f"(the engines' best: {best['server']} {best['ratio']}).")
+    workers = interpreter_workers(frames)
+    for _, r in workers.iterrows():
+        out.append(f"{r['measure']} ({r['model']}, Python {r['python']}): interpreters {r['in interpreters']} against "
+                   f"processes {r['in processes']} ({r['ratio']}).")
     return out
 
 
@@ -557,12 +712,14 @@ def experiment_sections(directory: str, out_dir: str, section_cls) -> list:
             f"(model x workers, the peers included, the same run), its figure, the runner-up and by how much, "
             "and why. Computed from results/experiments/cores.csv, wait.csv and deploy.csv "
             f"(git {', '.join(revs)}).", [], deploy, []))
+    ran_on = ", ".join(sorted({str(p) for df in frames.values() if "python" in df for p in df["python"].unique()}))
     sections += [section_cls(
         "verdict", "The verdict",
         "One row per question, one column per engine and per hybrid (model x W processes): the measured figure, "
         "whether the law held (rows "
         "within the law / rows judged), and why. From results/experiments/*.csv (git " + ", ".join(revs)
-        + "); `python -m loadtest experiment all` made them.", [], verdict(frames), [])]
+        + f"); `python -m loadtest experiment all` made them; every figure ran on {ran_on}.", [], verdict(frames), [])]
+    sections += python_sections(directory, section_cls)
     for name in ORDER:
         if name not in frames:
             continue
@@ -576,6 +733,34 @@ def experiment_sections(directory: str, out_dir: str, section_cls) -> list:
             f"Command: `{COMMANDS[name]}` (rows in results/experiments/{name}.csv). {why.capitalize()}.",
             charts(name, df, directory, out_dir), table, findings))
     return sections
+
+
+def python_sections(directory: str, section_cls) -> list:
+    """"What does Python 3.14 change?": the same servers under each Python of the run, then
+    interpreter workers against process workers; none when the rows ran on one Python only."""
+    every = load(directory, every_python=True)
+    labels = pythons(every)
+    if len(labels) < 2:
+        return []
+    change, workers = python_change(every), interpreter_workers(every)
+    command = "python -m loadtest experiment cost|cores|connections --python python3,scripts/python3.14"
+    out = [section_cls(
+        "python", f"What does Python {_short(labels[1])} change?",
+        f"The same code, servers on {labels[0]} and on {labels[1]} in one run (`{command}`; rows in "
+        "results/experiments/cost.csv, cores.csv and connections.csv with their python and gil columns). "
+        "Requests/s and the server's CPU µs per request on one core; the ratio is the newer Python over the older; "
+        "every peer under the same Python as the engines it is compared with.",
+        [], change, python_findings(every))]
+    if not workers.empty:
+        out.append(section_cls(
+            "interpreters", "Interpreter workers against process workers",
+            "`./start_server --workers W --worker-kind interpreter` runs the W copies in subinterpreters of one "
+            "process (one GIL each, PEP 684/734) instead of forked processes; same Python, same run. Cost: one "
+            "worker against the one-process engine; cores: W workers on every core, and each kind's ratio to its "
+            "own one-worker rate; memory: idle, per worker (a process: PSS, its copy-on-write pages shared; an "
+            "interpreter: RSS growth of the one process); start-up: from the supervisor's start of a worker to "
+            "its serving.", [], workers, []))
+    return out
 
 
 def headline(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -611,7 +796,23 @@ def readme_block(directory: str, out_dir: str, chart_rel: str, md_table) -> str:
         "`results/experiments/*.csv`, written here by `python -m loadtest report --readme README.md`.", "",
         "**What to deploy** (which model, how many processes):", "", md_table(deploy_table(frames)), "",
         "**The verdict** (one row per question):", "",
-        md_table(verdict(frames)), "", md_table(headline(frames)), "", charts_md])
+        md_table(verdict(frames)), "", md_table(headline(frames)), "", charts_md, *_readme_python(directory, md_table)])
+
+
+def _readme_python(directory: str, md_table) -> list[str]:
+    """The README's lines on another Python, when the rows ran on more than one."""
+    every = load(directory, every_python=True)
+    labels = pythons(every)
+    if len(labels) < 2:
+        return []
+    change, workers = python_change(every), interpreter_workers(every)
+    lines = ["", f"**What Python {_short(labels[1])} changes** (same run, {labels[0]} against {labels[1]}; "
+             "`python -m loadtest experiment cost|cores|connections --python python3,scripts/python3.14`):", "",
+             md_table(change)]
+    if not workers.empty:
+        lines += ["", "**Interpreter workers against process workers** (`--worker-kind interpreter`, same Python, "
+                  "same run):", "", md_table(workers)]
+    return lines
 
 
 def latency_json(directory: str) -> list[dict]:
