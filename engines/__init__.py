@@ -9,11 +9,7 @@ share, each engine file only its concurrency model.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from .config import ServerConfig
-    from .listeners import Listener
+from typing import Any, Protocol
 
 __all__ = ["ENGINES", "Engine", "engine_class"]
 
@@ -34,7 +30,8 @@ class Engine(Protocol):
 
     name: str
 
-    def __init__(self, app: Any, config: "ServerConfig", listeners: "list[Listener]") -> None: ...
+    def __init__(self, app: Any, config: Any, listeners: list[Any]) -> None:
+        """``config``: an ``engines.config.ServerConfig``; ``listeners``: ``engines.listeners.Listener``s."""
 
     def describe(self) -> str:
         """A few words for the start-up line (``"32 worker threads, queue 128"``)."""

@@ -328,8 +328,7 @@ class AsyncioEngine(Driver):
         for conn in list(self.connections):
             if conn.closed:
                 continue
-            if ((conn.paused or conn.sendfile_task is not None)
-                    and now - conn.last_progress > self.config.send_timeout):
+            if (conn.paused or conn.sendfile_task is not None) and self.send_stalled(conn.last_progress, now):
                 if conn.sendfile_task is not None:  # it aborts the transport once loop.sendfile lets go
                     conn.sendfile_task.cancel()
                 else:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from .lifecycle import OVERLOADED, READ, RECV_SIZE, Lifecycle, has_unread_bytes, refuse, request_waiting
 from .lifecycle import Connection as BaseConnection
 from .listeners import Listener
-from .tasks import SendFile, Task
+from .tasks import NO_LOCK, SendFile, Task
 
 __all__ = ["BlockingEngine", "Connection"]
 
@@ -48,7 +48,7 @@ class BlockingEngine(Lifecycle):
     """The lifecycle's loop plus blocking jobs; subclasses say where a job runs (``dispatch``)
     and what guards a session shared between threads (``session_lock``)."""
 
-    write_lock: Callable[[], Any] = staticmethod(lambda: _NO_LOCK)
+    write_lock: Callable[[], Any] = staticmethod(lambda: NO_LOCK)
     #: workers one connection's HTTP/2 streams may hold at once (threadpool sets its share)
     streams_per_connection: float = float("inf")
 
@@ -110,14 +110,14 @@ class BlockingEngine(Lifecycle):
             self.post("close", conn)
             return
         tasks = self.feed(conn, data)
-        if session.multiplexed and not conn.eof and not session.closed:
+        if not session.in_order and not conn.eof and not session.closed:
             self.flush(conn)
             self.post("watch", conn)
             for task in tasks:
                 self.start_stream(conn, task)
             return
         self.run(conn, tasks)
-        if not session.multiplexed:
+        if session.in_order:
             self.after_exchange(conn)
 
     def start_stream(self, conn: Connection, task: Task) -> None:
@@ -199,19 +199,6 @@ class BlockingEngine(Lifecycle):
         session = conn.session
         if conn.closed or session is None:
             return False
-        if conn.write_lock is _NO_LOCK:  # one thread writes (processpool): nobody to hand bytes to
-            closed = session.closed
-            data = session.data_to_send()
-            if data:
-                try:
-                    conn.sock.sendall(data)
-                except OSError:
-                    conn.closed = True
-                    self.post("close", conn)
-                    return False
-            if closed and session.multiplexed:
-                self.post("close", conn)
-            return closed
         closed = False
         while conn.write_lock.acquire(wait):
             try:
@@ -228,7 +215,7 @@ class BlockingEngine(Lifecycle):
             finally:
                 conn.write_lock.release()
             if not session.has_data_to_send:
-                if closed and session.multiplexed:  # the final GOAWAY is out: close
+                if closed and not session.in_order:  # the final GOAWAY is out: close
                     self.post("close", conn)
                 return closed
             wait = False
@@ -294,7 +281,7 @@ class BlockingEngine(Lifecycle):
     def idle_now(self, conn: Connection) -> bool:
         """Whether a draining HTTP/1.x connection can close now: nothing in flight, nothing unread."""
         session = conn.session
-        return not session.busy and not session.multiplexed and not has_unread_bytes(conn.sock)
+        return not session.busy and session.in_order and not has_unread_bytes(conn.sock)
 
     def watch(self, conn: Connection) -> None:
         """Poll ``conn`` for its next bytes."""
@@ -312,23 +299,3 @@ class BlockingEngine(Lifecycle):
             self.watched.discard(conn)
             self.selector.unregister(conn.sock)
 
-
-class _NoLock:
-    """A lock that is never contended (one thread writes): taking it costs nothing."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    def acquire(self, blocking: bool = True) -> bool:
-        return True
-
-    def release(self) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING
+from typing import Any
 
+from app.effects import FLUSH_AWAIT, PARK_AWAIT, suspend
 from app.hosts import cert_covers, host_of
 from app.messages import FileBody, HTTPError, Request, Response, file_chunks, response_head
 from app.routing import error_response
-from protocol.errors import ErrorCode, WindowExceeded
+from protocol.errors import WindowExceeded
 
-from .tasks import FLUSH_AWAIT, PARK_AWAIT, SendFile, Task, http_date, suspend
-
-if TYPE_CHECKING:
-    from .session import Session
+from .tasks import SendFile, Task, http_date
 
 __all__ = ["Exchange"]
 _SAFE_HOST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-:")
@@ -44,7 +42,7 @@ class Exchange(Task):
     __slots__ = ("request", "chunks", "size", "complete", "error", "expect_continue", "continue_sent",
                  "started", "opened", "status", "sent_bytes", "check", "echo_id", "blocked_since")
 
-    def __init__(self, session: "Session", stream_id: int, expect_continue: bool) -> None:
+    def __init__(self, session: Any, stream_id: int, expect_continue: bool) -> None:
         # Task.__init__'s fields, stored here (one call fewer a request); the coroutine,
         # respond(), is set by the session.
         self.session = session
@@ -116,14 +114,7 @@ class Exchange(Task):
             conn = ses.conn
             ses._streams.pop(request.stream_id, None)
             ses.last_activity = ses.last_exchange = time.monotonic()
-            if not conn.multiplexed:
-                if not conn.closed:
-                    events = conn.next_events()
-                    if events:
-                        ses._handle_events(events)
-            elif refused and not self.complete:
-                # refused before the body came: ask the client to stop sending it (RFC 9113 §8.1)
-                conn.reset_stream(request.stream_id, ErrorCode.NO_ERROR)
+            ses.glue.after_exchange(ses, conn, request, refused, self.complete)
         duration = time.perf_counter() - self.started
         metrics = ses._metrics
         if metrics is not None:
@@ -156,7 +147,7 @@ class Exchange(Task):
         if not ses.info.tls:
             return self._redirect(request) if ses.config.redirect_http else None
         authority = request.authority
-        if not authority or not ses.conn.multiplexed:
+        if not authority or not ses.glue.checks_authority:
             return None
         cached, ok = ses._authority_ok
         if cached != authority:
@@ -226,7 +217,7 @@ class Exchange(Task):
                 ses.conn.send_headers(sid, response.status, headers, end_stream=head_only or not body.count)
             if head_only or not body.count:
                 return
-            if ses.sendfile and not ses.conn.multiplexed:
+            if ses.sendfile and ses.glue.sendfile:
                 with ses.lock:
                     external = ses.conn.send_data_external(sid, body.count)
                 if external:

@@ -48,12 +48,13 @@ import socket
 import time
 from typing import Any
 
+from app.effects import FLUSH, PARK, Sleep
 from protocol.h1_parse import error_response
 
 from .config import ServerConfig
 from .listeners import Listener, connection_info, tune_socket
 from .session import Session
-from .tasks import FLUSH, PARK, SendFile, Sleep, Task
+from .tasks import SendFile, Task
 
 __all__ = ["Lifecycle", "Driver", "Connection", "SignalCommands", "BUSY", "OVERLOADED", "DRAINED", "TICK_S", "RECV_SIZE", "refuse",
            "has_unread_bytes", "request_waiting"]
@@ -125,7 +126,7 @@ def request_waiting(session: Any, sock: Any) -> bool:
     """Whether an HTTP/1.x session with nothing in flight has its next request already waiting,
     unread, in the socket: the drain serves it (or, when the drain ends, answers it 503)
     rather than closing the connection under it."""
-    return not session.multiplexed and not session.busy and has_unread_bytes(sock)
+    return session.in_order and not session.busy and has_unread_bytes(sock)
 
 
 class SignalCommands:
@@ -190,6 +191,13 @@ class Driver:
         if self.board is not None:
             self.board.set_connections(len(self.connections))
 
+    def send_stalled(self, last_progress: float, now: float) -> bool:
+        """The send-timeout rule, for every engine that writes without blocking: a connection with
+        bytes waiting to be written that made no write progress since ``last_progress`` for
+        ``--send-timeout`` s (``time.monotonic()``) is cut off. (The blocking engines get the
+        same rule from the socket's timeout on ``sendall``.)"""
+        return now - last_progress > self.config.send_timeout
+
     def signals_ready(self) -> None:
         """The engine's SIGINT/SIGTERM handlers are in place: let the stop signals through (the
         supervisor blocks them across ``fork``; a no-op when they were not blocked)."""
@@ -252,7 +260,7 @@ class Driver:
         if not data:
             conn.eof = True
         tasks = session.receive(data)
-        if self.stopping and data and not session.multiplexed:
+        if self.stopping and data and session.in_order:
             session.shutdown()
         return tasks
 

@@ -13,7 +13,7 @@ What it costs: a waiting request holds a process, so throughput on a waiting wor
 number of processes. Memory is one interpreter per worker. HTTP/2 streams of one connection are
 served one after another, in order, by the worker that owns the connection (no concurrency
 between streams); concurrency comes from connections spread over workers. The cost is head-of-line
-blocking inside a connection: 20 streams of ``/io?ms=200`` multiplexed on one connection take
+blocking inside a connection: 20 concurrent streams of ``/io?ms=200`` on one connection take
 20 x 200 ms = 4 s here, against about 200 ms on threadpool, selectors and asyncio
 (tests/engines/test_http2.py checks both).
 
@@ -69,6 +69,26 @@ class ProcessPoolEngine(BlockingEngine):
         job(conn, *args)
         self.run_commands()
         return True
+
+    def flush(self, conn: Connection, wait: bool = False) -> bool:
+        """Write what the session has to send: one thread writes here, nobody to hand bytes to,
+        no lock. Returns whether the session was closed when its last bytes were taken (as
+        ``BlockingEngine.flush``)."""
+        session = conn.session
+        if conn.closed or session is None:
+            return False
+        closed = session.closed
+        data = session.data_to_send()
+        if data:
+            try:
+                conn.sock.sendall(data)
+            except OSError:
+                conn.closed = True
+                self.post("close", conn)
+                return False
+        if closed and not session.in_order:  # the final GOAWAY is out: close
+            self.post("close", conn)
+        return closed
 
     def on_sleep(self, conn: Connection, task: Task, seconds: float) -> bool:
         """Block the whole process for the wait, in ``select`` on the wake-up channel: a SIGTERM

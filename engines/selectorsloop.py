@@ -270,7 +270,7 @@ class SelectorsEngine(Lifecycle):
     def check_timeouts(self, now: float) -> None:
         """Send timeout (no write progress), TLS handshake timeout, and the session's own."""
         for conn in list(self.connections):
-            if (conn.out or conn.file) and now - conn.last_progress > self.config.send_timeout:
+            if (conn.out or conn.file) and self.send_stalled(conn.last_progress, now):
                 self.close(conn)
             elif conn.session is None:
                 if now - conn.last_progress > self.config.header_timeout:

@@ -27,7 +27,6 @@ that guards the protocol object, which is not thread-safe; handlers themselves r
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -44,9 +43,10 @@ from protocol.http1 import H1Config, H1Connection
 from .accesslog import access_log_for
 from .config import ServerConfig
 from .exchange import Exchange
-from .tasks import FLUSH, PARK, SendFile, Sleep, Task, http_date
+from .glue import H1, H2, Glue
+from .tasks import NO_LOCK, Task
 
-__all__ = ["Session", "Task", "SendFile", "PARK", "FLUSH", "Sleep", "http_date", "H2_PREFACE"]
+__all__ = ["Session", "H2_PREFACE"]
 
 log = logging.getLogger("lab.session")
 
@@ -78,7 +78,7 @@ class Session:
         self._metrics = getattr(app, "metrics", None)
         self.config = config
         self.info = info
-        self.lock = lock if lock is not None else contextlib.nullcontext()
+        self.lock = lock if lock is not None else NO_LOCK
         self._threaded = lock is not None
         if lock is None:  # one thread: the engine calls the bodies themselves, with no lock around
             self.receive = self._receive  # type: ignore[method-assign]
@@ -86,6 +86,8 @@ class Session:
         # The engine sets this when it handles the SendFile effect (plain TCP, not TLS).
         self.sendfile = False
         self.conn: Any = None
+        #: the per-protocol glue (engines/glue.py), chosen with ``conn``
+        self.glue: Glue = H1
         self._sniff = b""
         self._prefix = b""
         self._streams: dict[int, Exchange] = {}
@@ -96,7 +98,7 @@ class Session:
         self.opened_at = now
         self.last_activity = now
         self.last_exchange = now  # HTTP/2 idle: a request or response, not PING/SETTINGS/bytes
-        self._partial_since: float | None = None  # HTTP/2: a partial frame seen buffered since
+        self.partial_since: float | None = None  # HTTP/2: a partial frame seen buffered since
         self.head_started: float | None = None
         self.requests = 0
         # Serving features (docs/serving.md): off costs one test per request each.
@@ -124,10 +126,12 @@ class Session:
 
     def _start_h1(self) -> None:
         self.conn = H1Connection(self._h1_config(), scheme="https" if self.info.tls else "http")
-        self.conn.set_date(http_date())
+        self.glue = H1
+        H1.start(self.conn)
 
     def _start_h2(self) -> None:
         self.conn = H2Connection(self._h2_config())
+        self.glue = H2
 
     @property
     def http_version(self) -> str:
@@ -156,9 +160,9 @@ class Session:
                 return []
         if self.head_started is None and data and not self._streams:
             self.head_started = self.last_activity
-        if not self.conn.multiplexed and data:
-            self.conn.set_date(http_date())
-        self._handle_events(self.conn.receive_data(data))
+        if data:
+            self.glue.before_receive(self.conn)
+        self.handle_events(self.conn.receive_data(data))
         ready, self._runnable = self._runnable, []
         return ready
 
@@ -190,10 +194,16 @@ class Session:
         return out
 
     @property
-    def multiplexed(self) -> bool:
-        """True when streams of this connection run concurrently (HTTP/2): the engine may run
-        each task as its own job and keeps the connection for its two-step GOAWAY on drain."""
-        return self.conn is not None and self.conn.multiplexed
+    def in_order(self) -> bool:
+        """True when this connection's requests are served one after another, in order (HTTP/1.x,
+        or the protocol not known yet); False when its streams run concurrently (HTTP/2): then the
+        engine may run each task as its own job and keeps the connection until its two-step
+        GOAWAY is written (``Glue.in_order``)."""
+        return self.glue.in_order
+
+    def exchanges(self) -> list[Exchange]:
+        """The requests in flight."""
+        return list(self._streams.values())
 
     @property
     def closed(self) -> bool:
@@ -227,56 +237,19 @@ class Session:
             if self._streams:
                 for st in self._streams.values():
                     if not st.complete and now > st.opened + c.body_timeout + st.size / c.body_min_rate:
-                        return self._body_timed_out()
-                if self.conn.multiplexed and any(
-                        st.blocked_since is not None and now - st.blocked_since > c.send_timeout
-                        for st in self._streams.values()):
-                    self.conn.close_connection(ErrorCode.ENHANCE_YOUR_CALM, "send timeout: window left at zero")
+                        self.glue.body_timed_out(self.conn)  # 408, or GOAWAY(ENHANCE_YOUR_CALM)
+                        self._closed = True
+                        return True
+                if self.glue.send_stalled(self, now):
                     self._closed = True
                     return True
                 return False
             if self.conn is None:
                 return now - self.opened_at > c.header_timeout
-            if not self.conn.multiplexed:
-                if self.conn.awaiting_head_bytes:
-                    start = self.head_started or self.last_activity
-                    if now - start > c.header_timeout:
-                        self.conn.set_date(http_date())
-                        self.conn.send_timeout_error()
-                        self._closed = True
-                        return True
-                    return False
-                if now - self.last_activity > c.keepalive_timeout:
-                    self._closed = True
-                    return True
-                return False
-            # HTTP/2 without streams: a frame or header block left partial for header_timeout
-            # (slowloris), or no request for keepalive_timeout (frames such as PING do not count).
-            if self.conn.awaiting_frame_bytes:
-                if self._partial_since is None:
-                    self._partial_since = now
-                elif now - self._partial_since > c.header_timeout:
-                    self.conn.close_connection(ErrorCode.ENHANCE_YOUR_CALM, "request head timeout")
-                    self._closed = True
-                    return True
-            else:
-                self._partial_since = None
-            if now - self.last_exchange > c.keepalive_timeout:
-                self.conn.close_connection(ErrorCode.NO_ERROR)
+            if self.glue.idle_timeouts(self, now):
                 self._closed = True
                 return True
             return False
-
-    def _body_timed_out(self) -> bool:
-        """A request body is too slow (``body_timeout``, ``body_min_rate``): 408 and close over
-        HTTP/1.x, GOAWAY(ENHANCE_YOUR_CALM) over HTTP/2. Returns True (flush, then close)."""
-        if self.conn.multiplexed:
-            self.conn.close_connection(ErrorCode.ENHANCE_YOUR_CALM, "request body timeout")
-        else:
-            self.conn.set_date(http_date())
-            self.conn.send_timeout_error("request body not received in time")
-        self._closed = True
-        return True
 
     def shutdown(self) -> None:
         """Graceful stop: finish requests in flight, take no new ones (HTTP/1 ``Connection:
@@ -287,7 +260,7 @@ class Session:
                 self._closed = True
             else:
                 self.conn.start_shutdown()
-                if not self._streams and not self.conn.multiplexed:
+                if not self._streams and self.glue.closes_when_idle_on_shutdown():
                     self._closed = True
 
     def connection_lost(self) -> list[Task]:
@@ -306,7 +279,8 @@ class Session:
 
     # -- events -> requests -------------------------------------------------------------------
 
-    def _handle_events(self, events: list[ev.Event]) -> None:
+    def handle_events(self, events: list[ev.Event]) -> None:
+        """Turn the protocol's events into exchanges, body chunks, wake-ups (under the lock)."""
         for event in events:
             kind = type(event)
             if kind is ev.RequestReceived:
@@ -351,9 +325,10 @@ class Session:
     def _switch_to_h2(self, event: ev.ProtocolSwitched) -> None:
         self._prefix += self.conn.data_to_send()  # the 101 Switching Protocols
         self.conn = H2Connection.from_upgrade(event.settings_header, event.request, self._h2_config())
+        self.glue = H2  # the upgrade swaps the glue with the protocol object
         self._on_request(event.request, event.body, True, http_version="2")
         if event.leftover:
-            self._handle_events(self.conn.receive_data(event.leftover))
+            self.handle_events(self.conn.receive_data(event.leftover))
 
     def _on_request(self, event: ev.RequestReceived, body: bytes, complete: bool,
                     http_version: str | None = None) -> None:
@@ -377,12 +352,7 @@ class Session:
             event.scheme, event.stream_id, self.info, client_id or f"{self._rid}{event.stream_id}", st.read_body)
         st.echo_id = client_id is not None or self._access is not None
         if not complete:  # a body is to come: the app may refuse it first (RFC 9110 §10.1.1)
-            if self.conn.multiplexed:
-                st.check = True
-                expect = request.header("expect")
-                st.expect_continue = expect is not None and expect.lower() == "100-continue"
-            else:
-                st.check = event.expect_continue or request.header("expect") is not None
+            self.glue.body_check(st, request, event.expect_continue)
         if body:
             st.chunks.append(body)
             st.size = len(body)
@@ -410,7 +380,8 @@ class Session:
         if metrics is not None:
             metrics.observe("(protocol)", status, 0.0)
 
-    def _task_failed(self, task: Task) -> None:
+    def task_failed(self, task: Task) -> None:
+        """``task``'s coroutine raised: reset its stream with INTERNAL_ERROR (RFC 9113 §7)."""
         with self.lock:
             st = self._streams.pop(task.stream_id, None)
             if st is not None and self.conn is not None:

@@ -23,15 +23,20 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from app.effects import FLUSH, FLUSH_AWAIT, PARK, PARK_AWAIT, Effect, Flush, Park, Sleep, suspend
+from app.effects import Effect
 
-if TYPE_CHECKING:
-    from .session import Session
 
-__all__ = ["Task", "Park", "Flush", "SendFile", "PARK", "FLUSH", "Sleep", "http_date", "suspend",
-           "PARK_AWAIT", "FLUSH_AWAIT"]
+
+class TaskOwner(Protocol):
+    """What a :class:`Task` needs of the session that made it (``engines.session.Session``):
+    to hear that its coroutine raised."""
+
+    def task_failed(self, task: "Task") -> None:
+        """``task``'s coroutine raised: reset its stream (HTTP/2) or end the connection."""
+
+__all__ = ["Task", "TaskOwner", "SendFile", "http_date", "NO_LOCK"]
 
 log = logging.getLogger("lab.session")
 
@@ -65,7 +70,7 @@ class Task:
 
     __slots__ = ("session", "stream_id", "coro", "cancelled", "parked", "woken", "waiting", "wakeup")
 
-    def __init__(self, session: "Session", stream_id: int, coro: Any) -> None:
+    def __init__(self, session: TaskOwner, stream_id: int, coro: Any) -> None:
         self.session = session
         self.stream_id = stream_id
         self.coro = coro
@@ -89,7 +94,7 @@ class Task:
             return None
         except Exception:  # a bug in the glue: log once, end this request only
             log.exception("request task failed on stream %d", self.stream_id)
-            self.session._task_failed(self)
+            self.session.task_failed(self)
             return None
 
     def cancel(self) -> None:
@@ -110,3 +115,28 @@ class Task:
         if not self.cancelled:
             event.wait(seconds)
         self.wakeup = None
+
+
+class _NoLock:
+    """The lock of code that one thread runs (single-threaded engines, processpool's writer):
+    never contended, taking it costs nothing. The one "no lock" of the engines."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Always taken at once."""
+        return True
+
+    def release(self) -> None:
+        """Nothing to release."""
+        return None
+
+
+#: the one instance: ``lock is NO_LOCK`` tells one thread from several
+NO_LOCK = _NoLock()

@@ -71,12 +71,12 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
-from loadtest.bench import machine_info
 from loadtest.experiments.base import (COLUMNS, ENGINES, HYBRIDS, Config, Deployment, _measured, _probe_path, _row,
                                        _spec, _workers, _wrk, deployment_of, deployment_spec, deployments,
                                        interpreter_workers, server_cores, server_env, wait_limit)
 from loadtest.harness import interpreters
 from loadtest.harness.generators import BenchError
+from loadtest.harness.machine import machine_info
 from loadtest.harness.servers import HOST, ROOT, running
 from loadtest.experiments.cost import run_cost, run_multiplex
 from loadtest.experiments.latency import run_connections, run_deploy, run_latency

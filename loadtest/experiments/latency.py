@@ -51,7 +51,7 @@ import time
 import h2.config
 import h2.connection
 
-from loadtest import bench
+from loadtest.experiments.cost import pin_cores, runner_parser
 from loadtest.experiments.base import Config, _probe_path, _row, _spec, deployment_spec, deployments, server_cores, server_env
 from loadtest.harness import interpreters
 from loadtest.harness.servers import HOST, ROOT, running
@@ -111,8 +111,8 @@ def run_latency(cfg: Config) -> list[dict]:
     routes = ("cpu",) if cfg.quick else ("cpu", "plaintext")
     levels = (0.50, 1.10) if cfg.quick else LOAD_LEVELS
     seconds = 2.0 if cfg.quick else min(cfg.duration, 10.0)
-    args = bench.build_parser().parse_args(["h2"])
-    bench.pin_cores(args)
+    args = runner_parser().parse_args(["h2"])
+    pin_cores(args)
     out_dir = os.path.join(cfg.results, "latency")
     os.makedirs(out_dir, exist_ok=True)
     rows: list[dict] = []

@@ -170,7 +170,7 @@ def server_argv(spec: RunSpec, port: int, args: argparse.Namespace, data_dir: st
         return [py, "-m", "uvicorn", "app.asgi:create", "--factory", "--host", HOST, "--port", str(port),
                 "--http", "httptools", "--loop", "asyncio", "--no-access-log", "--log-level", "warning",
                 "--lifespan", "off"]
-    from loadtest.bench import HYPERCORN_CONFIG  # lifts hypercorn's cap of 1000 requests per connection
+    from loadtest.harness.peers import HYPERCORN_CONFIG  # lifts hypercorn's cap of 1000 requests per connection
 
     argv = [py, "-m", "hypercorn", "app.asgi:create()", "--bind", f"{HOST}:{port}", "--workers", "1",
             "--log-level", "warning", "--config", HYPERCORN_CONFIG]
@@ -183,7 +183,7 @@ def server_argv(spec: RunSpec, port: int, args: argparse.Namespace, data_dir: st
 
 
 def _git_rev_python_cpu() -> dict:
-    from loadtest.bench import machine_info
+    from loadtest.harness.machine import machine_info
 
     return machine_info()
 

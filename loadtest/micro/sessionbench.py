@@ -4,6 +4,7 @@ session), in µs of CPU per request.
 
     python -m loadtest.sessionbench [--rounds 7] [--requests 20000] [--json FILE]
     python -m loadtest.sessionbench --instructions [--json FILE]    # needs valgrind
+    python -m loadtest.sessionbench --code DIR [...]  # the app/, engines/ and protocol/ of checkout DIR
 
 ``h1``: one HTTP/1.1 keep-alive GET /plaintext per read (wrk's pattern, no pipelining).
 ``h2``: reads of 16 HEADERS frames (h2load ``-m 16``'s pattern, HPACK-encoded by the ``hpack``
@@ -41,7 +42,11 @@ from app import create_app
 from engines.config import ServerConfig
 from engines.listeners import connection_info
 from engines.session import H2_PREFACE, Session
-from engines.tasks import PARK
+
+try:
+    from app.effects import PARK
+except ImportError:  # an older checkout measured with --code: PARK lived in engines/tasks.py
+    from engines.tasks import PARK
 
 __all__ = ["drive", "h1_cost", "h2_cost", "h2_reads", "instructions", "i_refs", "main"]
 
@@ -151,15 +156,26 @@ def instructions(proto: str) -> int:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise FileNotFoundError("valgrind is not installed (apt-get install valgrind)")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    root = _code_dir()
+    env = {**os.environ, "PYTHONPATH": root}
     counts = []
-    for n in INSTRUCTION_RUNS:
+    for n in INSTRUCTION_RUNS:  # this file by path: the measured code comes from PYTHONPATH alone
         run = subprocess.run([valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-                              sys.executable, "-m", "loadtest.micro.sessionbench", "--serve", proto, str(n)],
+                              sys.executable, os.path.abspath(__file__), "--serve", proto, str(n)],
                              capture_output=True, text=True, env=env, cwd=root)
         counts.append(i_refs(run.stderr))
     return round((counts[1] - counts[0]) / (INSTRUCTION_RUNS[1] - INSTRUCTION_RUNS[0]))
+
+
+def _code_dir() -> str:
+    """The checkout whose app/, engines/ and protocol/ are measured: ``--code DIR``, else this one."""
+    return os.environ.get("LAB_SESSIONBENCH_CODE") or os.path.dirname(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _rev(directory: str) -> str:
+    return subprocess.run(["git", "-C", directory, "describe", "--always", "--dirty"], capture_output=True,
+                          text=True).stdout.strip()
 
 
 def _rounds(cost: Callable[[int], float], rounds: int, requests: int) -> dict:
@@ -176,14 +192,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--instructions", action="store_true",
                    help="count machine instructions per request with valgrind instead of timing")
+    p.add_argument("--code", metavar="DIR",
+                   help="measure the app/, engines/ and protocol/ of the checkout DIR (e.g. a `git worktree` of an "
+                        "older revision) with this driver; the JSON's git is DIR's revision, bench_git this one's")
     p.add_argument("--serve", nargs=2, metavar=("PROTO", "N"), help=argparse.SUPPRESS)  # a counted run
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     if args.serve:
         _serve(args.serve[0], int(args.serve[1]))
         return 0
-    rev = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+    if args.code:  # run again with DIR's code first on the path (this file by path: no loadtest import)
+        i = argv.index("--code")
+        rest = argv[:i] + argv[i + 2:]
+        if args.json:  # the child runs in DIR: the file is named from here
+            rest[rest.index("--json") + 1] = os.path.abspath(args.json)
+        code = os.path.abspath(args.code)
+        env = {**os.environ, "PYTHONPATH": code, "LAB_SESSIONBENCH_CODE": code,
+               "LAB_SESSIONBENCH_BENCH_GIT": _rev(os.path.dirname(os.path.abspath(__file__)))}
+        return subprocess.run([sys.executable, os.path.abspath(__file__), *rest], env=env, cwd=code).returncode
+    rev = _rev(_code_dir())
+    bench = os.environ.get("LAB_SESSIONBENCH_BENCH_GIT") or rev
     if args.instructions:
-        out = {"git": rev, "python": sys.version.split()[0], "runs": list(INSTRUCTION_RUNS),
+        out = {"git": rev, "bench_git": bench, "python": sys.version.split()[0], "runs": list(INSTRUCTION_RUNS),
                "h1": {"instructions_per_req": instructions("h1")}, "h2": {"instructions_per_req": instructions("h2")}}
         for proto in ("h1", "h2"):
             print(f"{proto}: {out[proto]['instructions_per_req']:,} instructions per request (valgrind), git {rev}")
@@ -191,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.json, "w") as f:
                 json.dump(out, f, indent=1)
         return 0
-    out = {"git": rev, "python": sys.version.split()[0], "requests": args.requests,
+    out = {"git": rev, "bench_git": bench, "python": sys.version.split()[0], "requests": args.requests,
            "h1": _rounds(h1_cost, args.rounds, args.requests), "h2": _rounds(h2_cost, args.rounds, args.requests)}
     for proto in ("h1", "h2"):
         r = out[proto]

@@ -18,7 +18,8 @@ from app import create_app
 from engines.config import ServerConfig
 from engines.listeners import connection_info
 from engines.session import H2_PREFACE, Session
-from engines.tasks import FLUSH, PARK, SendFile, Sleep
+from app.effects import FLUSH, PARK, Sleep
+from engines.tasks import SendFile
 
 WWW = os.path.join(os.path.dirname(__file__), "..", "..", "www")
 GET = b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -49,7 +50,7 @@ def drive(session: Session, data: bytes) -> bytes:
 def test_http1_request_in_response_out(session):
     out = drive(session, GET % b"/plaintext")
     assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"\r\n\r\nHello, World!")
-    assert not session.multiplexed and not session.busy and not session.closed
+    assert session.in_order and not session.busy and not session.closed
 
 
 def test_http1_pipelined_requests_answered_in_order(session):
@@ -82,7 +83,7 @@ def test_http2_preface_settings_request_response(session):
     data = (H2_PREFACE + SettingsFrame(0).serialize()
             + HeadersFrame(1, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize())
     out = drive(session, data)
-    assert session.multiplexed and session.http_version == "2"
+    assert not session.in_order and session.http_version == "2"
     frames = []
     while out:
         frame, length = Frame.parse_frame_header(out[:9])
@@ -139,7 +140,8 @@ def test_the_request_id_scan_of_a_repeated_field_tuple_is_remembered(session):
     from protocol import events as ev
     with_id = (("host", "a"), ("x-request-id", "abc-1"))
     without = (("host", "a"),)
-    session.conn = type("Conn", (), {"multiplexed": True})()
+    from engines.glue import H2
+    session.glue = H2
     ids = []
     for sid, headers in enumerate((with_id, with_id, without, without, with_id), start=1):
         session._on_request(ev.request_received(sid, "GET", "/", "a", "http", "2", headers, False, True), b"", True)
