@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Awaitable, Callable, Iterable, Sequence
 
+from protocol.h1_parse import KNOWN_METHODS  # the methods of RFC 9110 §9 and PATCH (RFC 5789): one registry
+
 from . import compression
 from .effects import wait
 from .hosts import host_of
@@ -54,7 +56,6 @@ log = logging.getLogger("lab.app")
 Handler = Callable[[Request], Awaitable[Response]]
 
 #: The methods of RFC 9110 §9 plus PATCH (RFC 5789); anything else is answered 501.
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(path))?\}")
 _HEX = "0123456789abcdefABCDEF"

@@ -41,6 +41,7 @@ import stat as stat_mod
 
 from .compression import DEFAULT_MIN_SIZE, is_compressible
 from .messages import FileBody, Request, Response
+from .routing import percent_decode
 
 __all__ = ["StaticFiles", "resolve", "file_response", "content_type_for", "parse_range", "etag_for"]
 
@@ -51,7 +52,8 @@ _EXTRA_TYPES = {
     ".png": "image/png", ".ico": "image/x-icon", ".wasm": "application/wasm", ".csv": "text/csv",
     ".md": "text/markdown", ".bin": "application/octet-stream", ".xml": "application/xml",
 }
-_HEX = frozenset("0123456789abcdefABCDEF")
+#: an encoded ``/``, ``\\`` or NUL: refused before decoding, so ``%2F`` is never a separator
+_ENCODED_SEPARATOR = re.compile(r"%(2[fF]|5[cC]|00)")
 _ETAG = re.compile(r'\s*(W/)?("[^"]*")\s*')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RANGE = re.compile(r"bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", re.IGNORECASE)
@@ -67,35 +69,16 @@ def content_type_for(path: str) -> str:
 
 
 def _decode_path(raw: str) -> str | None:
-    """Strictly percent-decode ``raw``; None for anything :func:`resolve` refuses at this stage."""
-    if "\\" in raw or "\x00" in raw:
+    """Strictly percent-decode ``raw`` (``app.routing.percent_decode``, the one decoder); None for
+    anything :func:`resolve` refuses at this stage: a malformed escape, an encoded ``/`` ``\\`` or
+    NUL, bytes that are not strict UTF-8, a lone surrogate."""
+    if "\\" in raw or "\x00" in raw or _ENCODED_SEPARATOR.search(raw):
         return None
-    if "%" in raw:
-        out = bytearray()
-        i, n = 0, len(raw)
-        while i < n:
-            ch = raw[i]
-            if ch == "%":
-                if i + 3 > n or raw[i + 1] not in _HEX or raw[i + 2] not in _HEX:
-                    return None
-                byte = int(raw[i + 1:i + 3], 16)
-                if byte in (0x2F, 0x5C, 0x00):  # encoded '/', '\', NUL
-                    return None
-                out.append(byte)
-                i += 3
-            else:
-                out += ch.encode("utf-8", "surrogatepass")
-                i += 1
-        try:
-            text = out.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    else:
-        try:
-            raw.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates
-            return None
-        text = raw
+    try:
+        text = percent_decode(raw)
+        text.encode("utf-8")  # lone surrogates (no escape to decode them from)
+    except ValueError:  # UnicodeError is one
+        return None
     if "\\" in text or _CONTROL.search(text):
         return None
     return text

@@ -49,7 +49,7 @@ import time
 from typing import Any
 
 from app.effects import FLUSH, PARK, Sleep
-from protocol.h1_parse import error_response
+from protocol.h1_parse import error_response_bytes
 
 from .config import ServerConfig
 from .listeners import Listener, connection_info, tune_socket
@@ -71,11 +71,11 @@ TICK_S = 1.0
 #: about 20 µs a read on the reference VM against 3 µs for 64 KiB (a socketpair, 50-byte reads).
 RECV_SIZE = 64 * 1024
 #: The answer to a connection accepted past ``--max-connections`` (then closed).
-BUSY = error_response(503, "too many connections", retry_after_s=1)
+BUSY = error_response_bytes(503, "too many connections", retry_after_s=1)
 #: The answer to a request no worker can take now (a full job queue).
-OVERLOADED = error_response(503, "every worker is busy", retry_after_s=1)
+OVERLOADED = error_response_bytes(503, "every worker is busy", retry_after_s=1)
 #: The answer to a request that arrived while draining and could not be served in time.
-DRAINED = error_response(503, "the server is stopping", retry_after_s=1)
+DRAINED = error_response_bytes(503, "the server is stopping", retry_after_s=1)
 
 
 def refuse(sock: socket.socket, answer: bytes = BUSY) -> None:

@@ -34,7 +34,7 @@ __all__ = [
     "check_line_ends",
     "head_overflow",
     "status_line",
-    "error_response",
+    "error_response_bytes",
     "is_token",
     "other_target_form",
 ]
@@ -73,7 +73,7 @@ def status_line(status: int) -> bytes:
     return line
 
 
-def error_response(status: int, reason: str, head: str = "", retry_after_s: int | None = None) -> bytes:
+def error_response_bytes(status: int, reason: str, head: str = "", retry_after_s: int | None = None) -> bytes:
     """A complete HTTP/1.1 error response that ends the connection: status line, ``head`` (extra
     field lines, each ending CRLF: a Date, a Server), ``Retry-After`` in seconds when given
     (RFC 9110 §10.2.3), ``Connection: close`` (RFC 9112 §9.6) and a text/plain body

@@ -64,7 +64,7 @@ from .events import (ConnectionTerminated, DataReceived, Event, Headers, Message
                      ProtocolSwitched, RequestReceived)
 from .events import message_complete as _message_complete
 from .events import request_received as _request_received
-from .h1_parse import (RequestHead, check_line_ends, error_response, field_cache, head_cache, head_overflow,
+from .h1_parse import (RequestHead, check_line_ends, error_response_bytes, field_cache, head_cache, head_overflow,
                        is_token, parse_chunk_size, parse_fields, parse_head, status_line)
 
 __all__ = ["H1Config", "H1Connection", "READERS"]
@@ -519,7 +519,7 @@ class H1Connection:
         return ConnectionTerminated(error_code=1, status=status, reason=reason)
 
     def _queue_error(self, status: int, reason: str) -> None:
-        self._out.append(error_response(status, reason, f"{self._date}{self._server}"))
+        self._out.append(error_response_bytes(status, reason, f"{self._date}{self._server}"))
 
     def send_timeout_error(self, reason: str = "request head not received in time") -> None:
         """A request timeout fired (the head's, or the body's): queue 408 Request Timeout unless
