@@ -42,8 +42,9 @@ import re
 import tempfile
 from typing import AsyncIterator
 
+from .effects import wait
 from .messages import HTTPError, Request, Response
-from .routing import App, error_response
+from .routing import App, Handler, error_response
 from .static import StaticFiles, file_response
 
 __all__ = ["create_app", "cpu_work", "request_context", "DEFAULT_CPU_N", "MAX_CPU_N", "SAFE_NAME",
@@ -95,136 +96,192 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return max(low, min(high, int(raw)))
 
 
-def create_app(www_dir: str, data_dir: str) -> App:
-    """The lab's :class:`App` serving ``www_dir`` (static site) and ``data_dir`` (``/files``).
+# -- the handlers: module-level, each testable alone (``await plaintext(request)``) ----------------
 
-    Args:
-        www_dir: the static site's directory. data_dir: where ``/files/{name}`` reads and writes
-            (created if missing).
-    """
-    app = App()
-    static = StaticFiles(www_dir)
-    data_dir = os.path.abspath(data_dir)
-    os.makedirs(data_dir, exist_ok=True)
+async def post_index(request: Request) -> Response:
+    """``POST /``: how many bytes were received (h2 conformance testers POST /)."""
+    body = await request.body()
+    return Response.text(f"received {len(body)} bytes\n")
 
-    async def serve_static(request: Request) -> Response:
-        return static.serve(request, request.path_params.get("path", ""))
 
-    @app.get("/")
-    async def index(request: Request) -> Response:
-        return static.serve(request, "")
+async def plaintext(request: Request) -> Response:
+    """``GET /plaintext``: ``Hello, World!`` (TechEmpower plaintext)."""
+    return Response(status=200, headers=list(_PLAIN_HEADERS), body=_PLAIN_BODY)
 
-    @app.post("/")
-    async def post_index(request: Request) -> Response:
-        body = await request.body()
-        return Response.text(f"received {len(body)} bytes\n")
 
-    @app.get("/static/{path:path}")
-    async def static_files(request: Request) -> Response:
-        return static.serve(request, "static/" + request.path_params["path"])
+async def json_(request: Request) -> Response:
+    """``GET /json``: ``{"message":"Hello, World!"}`` (TechEmpower json)."""
+    return Response(status=200, headers=list(_JSON_HEADERS), body=_JSON_BODY)
 
-    app.fallback = serve_static
 
-    @app.get("/plaintext")
-    async def plaintext(request: Request) -> Response:
-        return Response(status=200, headers=list(_PLAIN_HEADERS), body=_PLAIN_BODY)
+async def echo(request: Request) -> Response:
+    """``GET /echo/{text}``: the percent-decoded segment."""
+    return Response.text(request.path_params["text"])
 
-    @app.get("/json")
-    async def json_(request: Request) -> Response:
-        return Response(status=200, headers=list(_JSON_HEADERS), body=_JSON_BODY)
 
-    @app.get("/echo/{text}")
-    async def echo(request: Request) -> Response:
-        return Response.text(request.path_params["text"])
+async def user_agent(request: Request) -> Response:
+    """``GET /user-agent``: the User-Agent (empty when none)."""
+    return Response.text(request.header("user-agent", "") or "")
 
-    @app.get("/user-agent")
-    async def user_agent(request: Request) -> Response:
-        return Response.text(request.header("user-agent", "") or "")
 
-    @app.get("/_health")
-    async def health(request: Request) -> Response:
-        return Response(status=200, headers=[("content-type", _TEXT)], body=b"ok")
+async def health(request: Request) -> Response:
+    """``GET /_health``: ``ok``."""
+    return Response(status=200, headers=[("content-type", _TEXT)], body=b"ok")
 
-    @app.get("/_fail")
-    async def fail(request: Request) -> Response:
-        """Fault injection: a handler that raises, to test the 500 path on every engine (the
-        router logs it and answers 500; HTTP/2 fails only this stream)."""
-        raise RuntimeError("fault injection: GET /_fail")
 
-    @app.get("/_metrics")
-    async def metrics(request: Request) -> Response:
-        resp = Response.json(app.metrics.snapshot(request.info.engine))
-        resp.headers.append(("cache-control", "no-store"))
-        return resp
+async def fail(request: Request) -> Response:
+    """``GET /_fail``, fault injection: a handler that raises, to test the 500 path on every engine
+    (the router logs it and answers 500; HTTP/2 fails only this stream)."""
+    raise RuntimeError("fault injection: GET /_fail")
 
-    # -- serving features: request context, expect check, a virtual host -------------------
 
-    def conn_response(request: Request, host: str | None) -> Response:
-        resp = Response.json(request_context(request, host))
-        resp.headers.append(("cache-control", "no-store"))
-        return resp
+def _conn_response(request: Request, host: str | None) -> Response:
+    resp = Response.json(request_context(request, host))
+    resp.headers.append(("cache-control", "no-store"))
+    return resp
 
-    @app.get("/_conn")
-    async def conn(request: Request) -> Response:
-        return conn_response(request, None)
 
-    def authorized(request: Request) -> bool:
-        return request.header("authorization") == PRIVATE_AUTHORIZATION
+async def conn(request: Request) -> Response:
+    """``GET /_conn``: the request context as JSON (:func:`request_context`)."""
+    return _conn_response(request, None)
 
-    @app.expect
-    def check_body(request: Request) -> Response | None:
-        """Refuse a body before it is read (RFC 9110 §10.1.1): ``POST /private`` needs
-        ``authorization: Bearer lab``, else 401 and no 100 Continue."""
-        if request.path == "/private" and not authorized(request):
-            return error_response(401, "POST /private needs authorization: Bearer lab",
-                                  [("www-authenticate", 'Bearer realm="lab"')])
-        return None
 
-    @app.post("/private")
-    async def private(request: Request) -> Response:
-        if not authorized(request):  # a client that sent its body without Expect
-            raise HTTPError(401, "POST /private needs authorization: Bearer lab",
-                            [("www-authenticate", 'Bearer realm="lab"')])
-        body = await request.body()
-        return Response.text(f"received {len(body)} bytes\n")
+async def demo_index(request: Request) -> Response:
+    """``GET /`` on the demo virtual host: which host answered."""
+    return Response.text(f"{DEMO_HOST}: a virtual host of the lab (app.host in app/lab.py)\n")
 
-    demo = app.host(DEMO_HOST)
 
-    @demo.get("/")
-    async def demo_index(request: Request) -> Response:
-        return Response.text(f"{DEMO_HOST}: a virtual host of the lab (app.host in app/lab.py)\n")
+async def demo_conn(request: Request) -> Response:
+    """``GET /_conn`` on the demo virtual host."""
+    return _conn_response(request, DEMO_HOST)
 
-    @demo.get("/_conn")
-    async def demo_conn(request: Request) -> Response:
-        return conn_response(request, DEMO_HOST)
 
-    # -- files ------------------------------------------------------------------------------
+def _authorized(request: Request) -> bool:
+    return request.header("authorization") == PRIVATE_AUTHORIZATION
 
-    def _file_path(request: Request) -> tuple[str, str]:
+
+def check_body(request: Request) -> Response | None:
+    """The expect check: refuse a body before it is read (RFC 9110 §10.1.1): ``POST /private``
+    needs ``authorization: Bearer lab``, else 401 and no 100 Continue."""
+    if request.path == "/private" and not _authorized(request):
+        return error_response(401, "POST /private needs authorization: Bearer lab",
+                              [("www-authenticate", 'Bearer realm="lab"')])
+    return None
+
+
+async def private(request: Request) -> Response:
+    """``POST /private``: ``received N bytes``, with the authorization.
+
+    Raises:
+        HTTPError: 401 without it (a client that sent its body without ``Expect``)."""
+    if not _authorized(request):
+        raise HTTPError(401, "POST /private needs authorization: Bearer lab",
+                        [("www-authenticate", 'Bearer realm="lab"')])
+    body = await request.body()
+    return Response.text(f"received {len(body)} bytes\n")
+
+
+async def io(request: Request) -> Response:
+    """``GET /io?ms=100``: wait ``ms`` (0..60000) with ``app.effects.wait``: a slow backend."""
+    ms = _int_param(request, "ms", 100, 0, 60_000)
+    await wait(ms / 1000)
+    return Response.text(f"waited {ms} ms\n")
+
+
+async def cpu(request: Request) -> Response:
+    """``GET /cpu?n=50000``: ``n`` (0..10_000_000) steps of :func:`cpu_work`."""
+    n = _int_param(request, "n", DEFAULT_CPU_N, 0, MAX_CPU_N)
+    return Response.text(f"cpu n={n} result={cpu_work(n)}\n")
+
+
+async def stream(request: Request) -> Response:
+    """``GET /stream?chunks=5&size=1024&ms=0``: a streamed body of ``chunks`` x ``size`` bytes,
+    ``ms`` between chunks."""
+    chunks = _int_param(request, "chunks", 5, 0, 10_000)
+    size = _int_param(request, "size", 1024, 1, 1024 * 1024)
+    ms = _int_param(request, "ms", 0, 0, 60_000)
+
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(chunks):
+            if i and ms:
+                await wait(ms / 1000)
+            yield _chunk(i, size)
+
+    return Response(status=200, headers=[("content-type", _TEXT)], body=body())
+
+
+async def sse(request: Request) -> Response:
+    """``GET /sse?count=5&interval_ms=1000``: Server-Sent Events (text/event-stream)."""
+    count = _int_param(request, "count", 5, 0, 1000)
+    interval_ms = _int_param(request, "interval_ms", 1000, 0, 60_000)
+
+    async def events() -> AsyncIterator[bytes]:
+        for i in range(count):
+            if i and interval_ms:
+                await wait(interval_ms / 1000)
+            yield f'id: {i}\ndata: {{"seq":{i},"of":{count}}}\n\n'.encode()
+
+    return Response(status=200, headers=[("content-type", "text/event-stream"),
+                                         ("cache-control", "no-cache")], body=events())
+
+
+class Site:
+    """The handlers that serve the static site in ``www_dir`` (:class:`app.static.StaticFiles`)."""
+
+    def __init__(self, www_dir: str) -> None:
+        self.static = StaticFiles(www_dir)
+
+    async def index(self, request: Request) -> Response:
+        """``GET /``: the site's index."""
+        return self.static.serve(request, "")
+
+    async def static_files(self, request: Request) -> Response:
+        """``GET /static/{path}``."""
+        return self.static.serve(request, "static/" + request.path_params["path"])
+
+    async def fallback(self, request: Request) -> Response:
+        """Any other unrouted GET/HEAD: a file under ``www_dir``."""
+        return self.static.serve(request, request.path_params.get("path", ""))
+
+
+class Files:
+    """``/files/{name}``: files of ``data_dir`` (created if missing)."""
+
+    def __init__(self, data_dir: str) -> None:
+        self.data_dir = os.path.abspath(data_dir)
+        os.makedirs(self.data_dir, exist_ok=True)
+
+    def _path(self, request: Request) -> tuple[str, str]:
         name = request.path_params["name"]
         if not SAFE_NAME.fullmatch(name):
             raise HTTPError(400, "name must be 1-128 of [A-Za-z0-9._-], not starting with '.'")
-        return name, os.path.join(data_dir, name)
+        return name, os.path.join(self.data_dir, name)
 
-    @app.get("/files/{name}")
-    async def get_file(request: Request) -> Response:
-        _, path = _file_path(request)
+    async def get(self, request: Request) -> Response:
+        """``GET /files/{name}`` (ETag, 304, Range as for static).
+
+        Raises:
+            HTTPError: 400 for a name outside :data:`SAFE_NAME`, 404 when there is no such file."""
+        _, path = self._path(request)
         try:
             return file_response(request, path)
         except OSError:
             raise HTTPError(404) from None
 
-    @app.route("/files/{name}", methods=["POST", "PUT"])
-    async def put_file(request: Request) -> Response:
-        """Store the body atomically: a temp file in data_dir, then ``os.replace`` (readers see
-        the old or the new file, never half of one; no fsync: power-loss durability is not a goal).
-        201 Created + ``location`` when the name was new, 200 when it replaced a file."""
-        name, path = _file_path(request)
+    async def put(self, request: Request) -> Response:
+        """``POST|PUT /files/{name}``: store the body atomically: a temp file in data_dir, then
+        ``os.replace`` (readers see the old or the new file, never half of one; no fsync:
+        power-loss durability is not a goal). 201 Created + ``location`` when the name was new,
+        200 when it replaced a file.
+
+        Raises:
+            HTTPError: 400 for a bad name, 500 when the file cannot be written."""
+        name, path = self._path(request)
         body = await request.body()
         existed = os.path.exists(path)
         tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".upload-", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=self.data_dir, prefix=".upload-", suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(body)
             os.replace(tmp, path)
@@ -244,47 +301,40 @@ def create_app(www_dir: str, data_dir: str) -> App:
         resp.headers.append(("location", f"/files/{name}"))
         return resp
 
-    # -- workloads --------------------------------------------------------------------------
 
-    @app.get("/io")
-    async def io(request: Request) -> Response:
-        ms = _int_param(request, "ms", 100, 0, 60_000)
-        await app.wait(ms / 1000)
-        return Response.text(f"waited {ms} ms\n")
+def metrics_handler(app: App) -> Handler:
+    """``GET /_metrics`` of ``app``: JSON of :meth:`app.metrics.Metrics.snapshot`."""
+    async def metrics(request: Request) -> Response:
+        resp = Response.json(app.metrics.snapshot(request.info.engine))
+        resp.headers.append(("cache-control", "no-store"))
+        return resp
+    return metrics
 
-    @app.get("/cpu")
-    async def cpu(request: Request) -> Response:
-        n = _int_param(request, "n", DEFAULT_CPU_N, 0, MAX_CPU_N)
-        return Response.text(f"cpu n={n} result={cpu_work(n)}\n")
 
-    @app.get("/stream")
-    async def stream(request: Request) -> Response:
-        chunks = _int_param(request, "chunks", 5, 0, 10_000)
-        size = _int_param(request, "size", 1024, 1, 1024 * 1024)
-        ms = _int_param(request, "ms", 0, 0, 60_000)
+def create_app(www_dir: str, data_dir: str) -> App:
+    """The lab's :class:`App`: the routes of the module docstring, wired to the handlers above.
 
-        async def body() -> AsyncIterator[bytes]:
-            for i in range(chunks):
-                if i and ms:
-                    await app.wait(ms / 1000)
-                yield _chunk(i, size)
-
-        return Response(status=200, headers=[("content-type", _TEXT)], body=body())
-
-    @app.get("/sse")
-    async def sse(request: Request) -> Response:
-        count = _int_param(request, "count", 5, 0, 1000)
-        interval_ms = _int_param(request, "interval_ms", 1000, 0, 60_000)
-
-        async def events() -> AsyncIterator[bytes]:
-            for i in range(count):
-                if i and interval_ms:
-                    await app.wait(interval_ms / 1000)
-                yield f'id: {i}\ndata: {{"seq":{i},"of":{count}}}\n\n'.encode()
-
-        return Response(status=200, headers=[("content-type", "text/event-stream"),
-                                             ("cache-control", "no-cache")], body=events())
-
+    Args:
+        www_dir: the static site's directory. data_dir: where ``/files/{name}`` reads and writes
+            (created if missing).
+    """
+    app = App()
+    site, files = Site(www_dir), Files(data_dir)
+    app.get("/")(site.index)
+    app.post("/")(post_index)
+    app.get("/static/{path:path}")(site.static_files)
+    app.fallback = site.fallback
+    for path, handler in (("/plaintext", plaintext), ("/json", json_), ("/echo/{text}", echo),
+                          ("/user-agent", user_agent), ("/_health", health), ("/_fail", fail),
+                          ("/_metrics", metrics_handler(app)), ("/_conn", conn), ("/files/{name}", files.get),
+                          ("/io", io), ("/cpu", cpu), ("/stream", stream), ("/sse", sse)):
+        app.get(path)(handler)
+    app.expect(check_body)
+    app.post("/private")(private)
+    app.route("/files/{name}", methods=["POST", "PUT"])(files.put)
+    demo = app.host(DEMO_HOST)
+    demo.get("/")(demo_index)
+    demo.get("/_conn")(demo_conn)
     return app
 
 
