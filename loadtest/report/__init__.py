@@ -36,11 +36,11 @@ import glob
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
 
 import pandas as pd
 
 from loadtest.report import results as R
+from loadtest.report.document import Section, md_table
 
 __all__ = ["Section", "build_sections", "findings_throughput", "findings_latency", "findings_scaling",
            "findings_protocols", "findings_efficiency", "findings_littles_law", "to_markdown", "to_html",
@@ -48,19 +48,6 @@ __all__ = ["Section", "build_sections", "findings_throughput", "findings_latency
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHART_PREFIXES = ("throughput", "latency_", "scaling_", "protocols", "efficiency", "exp_")
-
-
-@dataclass
-class Section:
-    """One comparison of the report: its charts (names without extension), the table behind them
-    (formatted strings), and findings (sentences computed from the numbers)."""
-
-    key: str
-    title: str
-    intro: str
-    charts: list[str] = field(default_factory=list)
-    table: pd.DataFrame | None = None
-    findings: list[str] = field(default_factory=list)
 
 
 # -- formatting ------------------------------------------------------------------------------------------
@@ -414,17 +401,6 @@ def _machine_lines(info: dict) -> list[str]:
 
 # -- rendering -------------------------------------------------------------------------------------------
 
-def md_table(df: pd.DataFrame) -> str:
-    """A DataFrame as a GitHub-flavoured markdown table (cells ``str``-ed, ``|`` escaped)."""
-    def cell(v) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    head = "| " + " | ".join(cell(c) for c in df.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
-
-
 def to_markdown(sections: list[Section], info: dict, sat_lines: list[str], chart_rel: str, source: str,
                 image: str = "png") -> str:
     """REPORT.md: machine and revision, saturation, then each section's charts, findings and table
@@ -573,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     os.makedirs(args.out, exist_ok=True)
     _clear_charts(args.out, ("png", "svg"))
-    lead = verdict.experiment_sections(args.experiments, args.out, Section) if has_experiments else []
+    lead = verdict.experiment_sections(args.experiments, args.out) if has_experiments else []
     runs_dir = args.runs or os.path.join(os.path.dirname(os.path.abspath(args.summary)), "runs")
     report = args.report or os.path.join(os.path.dirname(os.path.abspath(args.out)), "REPORT.md")
     sections = list(lead)
@@ -617,8 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         written.append(page)
     if args.readme and lead:
         _write_readme(args.readme, verdict.readme_block(
-            args.experiments, args.out, os.path.relpath(os.path.abspath(args.out), os.path.dirname(os.path.abspath(args.readme))),
-            md_table))
+            args.experiments, args.out, os.path.relpath(os.path.abspath(args.out), os.path.dirname(os.path.abspath(args.readme)))))
         written.append(args.readme)
     n = sum(len(s.charts) for s in sections)
     print(f"{0 if df is None else len(df)} sweep runs, {len(lead)} experiment sections -> {n} charts (PNG + SVG) in {args.out}; " + ", ".join(written))

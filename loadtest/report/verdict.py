@@ -18,6 +18,7 @@ import re
 import pandas as pd
 
 from loadtest.experiments.base import ENGINES
+from loadtest.report.document import Section, md_table
 
 __all__ = ["load", "verdict", "deploy_table", "python_change", "interpreter_workers", "python_findings", "pythons", "charts", "findings", "experiment_sections", "ORDER", "QUESTIONS",
            "headline", "readme_block"]
@@ -697,8 +698,8 @@ def _spectrum(exp_dir: str, workload: str, engines: list[str], save) -> str | No
     return save(fig, f"exp_spectrum_{workload}")
 
 
-def experiment_sections(directory: str, out_dir: str, section_cls) -> list:
-    """The verdict section, then one section per experiment (``section_cls``: report.Section)."""
+def experiment_sections(directory: str, out_dir: str) -> list[Section]:
+    """What to deploy, the verdict, what another Python changes, then one section per experiment."""
     frames = load(directory)
     if not frames:
         return []
@@ -706,20 +707,20 @@ def experiment_sections(directory: str, out_dir: str, section_cls) -> list:
     sections = []
     deploy = deploy_table(frames)
     if not deploy.empty:
-        sections.append(section_cls(
+        sections.append(Section(
             "deploy-what", "What to deploy",
             "Which model, and how many processes: for each workload the best deployment measured here "
             f"(model x workers, the peers included, the same run), its figure, the runner-up and by how much, "
             "and why. Computed from results/experiments/cores.csv, wait.csv and deploy.csv "
             f"(git {', '.join(revs)}).", [], deploy, []))
     ran_on = ", ".join(sorted({str(p) for df in frames.values() if "python" in df for p in df["python"].unique()}))
-    sections += [section_cls(
+    sections += [Section(
         "verdict", "The verdict",
         "One row per question, one column per engine and per hybrid (model x W processes): the measured figure, "
         "whether the law held (rows "
         "within the law / rows judged), and why. From results/experiments/*.csv (git " + ", ".join(revs)
         + f"); `python -m loadtest experiment all` made them; every figure ran on {ran_on}.", [], verdict(frames), [])]
-    sections += python_sections(directory, section_cls)
+    sections += python_sections(directory)
     for name in ORDER:
         if name not in frames:
             continue
@@ -728,14 +729,14 @@ def experiment_sections(directory: str, out_dir: str, section_cls) -> list:
         cols = [c for c in ("engine", "workers", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms",
                             "server_cpus", "server_cpu_us_per_req", "expected", "held", "note") if c in df.columns]
         table = df[cols].astype(object).where(df[cols].notna(), "").astype(str)
-        sections.append(section_cls(
+        sections.append(Section(
             f"exp-{name}", f"{name}: {QUESTIONS[name]}",
             f"Command: `{COMMANDS[name]}` (rows in results/experiments/{name}.csv). {why.capitalize()}.",
             charts(name, df, directory, out_dir), table, findings))
     return sections
 
 
-def python_sections(directory: str, section_cls) -> list:
+def python_sections(directory: str) -> list[Section]:
     """"What does Python 3.14 change?": the same servers under each Python of the run, then
     interpreter workers against process workers; none when the rows ran on one Python only."""
     every = load(directory, every_python=True)
@@ -744,7 +745,7 @@ def python_sections(directory: str, section_cls) -> list:
         return []
     change, workers = python_change(every), interpreter_workers(every)
     command = "python -m loadtest experiment cost|cores|connections --python python3,scripts/python3.14"
-    out = [section_cls(
+    out = [Section(
         "python", f"What does Python {_short(labels[1])} change?",
         f"The same code, servers on {labels[0]} and on {labels[1]} in one run (`{command}`; rows in "
         "results/experiments/cost.csv, cores.csv and connections.csv with their python and gil columns). "
@@ -752,7 +753,7 @@ def python_sections(directory: str, section_cls) -> list:
         "every peer under the same Python as the engines it is compared with.",
         [], change, python_findings(every))]
     if not workers.empty:
-        out.append(section_cls(
+        out.append(Section(
             "interpreters", "Interpreter workers against process workers",
             "`./start_server --workers W --worker-kind interpreter` runs the W copies in subinterpreters of one "
             "process (one GIL each, PEP 684/734) instead of forked processes; same Python, same run. Cost: one "
@@ -781,7 +782,7 @@ def headline(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def readme_block(directory: str, out_dir: str, chart_rel: str, md_table) -> str:
+def readme_block(directory: str, out_dir: str, chart_rel: str) -> str:
     """What ``python -m loadtest report --readme README.md`` writes between the README's
     ``<!-- verdict:start -->`` and ``<!-- verdict:end -->`` markers: the verdict table, the
     headline figures and the charts (``out_dir``: where they are; ``chart_rel``: the same, relative
@@ -796,10 +797,10 @@ def readme_block(directory: str, out_dir: str, chart_rel: str, md_table) -> str:
         "`results/experiments/*.csv`, written here by `python -m loadtest report --readme README.md`.", "",
         "**What to deploy** (which model, how many processes):", "", md_table(deploy_table(frames)), "",
         "**The verdict** (one row per question):", "",
-        md_table(verdict(frames)), "", md_table(headline(frames)), "", charts_md, *_readme_python(directory, md_table)])
+        md_table(verdict(frames)), "", md_table(headline(frames)), "", charts_md, *_readme_python(directory)])
 
 
-def _readme_python(directory: str, md_table) -> list[str]:
+def _readme_python(directory: str) -> list[str]:
     """The README's lines on another Python, when the rows ran on more than one."""
     every = load(directory, every_python=True)
     labels = pythons(every)
