@@ -11,7 +11,7 @@ from typing import Callable
 from engines.supervisor import cpu_count
 
 from loadtest.harness import interpreters
-from loadtest.harness.generators import parse_wrk, run_tool
+from loadtest.harness.generators import parse_wrk, pinned, run_tool, wrk_command
 from loadtest.harness.peers import HYPERCORN_CONFIG
 from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec
 
@@ -200,10 +200,7 @@ def _spec(engine: str, extra: tuple[str, ...] = (), name: str | None = None, poo
 def _wrk(port: int, path: str, connections: int, duration: float, cores: list[int] | None) -> dict:
     """wrk -t1 -c N against ``path``: ``parse_wrk``'s figures, ``rps`` counting only 2xx/3xx answers
     (``rps_all``: every answer, when some were not)."""
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s", "--latency",
-           f"http://{HOST}:{port}{path}"]
-    if cores:
-        cmd = ["taskset", "-c", ",".join(map(str, cores)), *cmd]
+    cmd = pinned(wrk_command(f"http://{HOST}:{port}{path}", connections, duration), cores)
     out, _, _ = run_tool(cmd, timeout=duration + 60)
     result = parse_wrk(out)
     # wrk counts every answer; a 503 (a full queue, too many connections) is not throughput

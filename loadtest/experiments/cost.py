@@ -39,9 +39,10 @@ from protocol.h2_settings import H2Config
 
 from loadtest.experiments.base import HYBRIDS, Config, _row, _workers, interpreter_workers
 from loadtest.harness import interpreters
-from loadtest.harness.generators import BenchError, parse_h2load, parse_wrk, run_tool
+from loadtest.harness.generators import (BenchError, h2load_command, parse_h2load, parse_wrk, pinned, run_tool,
+                                         wrk_command)
 from loadtest.harness.peers import HYPERCORN_CONFIG
-from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec, check_plaintext, pinned, running
+from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec, check_plaintext, running
 
 __all__ = ["run_cost", "run_multiplex", "COST_ROUTES", "multiplex_law", "Result", "server_specs", "server_env",
            "pin_cores", "measure", "runner_parser", "ENGINES", "H1_PEERS", "H2_PEERS", "H1_APP_PEERS",
@@ -358,21 +359,18 @@ def _load(mode: str, srv: RunningServer, args: argparse.Namespace) -> tuple[str,
     url = f"http://{HOST}:{srv.port}{args.path}"
     if mode == "h1":
         check_plaintext(srv.port, args.path)
-        base = ["wrk", f"-t{args.threads}", f"-c{args.connections}", "--latency",
-                "--timeout", f"{args.request_timeout}s"]
+        def wrk(seconds: float) -> list[str]:
+            return pinned(wrk_command(url, args.connections, seconds, threads=args.threads,
+                                      timeout_s=args.request_timeout), args.client_core)
         if args.warmup > 0:
-            run_tool(pinned([*base, f"-d{args.warmup}s", url], args.client_core), args.warmup + 30)
-        cmd = pinned([*base, f"-d{args.duration}s", url], args.client_core)
+            run_tool(wrk(args.warmup), args.warmup + 30)
+        cmd = wrk(args.duration)
         budget = args.duration + 30
     else:
-        base = ["h2load", f"-c{args.clients}", f"-m{args.streams}", f"-t{args.threads}",
-                f"-T{args.request_timeout}", "-N5"]
-        if args.requests:
-            cmd = pinned([*base, f"-n{args.requests}", url], args.client_core)
-            budget = args.timeout
-        else:
-            cmd = pinned([*base, f"-D{args.duration}", f"--warm-up-time={args.warmup}", url], args.client_core)
-            budget = args.duration + args.warmup + 30
+        cmd = pinned(h2load_command(url, args.clients, streams=args.streams, threads=args.threads,
+                                    timeout_s=args.request_timeout, extra=["-N5"], requests=args.requests or None,
+                                    duration_s=args.duration, warmup_s=args.warmup), args.client_core)
+        budget = args.timeout if args.requests else args.duration + args.warmup + 30
     cpu0, t0 = srv.cpu_seconds(), time.monotonic()
     out, tool_cpu, wall = run_tool(cmd, budget)
     cpu1, t1 = srv.cpu_seconds(), time.monotonic()

@@ -55,7 +55,7 @@ from loadtest.experiments.cost import pin_cores, runner_parser
 from loadtest.experiments.base import Config, _probe_path, _row, _spec, deployment_spec, deployments, server_cores, server_env
 from loadtest.harness import interpreters
 from loadtest.harness.servers import HOST, ROOT, running
-from loadtest.harness.generators import parse_h2load, run_tool
+from loadtest.harness.generators import h2load_command, parse_h2load, pinned, run_tool
 
 __all__ = ["run_latency", "run_connections", "run_deploy", "LOAD_LEVELS", "knee", "DEPLOY_CPU_LOAD"]
 
@@ -86,9 +86,8 @@ def _ceiling(cfg: Config, engine: str, workload: str, port: int, client_core: in
                 if (r["engine"] == engine and r["workload"] == workload and r["protocol"] == "h2c -m16" and r["rps"]
                         and r.get("python", interpreters.current().label) == interpreters.current().label):
                     return float(r["rps"]), "cost.csv"
-    cmd = ["h2load", "-c8", "-m16", "-t1", "-D3", "--warm-up-time=1", f"http://{HOST}:{port}/{workload}"]
-    if client_core is not None:
-        cmd = ["taskset", "-c", str(client_core), *cmd]
+    cmd = pinned(h2load_command(f"http://{HOST}:{port}/{workload}", 8, streams=16, duration_s=3, warmup_s=1),
+                 client_core)
     out, _, _ = run_tool(cmd, 60)
     return parse_h2load(out)["rps"], "h2load -c8 -m16, 3 s"
 
@@ -99,9 +98,7 @@ def _open_loop(port: int, workload: str, rate: float, seconds: float, prefix: st
            "-u", str(LATENCY_USERS), "-r", str(LATENCY_USERS), "-t", f"{seconds + 1:g}s", "--warmup-s", "1",
            "--host", f"http://{HOST}:{port}", "--workload", workload, "--rate", f"{rate:.2f}", "--csv", prefix,
            "--only-summary", "--loglevel", "WARNING"]
-    if client_core is not None:
-        cmd = ["taskset", "-c", str(client_core), *cmd]
-    subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 90, check=False)
+    subprocess.run(pinned(cmd, client_core), cwd=ROOT, capture_output=True, text=True, timeout=seconds + 90, check=False)
     with open(f"{prefix}_openloop.json") as f:
         return json.load(f)
 

@@ -41,7 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtest.harness.servers import HOST, ROOT, ServerSpec, running
-from loadtest.harness.generators import BenchError, parse_duration_ms, parse_wrk, run_tool
+from loadtest.harness.generators import BenchError, parse_duration_ms, parse_wrk, pinned, run_tool, wrk_command
 
 __all__ = ["spread", "wrk_run", "measure_mode", "main"]
 
@@ -85,10 +85,7 @@ def stalled_waits(port: int, count: int, timeout_s: float = 2.0) -> int:
 
 def wrk_run(port: int, connections: int, duration: float, core: int | None, path: str) -> dict:
     """wrk on ``path`` -> parse_wrk's figures plus ``max_ms`` (wrk's Latency Max column)."""
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "2s", "--latency",
-           f"http://{HOST}:{port}{path}"]
-    if core is not None:
-        cmd = ["taskset", "-c", str(core), *cmd]
+    cmd = pinned(wrk_command(f"http://{HOST}:{port}{path}", connections, duration, timeout_s=2), core)
     out, _, _ = run_tool(cmd, timeout=duration + 30)
     result = parse_wrk(out)
     m = re.search(r"^\s*Latency\s+\S+\s+\S+\s+(\S+)", out, re.M)

@@ -9,8 +9,51 @@ import re
 import resource
 import subprocess
 import time
+from typing import Sequence
 
-__all__ = ["BenchError", "parse_duration_ms", "parse_wrk", "parse_h2load", "run_tool"]
+__all__ = ["BenchError", "parse_duration_ms", "parse_wrk", "parse_h2load", "run_tool", "pinned", "wrk_command",
+           "h2load_command"]
+
+
+def pinned(cmd: list[str], cores: int | Sequence[int] | None) -> list[str]:
+    """``cmd`` under ``taskset -c CORES`` (children inherit the affinity), or as is when ``cores``
+    is None or empty: the one place a command is pinned."""
+    if cores is None or (not isinstance(cores, int) and not cores):
+        return cmd
+    spec = str(cores) if isinstance(cores, int) else ",".join(map(str, cores))
+    return ["taskset", "-c", spec, *cmd]
+
+
+def wrk_command(url: str, connections: int, duration_s: float, *, threads: int = 1, timeout_s: float = 10,
+                latency: bool = True, script: str | None = None) -> list[str]:
+    """``wrk -tT -cN -dDs [--latency] --timeout Xs [-s SCRIPT] URL``: the one wrk command line
+    (closed loop: each connection sends its next request when the answer came)."""
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s:g}s", "--timeout", f"{timeout_s:g}s"]
+    if latency:
+        cmd.append("--latency")
+    if script:
+        cmd += ["-s", script]
+    return [*cmd, url]
+
+
+def h2load_command(url: str, clients: int, *, streams: int = 1, threads: int = 1, duration_s: float | None = None,
+                   requests: int | None = None, warmup_s: float | None = None, timeout_s: float | None = None,
+                   h1: bool = False, extra: Sequence[str] = ()) -> list[str]:
+    """``h2load -cC -mM -tT (-D S | -n N) [--warm-up-time=W] [-T X] [--h1] URL``: the one h2load
+    command line (h2c prior knowledge unless ``h1``; ``-m`` is the streams per client)."""
+    cmd = ["h2load", f"-c{clients}", f"-m{streams}", f"-t{threads}"]
+    if h1:
+        cmd.append("--h1")
+    if timeout_s is not None:
+        cmd.append(f"-T{timeout_s:g}")
+    cmd += list(extra)
+    if requests:
+        cmd.append(f"-n{requests}")
+    elif duration_s is not None:
+        cmd.append(f"-D{duration_s:g}")
+        if warmup_s:
+            cmd.append(f"--warm-up-time={warmup_s:g}")
+    return [*cmd, url]
 
 
 class BenchError(Exception):

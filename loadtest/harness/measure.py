@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from loadtest.harness.servers import ROOT, RunningServer, ServerSpec
-from loadtest.harness.generators import BenchError, parse_h2load, parse_wrk
+from loadtest.harness.generators import BenchError, h2load_command, parse_h2load, parse_wrk, pinned, wrk_command
 from loadtest.users.workloads import MARK_MEASURING, MARK_STOPPED, primary_path
 
 __all__ = ["SATURATED", "Server", "Sampler", "Load", "Result", "child_env", "parse_locust_stats",
@@ -56,10 +56,6 @@ def child_env(data_dir: str) -> dict:
     env.setdefault("LAB_WWW", os.path.join(ROOT, "www"))
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def _taskset(cmd: list[str], cores: list[int] | None) -> list[str]:
-    return ["taskset", "-c", ",".join(map(str, cores)), *cmd] if cores else cmd
 
 
 class Server:
@@ -332,18 +328,18 @@ class Load:
                 cmd += ["--h2-streams", str(s.streams)]
             if a.processes and a.processes > 1:
                 cmd += ["--processes", str(a.processes)]
-            return _taskset(cmd, self.cores)
+            return pinned(cmd, self.cores)
         target = self.url + primary_path(s.workload)
         dur = max(1, math.ceil(a.duration))
         if a.tool == "wrk":
-            return _taskset(["wrk", f"-t{self.threads}", f"-c{s.users}", f"-d{dur}s", "--latency", "--timeout", "10s",
-                             "-s", os.path.join(self.run_dir, "wrk-report.lua"), target], self.cores)
-        cmd = ["h2load", f"-c{s.users}", f"-t{self.threads}", f"-D{dur}", "-T10",
-               f"--log-file={os.path.join(self.run_dir, 'h2load-requests.tsv')}", target]
-        cmd[1:1] = ["--h1", "-m1"] if s.protocol == "h1" else [f"-m{s.streams}"]
-        if a.warmup > 0:
-            cmd.insert(-1, f"--warm-up-time={max(1, math.ceil(a.warmup))}")
-        return _taskset(cmd, self.cores)
+            return pinned(wrk_command(target, s.users, dur, threads=self.threads,
+                                      script=os.path.join(self.run_dir, "wrk-report.lua")), self.cores)
+        h1 = s.protocol == "h1"
+        return pinned(h2load_command(target, s.users, streams=1 if h1 else s.streams, threads=self.threads,
+                                     duration_s=dur, warmup_s=max(1, math.ceil(a.warmup)) if a.warmup > 0 else None,
+                                     timeout_s=10, h1=h1,
+                                     extra=[f"--log-file={os.path.join(self.run_dir, 'h2load-requests.tsv')}"]),
+                      self.cores)
 
     def run(self, srv: Server) -> Result:
         """Warm up (wrk), run the generator with the sampler, parse; the server must survive.

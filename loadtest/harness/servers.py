@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import psutil
 
-from loadtest.harness.generators import BenchError
+from loadtest.harness.generators import BenchError, pinned
 
 __all__ = ["ServerSpec", "RunningServer", "running", "free_port", "pinned", "check_plaintext", "HOST",
            "ROOT", "EXPECTED_BODY"]
@@ -43,11 +43,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
-
-
-def pinned(cmd: list[str], core: int | None) -> list[str]:
-    """``cmd`` under ``taskset -c core`` (children inherit the affinity), or as is."""
-    return ["taskset", "-c", str(core), *cmd] if core is not None else cmd
 
 
 class RunningServer:
