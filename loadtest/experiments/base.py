@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from engines import ENGINES  # the one registry (engines/__init__.py), re-exported here
 from engines.supervisor import cpu_count
 
 from loadtest.harness import interpreters
@@ -15,7 +16,6 @@ from loadtest.harness.generators import parse_wrk, pinned, run_tool, wrk_command
 from loadtest.harness.peers import HYPERCORN_CONFIG
 from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec
 
-ENGINES = ("threadpool", "processpool", "selectors", "asyncio")
 COLUMNS = ["experiment", "engine", "workers", "protocol", "workload", "users", "duration_s", "requests", "rps",
            "p50_ms", "p99_ms", "max_ms", "server_cpus", "server_cpu_us_per_req", "law", "expected",
            "held", "note", "git_rev", "python", "gil", "worker_kind", "cpu"]
