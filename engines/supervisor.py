@@ -260,7 +260,8 @@ class Supervisor:
         each = self.engine_class.name
         if getattr(self.engine_class, "threaded", False):
             each += f" with {self.config.threads or 32} threads"
-        return f"{self.size} worker {self.kind}{'es' if self.kind == 'process' else 's'}, {each} each"
+        plural = "" if self.size == 1 else ("es" if self.kind == "process" else "s")
+        return f"{self.size} worker {self.kind}{plural}, {each} each"
 
     # -- the worker hooks: processes --------------------------------------------------------------
     def launch(self, slot: int) -> Any:

@@ -40,7 +40,7 @@ from collections import deque
 from . import events as ev
 from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError
 from .h2_core import H2Core
-from .h2_frames import FRAME_HEADER, MAX_STREAM_ID, PREFACE, data_frames, goaway_frame, header_block_frames, ping_frame
+from .h2_frames import DATA, END_HEADERS, END_STREAM, FRAME_HEADER, HEADERS, MAX_STREAM_ID, PREFACE, data_frames, goaway_frame, header_block_frames, ping_frame
 from .h2_headers import encode_fields, header_list_size, validate_request
 from .h2_settings import H2Config
 from .h2_streams import CAN_SEND, SEND_WHOLE, CloseReason, H2Stream, StreamInput, StreamState
@@ -183,7 +183,8 @@ class H2Connection(H2Core):
             s.send_window -= n
             self._send_window -= n
             if len(block) <= max_frame and n <= max_frame:  # one HEADERS and one DATA (§6.2, §6.1)
-                self._out += _pack(len(block) << 8 | 1, 4, stream_id) + block + _pack(n << 8, 1, stream_id) + body
+                self._out += (_pack(len(block) << 8 | HEADERS, END_HEADERS, stream_id) + block
+                              + _pack(n << 8 | DATA, END_STREAM, stream_id) + body)
             else:
                 self._out += header_block_frames(stream_id, block, False, max_frame) + data_frames(
                     stream_id, body, True, max_frame)

@@ -14,7 +14,7 @@ from hyperframe.frame import GoAwayFrame, PingFrame, WindowUpdateFrame
 
 from . import events as ev
 from .errors import ErrorCode, H2ConnectionError, H2StreamError
-from .h2_frames import FrameSizeError, parse_control, ping_frame, settings_ack_frame
+from .h2_frames import ACK, FrameSizeError, parse_control, ping_frame, settings_ack_frame
 from .h2_settings import MAX_WINDOW, H2Config, SettingCode, parse_settings
 from .h2_streams import CAN_SEND, StreamInput
 
@@ -56,7 +56,7 @@ class ControlFrames:
     def _on_settings(self, flags: int, sid: int, payload: bytes, events: list) -> None:
         if sid != 0:
             raise H2ConnectionError(_PROTO, "SETTINGS on a stream")
-        if flags & 1:
+        if flags & ACK:
             if payload:
                 raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
             return
@@ -100,7 +100,7 @@ class ControlFrames:
             opaque = parse_control(PingFrame, 0, payload).opaque_data
         except FrameSizeError:
             raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "PING length is not 8") from None
-        if flags & 1:
+        if flags & ACK:
             self._on_ping_ack(opaque, events)
             return
         self._out += ping_frame(opaque, ack=True)

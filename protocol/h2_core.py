@@ -40,7 +40,8 @@ from hyperframe.frame import PriorityFrame, RstStreamFrame
 
 from . import events as ev
 from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError, WindowExceeded
-from .h2_frames import (FRAME_HEADER, FrameSizeError, data_frames, goaway_frame, header_block_frames,
+from .h2_frames import (ACK, BARE_BLOCK_MASK, CONTINUATION, END_HEADERS, END_STREAM, FRAME_HEADER, PADDED, PRIORITY,
+                        SETTINGS, FrameSizeError, data_frames, goaway_frame, header_block_frames,
                         parse_control, ping_frame, rst_stream_frame, settings_frame, strip_padding,
                         window_update_frame)
 from .h2_control import ControlFrames
@@ -249,10 +250,10 @@ class H2Core(ControlFrames):
                 payload = buf[pos + 9:end]
                 pos = end
                 if self._need_settings:
-                    if type_ != 4 or flags & 1:
+                    if type_ != SETTINGS or flags & ACK:
                         raise H2ConnectionError(_PROTO, "the preface must be followed by SETTINGS (§3.4)")
                     self._need_settings = False
-                if self._hb_sid and type_ != 9:
+                if self._hb_sid and type_ != CONTINUATION:
                     raise H2ConnectionError(_PROTO, "frame interleaved in a header block (§6.10)")
                 if type_ < 10:
                     try:
@@ -412,7 +413,7 @@ class H2Core(ControlFrames):
         if sid == 0:
             raise H2ConnectionError(_PROTO, "DATA on stream 0")
         flow = len(payload)
-        if flags & 0x8:
+        if flags & PADDED:
             start, end = strip_padding(payload, flags)
             data = payload[start:end]
         else:
@@ -432,7 +433,7 @@ class H2Core(ControlFrames):
         if flow > s.recv_window:
             raise H2StreamError(sid, ErrorCode.FLOW_CONTROL_ERROR, "DATA exceeds the stream window")
         s.recv_window -= flow
-        end_stream = flags & 1
+        end_stream = flags & END_STREAM
         if data:
             self._empty_data = 0
             s.received += len(data)
@@ -461,22 +462,22 @@ class H2Core(ControlFrames):
     def _on_headers(self, flags: int, sid: int, payload: bytes, events: list) -> None:
         if sid == 0:
             raise H2ConnectionError(_PROTO, "HEADERS on stream 0")
-        if flags & 0x2C == 0x4:  # END_HEADERS, no padding, no priority: the payload is the block
+        if flags & BARE_BLOCK_MASK == END_HEADERS:  # no padding, no priority: the payload is the block
             fields = self._decoded.get(payload)  # _end_block's cache, looked up inline (every request)
             if fields is not None:
-                self._on_header_block(sid, fields, bool(flags & 1), False, events, payload)
+                self._on_header_block(sid, fields, bool(flags & END_STREAM), False, events, payload)
             else:
-                self._end_block(sid, payload, flags & 1, False, events)
+                self._end_block(sid, payload, flags & END_STREAM, False, events)
             return
-        if flags & 0x20:
+        if flags & PRIORITY:
             start, end = strip_padding(payload, flags, 5)
             self_dep = int.from_bytes(payload[start - 5:start - 1], "big") & 0x7FFFFFFF == sid
         else:
-            start, end = strip_padding(payload, flags) if flags & 0x8 else (0, len(payload))
+            start, end = strip_padding(payload, flags) if flags & PADDED else (0, len(payload))
             self_dep = False
         fragment = payload[start:end]
-        if flags & 0x4:
-            self._end_block(sid, fragment, flags & 1, self_dep, events)
+        if flags & END_HEADERS:
+            self._end_block(sid, fragment, flags & END_STREAM, self_dep, events)
             return
         if len(fragment) > self.config.max_header_block_size:
             raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
@@ -484,7 +485,7 @@ class H2Core(ControlFrames):
         self._hb_parts = [fragment]
         self._hb_size = len(fragment)
         self._hb_count = 0
-        self._hb_end_stream = bool(flags & 1)
+        self._hb_end_stream = bool(flags & END_STREAM)
         self._hb_self_dep = self_dep
 
     def _on_continuation(self, flags: int, sid: int, payload: bytes, events: list) -> None:
@@ -495,7 +496,7 @@ class H2Core(ControlFrames):
         if self._hb_count > self.config.max_continuation_frames or self._hb_size > self.config.max_header_block_size:
             raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
         self._hb_parts.append(payload)
-        if flags & 0x4:
+        if flags & END_HEADERS:
             self._hb_sid = 0
             block = b"".join(self._hb_parts)
             self._hb_parts = []
@@ -514,14 +515,14 @@ class H2Core(ControlFrames):
             return
         table = self._decoder.header_table
         entries = table.dynamic_entries
-        count, first, size = len(entries), entries[0] if entries else None, table._maxsize
+        count, first, size = len(entries), entries[0] if entries else None, table.maxsize
         try:
             fields = self._decoder.decode(block, raw=True)
         except hpack.OversizedHeaderListError:
             raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header list too large") from None
         except (hpack.HPACKError, ValueError, IndexError):
             raise H2ConnectionError(ErrorCode.COMPRESSION_ERROR, "HPACK decoding failed") from None
-        if len(entries) != count or (entries[0] if entries else None) is not first or table._maxsize != size:
+        if len(entries) != count or (entries[0] if entries else None) is not first or table.maxsize != size:
             key = None
             self._decoded.clear()
             self._validated.clear()

@@ -60,6 +60,16 @@ __all__ = [
     "strip_padding",
     "parse_control",
     "FrameSizeError",
+    "DATA",
+    "HEADERS",
+    "SETTINGS",
+    "CONTINUATION",
+    "END_STREAM",
+    "END_HEADERS",
+    "PADDED",
+    "PRIORITY",
+    "ACK",
+    "BARE_BLOCK_MASK",
 ]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -85,17 +95,29 @@ class FrameType(enum.IntEnum):
 
 
 class Flag(enum.IntFlag):
-    """Frame flags (their meaning depends on the frame type, RFC 9113 §6)."""
+    """Frame flags of DATA and HEADERS (RFC 9113 §6.1, §6.2; END_HEADERS also on CONTINUATION).
+    SETTINGS and PING use the same bit 0x1 as ACK (§6.5, §6.7): :data:`ACK`, not a member here,
+    so that no flag is an alias of another."""
 
     END_STREAM = 0x1
-    ACK = 0x1
     END_HEADERS = 0x4
     PADDED = 0x8
     PRIORITY = 0x20
 
 
-_END_STREAM = 0x1
-_END_HEADERS = 0x4
+#: The frame types and flags as plain ints, for the hot paths (a module global, not an enum
+#: attribute lookup): compare ``type_ != CONTINUATION``, test ``flags & END_STREAM``.
+DATA, HEADERS, SETTINGS, CONTINUATION = int(FrameType.DATA), int(FrameType.HEADERS), int(FrameType.SETTINGS), \
+    int(FrameType.CONTINUATION)
+END_STREAM, END_HEADERS, PADDED, PRIORITY = int(Flag.END_STREAM), int(Flag.END_HEADERS), int(Flag.PADDED), \
+    int(Flag.PRIORITY)
+#: SETTINGS / PING: this frame acknowledges the peer's (§6.5, §6.7); the bit of END_STREAM
+ACK = 0x1
+#: the flags of a HEADERS frame whose payload is the whole header block: END_HEADERS, and neither
+#: PADDED nor PRIORITY (``flags & BARE_BLOCK_MASK == END_HEADERS``)
+BARE_BLOCK_MASK = END_HEADERS | PADDED | PRIORITY
+_END_STREAM = END_STREAM
+_END_HEADERS = END_HEADERS
 #: the 9-octet frame header (§4.1) as one struct: ``(length << 8 | type, flags, stream id)``,
 #: packed by the builders below and unpacked by the connection's frame loop (``unpack_from``)
 FRAME_HEADER = struct.Struct(">IBI")
@@ -135,7 +157,7 @@ def header_block_frames(stream_id: int, block: bytes, end_stream: bool, max_fram
     END_HEADERS on the last one, END_STREAM on the HEADERS frame when asked."""
     n = len(block)
     if n <= max_frame_size:
-        return _pack(n << 8 | 0x1, _END_HEADERS | _END_STREAM if end_stream else _END_HEADERS, stream_id) + block
+        return _pack(n << 8 | HEADERS, _END_HEADERS | _END_STREAM if end_stream else _END_HEADERS, stream_id) + block
     sid = stream_id.to_bytes(4, "big")
     parts = []
     for start in range(0, n, max_frame_size):
@@ -235,7 +257,7 @@ def strip_padding(payload: bytes, flags: int, fixed: int = 0) -> tuple[int, int]
             longer, or the payload is shorter than its fixed fields.
     """
     n = len(payload)
-    if flags & 0x8:
+    if flags & PADDED:
         if n < 1 + fixed:
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "padded frame too short")
         pad = payload[0]
