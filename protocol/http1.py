@@ -17,7 +17,7 @@ so the glue handles HTTP/1.x and HTTP/2 alike). Two small state machines drive a
 
 The tables are the code, as h11's ``READERS`` and ``WRITERS`` are: ``_parse`` calls the reader
 ``READERS[state]`` until one cannot go on; every receive move goes through ``_recv_to`` (checked
-against ``_RECV_TRANSITIONS``) and every send move through ``_advance`` (``_SEND_TRANSITIONS``),
+against ``_RECV_TRANSITIONS``) and every send move through ``_step`` (``_SEND_TRANSITIONS``),
 except on the path of every keep-alive GET, where the moves are written in place, each one a
 move of those tables (``HEAD -> DONE`` and ``IDLE -> WAIT`` for a request without a body in
 ``_parse_head``; ``BODY -> IDLE`` and ``DONE -> HEAD`` for a whole response in ``send_response``).
@@ -55,21 +55,32 @@ or body gives ``ConnectionTerminated(remote=True, reason="EOF mid-request")``.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Callable
 
 from .errors import H1Error, LocalProtocolError
-from .events import (ConnectionTerminated, DataReceived, Event, Headers, MessageComplete,
-                     ProtocolSwitched, RequestReceived)
+from .events import ConnectionTerminated, Event, Headers
 from .events import message_complete as _message_complete
 from .events import request_received as _request_received
-from .h1_parse import (RequestHead, check_line_ends, error_response_bytes, field_cache, head_cache, head_overflow,
-                       is_token, parse_chunk_size, parse_fields, parse_head, status_line)
+from .h1_parse import RequestHead, check_line_ends, error_response_bytes, field_cache, head_cache, head_overflow, parse_head, status_line
+from .h1_readers import read_chunked, read_length, read_upgrade
+from .h1_states import BODY_STATES as _BODY_STATES
+from .h1_states import RECV_NEXT as _RECV_NEXT
+from .h1_states import SEND_TRANSITIONS as _SEND_TRANSITIONS
+from .h1_states import Op as _Op
+from .h1_states import Recv as _Recv
+from .h1_states import Send as _Send
+from .h1_writers import CHUNKED as _CHUNKED
+from .h1_writers import LENGTH as _LENGTH
+from .h1_writers import NO_BODY as _NO_BODY
+from .h1_writers import UNTIL_CLOSE as _UNTIL_CLOSE
+from .h1_writers import VALID_NAMES as _valid_names
+from .h1_writers import check_name as _check_name
+from .h1_writers import Writer
+from .h1_writers import header_block as _header_block
 
 __all__ = ["H1Config", "H1Connection", "READERS"]
 
-MAX_CHUNK_LINE = 4096
 H2C_MAX_BODY = 65536
 _MAX_SEND = 1 << 30
 
@@ -98,105 +109,14 @@ class H1Config:
     h2c_upgrade: bool = True
 
 
-class _Recv(enum.Enum):
-    __hash__ = object.__hash__  # members are singletons; Enum's own __hash__ is Python code
-    HEAD = "awaiting a request head"
-    LENGTH = "reading a Content-Length body"
-    CHUNK_SIZE = "awaiting a chunk-size line"
-    CHUNK_DATA = "reading chunk data"
-    CHUNK_CRLF = "awaiting the CRLF after chunk data"
-    TRAILERS = "awaiting the trailer section"
-    UPGRADE = "buffering the body of an h2c upgrade request"
-    DONE = "request complete, awaiting the end of its response"
-    CLOSED = "closed or switched"
-
-
-class _Send(enum.Enum):
-    __hash__ = object.__hash__
-    IDLE = "no exchange in progress"
-    WAIT = "request delivered, awaiting the response head"
-    BODY = "response head sent"
-
-
-class _Op(enum.Enum):
-    __hash__ = object.__hash__
-    REQUEST = "a request head delivered"
-    INFORMATIONAL = "send_informational"
-    HEADERS = "send_headers"
-    DATA = "send_data"
-    END = "send_end"
-
-
-#: The send side, h11's WRITERS in table form: (state, operation) -> next state. ``REQUEST`` is
-#: the receive side delivering a request head; the others are the glue's calls. A missing entry
-#: is the caller's bug (LocalProtocolError).
-_SEND_TRANSITIONS: dict[tuple[_Send, _Op], _Send] = {
-    (_Send.IDLE, _Op.REQUEST): _Send.WAIT,
-    (_Send.WAIT, _Op.INFORMATIONAL): _Send.WAIT,
-    (_Send.WAIT, _Op.HEADERS): _Send.BODY,
-    (_Send.BODY, _Op.DATA): _Send.BODY,
-    (_Send.BODY, _Op.END): _Send.IDLE,
-}
-
-#: The receive side: every (state, next state) move the readers make (h11's READERS drive the
-#: same states); any state may also go to CLOSED (an error, EOF, the end of the connection).
-_RECV_TRANSITIONS: frozenset[tuple[_Recv, _Recv]] = frozenset({
-    (_Recv.HEAD, _Recv.LENGTH), (_Recv.HEAD, _Recv.CHUNK_SIZE), (_Recv.HEAD, _Recv.DONE),
-    (_Recv.HEAD, _Recv.UPGRADE),
-    (_Recv.LENGTH, _Recv.DONE),
-    (_Recv.CHUNK_SIZE, _Recv.CHUNK_DATA), (_Recv.CHUNK_SIZE, _Recv.TRAILERS),
-    (_Recv.CHUNK_DATA, _Recv.CHUNK_CRLF), (_Recv.CHUNK_CRLF, _Recv.CHUNK_SIZE),
-    (_Recv.TRAILERS, _Recv.DONE),
-    (_Recv.DONE, _Recv.HEAD),  # the response ended and the connection persists
-}) | frozenset((state, _Recv.CLOSED) for state in _Recv)
-_RECV_NEXT: dict[_Recv, frozenset[_Recv]] = {
-    state: frozenset(b for a, b in _RECV_TRANSITIONS if a is state) for state in _Recv}
-
-# response framing
-_NO_BODY, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
 _DROP, _IS_LENGTH, _IS_DATE, _IS_SERVER = "drop", "content-length", "date", "server"
 # response fields the connection looks at: the ones it owns are dropped, the others noted
 _OUT_SPECIAL = {"connection": _DROP, "transfer-encoding": _DROP, "keep-alive": _DROP,
                 "proxy-connection": _DROP, "upgrade": _DROP, "content-length": _IS_LENGTH,
                 "date": _IS_DATE, "server": _IS_SERVER}
-_valid_names: set[str] = set()
 #: response heads already made, by what they depend on (``H1Connection._head``); emptied when full
-_HEADS: dict[tuple, tuple[bytes, int, int, bool]] = {}
+_HEADS: dict[tuple, tuple[bytes, Writer, int, bool]] = {}
 _HEADS_MAX = 512
-_SWITCHING = (b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n")
-_BODY_STATES = frozenset({_Recv.LENGTH, _Recv.CHUNK_SIZE, _Recv.CHUNK_DATA, _Recv.CHUNK_CRLF,
-                          _Recv.TRAILERS, _Recv.UPGRADE})
-
-
-def _take(buf: bytearray, most: int) -> bytes:
-    """Remove and return up to ``most`` bytes from the front of ``buf`` (body bytes)."""
-    if len(buf) <= most:
-        data = bytes(buf)
-        buf.clear()
-    else:
-        data = bytes(buf[:most])
-        del buf[:most]
-    return data
-
-
-def _header_block(headers: Headers) -> str:
-    """``name: value\\r\\n`` lines for trailers/informational responses, validated."""
-    parts = []
-    for name, value in headers:
-        _check_name(name)
-        if "\r" in value or "\n" in value or "\0" in value:
-            raise LocalProtocolError(f"CR, LF or NUL in the value of {name!r}")
-        parts.append(f"{name}: {value}\r\n")
-    return "".join(parts)
-
-
-def _check_name(name: str) -> None:
-    """Raise LocalProtocolError unless ``name`` is a token (remembered once valid)."""
-    if name not in _valid_names:
-        if not is_token(name):
-            raise LocalProtocolError(f"invalid header name {name!r}")
-        if len(_valid_names) < 1024:
-            _valid_names.add(name)
 
 
 class H1Connection:
@@ -371,9 +291,9 @@ class H1Connection:
             self._recv_to(_Recv.UPGRADE)
             return True
         if self._send is _Send.IDLE:
-            self._send = _Send.WAIT  # _advance(_Op.REQUEST), in place: the one legal move
+            self._send = _Send.WAIT  # _step(..., _Op.REQUEST), in place: the one legal move
         else:
-            self._advance(_Op.REQUEST)  # raises
+            self._step(self._stream_id, _Op.REQUEST)  # raises
         if req.chunked:
             self._recv_to(_Recv.CHUNK_SIZE)
             self._body_total = 0
@@ -390,122 +310,6 @@ class H1Connection:
         if end_stream:
             events.append(_message_complete(sid, ()))
         return True
-
-    def _read_length(self, events: list[Event]) -> bool:
-        buf = self._buf
-        if not buf:
-            return False
-        data = _take(buf, self._left)
-        self._left = left = self._left - len(data)
-        events.append(DataReceived(stream_id=self._stream_id, data=data))
-        if left:
-            return False
-        self._recv_to(_Recv.DONE)
-        events.append(MessageComplete(stream_id=self._stream_id))
-        return True
-
-    def _read_chunked(self, events: list[Event]) -> bool:
-        """Chunked body (RFC 9112 §7.1): one step per call; False when more bytes are needed."""
-        buf = self._buf
-        state = self._recv
-        if state is _Recv.CHUNK_DATA:
-            if not buf:
-                return False
-            data = _take(buf, self._left)
-            self._left -= len(data)
-            events.append(DataReceived(stream_id=self._stream_id, data=data))
-            if self._left:
-                return False
-            self._recv_to(_Recv.CHUNK_CRLF)
-            return True
-        if state is _Recv.CHUNK_CRLF:
-            if len(buf) < 2:
-                if buf and buf[0] != 13:
-                    raise H1Error(400, "chunk data not followed by CRLF")
-                return False
-            if buf[0] != 13 or buf[1] != 10:
-                raise H1Error(400, "chunk data not followed by CRLF")
-            del buf[:2]
-            self._recv_to(_Recv.CHUNK_SIZE)
-            return True
-        if state is _Recv.CHUNK_SIZE:
-            i = buf.find(b"\r\n")
-            if i < 0:
-                if len(buf) > MAX_CHUNK_LINE:
-                    raise H1Error(400, "chunk size line too long")
-                if b"\n" in buf or b"\r" in buf[:-1]:
-                    raise H1Error(400, "bare CR or LF in a chunk size line")
-                return False
-            if i > MAX_CHUNK_LINE:
-                raise H1Error(400, "chunk size line too long")
-            line = bytes(buf[:i])
-            del buf[:i + 2]
-            if b"\n" in line or b"\r" in line:
-                raise H1Error(400, "bare CR or LF in a chunk size line")
-            size = parse_chunk_size(line)
-            if size == 0:
-                self._recv_to(_Recv.TRAILERS)
-                self._scanned = 0
-                return True
-            self._body_total += size
-            if self._body_total > self.config.max_body_size:
-                raise H1Error(413, "request body too large")
-            self._left = size
-            self._recv_to(_Recv.CHUNK_DATA)
-            return True
-        # TRAILERS: trailer-section CRLF (RFC 9112 §7.1.2)
-        if len(buf) < 2:
-            if buf and buf[0] != 13:
-                return self._need_trailers(buf)
-            return False
-        if buf[0] == 13 and buf[1] == 10:
-            del buf[:2]
-            self._recv_to(_Recv.DONE)
-            events.append(MessageComplete(stream_id=self._stream_id))
-            return True
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            return self._need_trailers(buf)
-        return self._take_trailers(buf, end, events)
-
-    def _need_trailers(self, buf: bytearray) -> bool:
-        if len(buf) > self.config.max_header_bytes:
-            raise H1Error(431, "trailer section too large")
-        stop = len(buf) - 1 if buf[-1] == 13 else len(buf)
-        if not check_line_ends(buf[:stop]):
-            raise H1Error(400, "bare CR or LF in the trailer section")
-        return False
-
-    def _take_trailers(self, buf: bytearray, end: int, events: list[Event]) -> bool:
-        if end + 4 > self.config.max_header_bytes:
-            raise H1Error(431, "trailer section too large")
-        block = bytes(buf[:end])
-        del buf[:end + 4]
-        if not check_line_ends(block):
-            raise H1Error(400, "bare CR or LF in the trailer section")
-        trailers = tuple(parse_fields("\r\n" + block.decode("latin-1"), 0, self.config.max_headers))
-        self._recv_to(_Recv.DONE)
-        events.append(MessageComplete(stream_id=self._stream_id, trailers=trailers))
-        return True
-
-    def _read_upgrade(self, events: list[Event]) -> bool:
-        """h2c upgrade (RFC 7540 §3.2): the body is buffered whole, then 101 and ProtocolSwitched."""
-        buf = self._buf
-        n = self._left
-        if len(buf) < n:
-            return False
-        req = self._req
-        body = bytes(buf[:n])
-        leftover = bytes(buf[n:])
-        buf.clear()
-        self._out.append(_SWITCHING)
-        self._recv_to(_Recv.CLOSED)
-        request = RequestReceived(
-            stream_id=1, method=req.method, target=req.target, authority=req.host,
-            scheme=self.scheme, http_version=req.version, headers=req.headers, end_stream=True)
-        events.append(ProtocolSwitched(protocol="h2c", settings_header=req.upgrade_h2c,
-                                       request=request, body=body, leftover=leftover))
-        return False
 
     # -- errors -------------------------------------------------------------------------------
 
@@ -544,19 +348,12 @@ class H1Connection:
         """
         if self._closed:
             return False
-        nxt = _SEND_TRANSITIONS.get((self._send, op))  # _advance, inlined: three times a request
+        nxt = _SEND_TRANSITIONS.get((self._send, op))  # the one place the send state changes
         if stream_id != self._stream_id or nxt is None:
             raise LocalProtocolError(f"{op.value} on stream {stream_id} not allowed: "
                                      f"{self._send.value} on stream {self._stream_id}")
         self._send = nxt
         return True
-
-    def _advance(self, op: _Op) -> None:
-        """The one place the send state changes: ``_SEND_TRANSITIONS`` or LocalProtocolError."""
-        nxt = _SEND_TRANSITIONS.get((self._send, op))
-        if nxt is None:
-            raise LocalProtocolError(f"{op.value} not allowed: {self._send.value} on stream {self._stream_id}")
-        self._send = nxt
 
     def _recv_to(self, nxt: _Recv) -> None:
         """The one place the receive state changes: ``_RECV_TRANSITIONS`` or LocalProtocolError
@@ -662,7 +459,7 @@ class H1Connection:
         return data
 
     def _make_head(self, status: int, headers: Headers, end_stream: bool, keep: bool,
-                   req: RequestHead) -> tuple[bytes, int, int, bool]:
+                   req: RequestHead) -> tuple[bytes, Writer, int, bool]:
         """``(head bytes, framing, body length to send, keep-alive)`` for ``_head``.
 
         Raises:
@@ -739,17 +536,7 @@ class H1Connection:
         if not self._step(stream_id, _Op.DATA):
             return
         if data:
-            framing = self._framing
-            if framing is _LENGTH:
-                self._to_send -= len(data)
-                if self._to_send < 0:
-                    self._keep_alive = False
-                    raise LocalProtocolError("more body than content-length")
-                self._out.append(data)
-            elif framing is _CHUNKED:
-                self._out.append(b"%x\r\n%b\r\n" % (len(data), data))
-            elif framing is _UNTIL_CLOSE:
-                self._out.append(data)
+            self._framing.data(self, data)  # h1_writers: content-length, chunked, until close, none
         if end_stream:
             self.send_end(stream_id)
 
@@ -784,16 +571,7 @@ class H1Connection:
         """
         if not self._step(stream_id, _Op.END):
             return
-        framing = self._framing
-        if framing is _CHUNKED:
-            if trailers:
-                self._out.append(b"0\r\n" + _header_block(trailers).encode("latin-1") + b"\r\n")
-            else:
-                self._out.append(b"0\r\n\r\n")
-        elif framing is _LENGTH and self._to_send:
-            self._closed = True
-            self._recv_to(_Recv.CLOSED)
-            raise LocalProtocolError("less body than content-length")
+        self._framing.end(self, trailers)
         if not self._keep_alive or self._discarding or self._recv is not _Recv.DONE:
             self._closed = True
             self._recv_to(_Recv.CLOSED)
@@ -835,10 +613,10 @@ class H1Connection:
 #: and CLOSED have none. A reader returns True when it moved the state on (parse again).
 READERS: dict[_Recv, Callable[[H1Connection, list[Event]], bool]] = {
     _Recv.HEAD: H1Connection._parse_head,
-    _Recv.LENGTH: H1Connection._read_length,
-    _Recv.CHUNK_SIZE: H1Connection._read_chunked,
-    _Recv.CHUNK_DATA: H1Connection._read_chunked,
-    _Recv.CHUNK_CRLF: H1Connection._read_chunked,
-    _Recv.TRAILERS: H1Connection._read_chunked,
-    _Recv.UPGRADE: H1Connection._read_upgrade,
+    _Recv.LENGTH: read_length,
+    _Recv.CHUNK_SIZE: read_chunked,
+    _Recv.CHUNK_DATA: read_chunked,
+    _Recv.CHUNK_CRLF: read_chunked,
+    _Recv.TRAILERS: read_chunked,
+    _Recv.UPGRADE: read_upgrade,
 }

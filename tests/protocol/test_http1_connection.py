@@ -666,7 +666,11 @@ def test_the_head_cache_is_bounded():
 def test_the_moves_written_in_place_are_moves_of_the_tables():
     """``_parse_head`` and ``send_response`` set the states of a keep-alive GET in place: each
     move must be one the transition tables allow."""
-    from protocol.http1 import _RECV_TRANSITIONS, _SEND_TRANSITIONS, _Op, _Recv, _Send
+    from protocol.h1_states import RECV_TRANSITIONS as _RECV_TRANSITIONS
+    from protocol.h1_states import SEND_TRANSITIONS as _SEND_TRANSITIONS
+    from protocol.h1_states import Op as _Op
+    from protocol.h1_states import Recv as _Recv
+    from protocol.h1_states import Send as _Send
     assert _SEND_TRANSITIONS[(_Send.IDLE, _Op.REQUEST)] is _Send.WAIT
     assert _SEND_TRANSITIONS[(_SEND_TRANSITIONS[(_Send.BODY, _Op.DATA)], _Op.END)] is _Send.IDLE
     assert (_Recv.HEAD, _Recv.DONE) in _RECV_TRANSITIONS and (_Recv.DONE, _Recv.HEAD) in _RECV_TRANSITIONS
