@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from .config import ServerConfig
-from .lifecycle import BUSY, RECV_SIZE, TICK_S, Driver
+from .lifecycle import RECV_SIZE, TICK_S, Driver, busy_answer
 from .lifecycle import Connection as BaseConnection
 from .listeners import Listener, tune_socket
 from .tasks import SendFile, Task
@@ -230,8 +230,8 @@ class AsyncioEngine(Driver):
         ``--max-connections``, else start its session."""
         conn.transport = transport  # type: ignore[assignment]
         conn.sock = transport.get_extra_info("socket")
-        if self.connection_count() >= self.config.max_connections:
-            transport.write(BUSY)  # type: ignore[attr-defined]
+        if self.connection_count() >= self.config.max_connections:  # after asyncio's TLS handshake
+            transport.write(busy_answer(conn.sock, transport.get_extra_info("ssl_object")))  # type: ignore[attr-defined]
             transport.close()
             conn.closed = True
             return

@@ -49,14 +49,17 @@ import time
 from typing import Any
 
 from app.effects import FLUSH, PARK, Sleep
+from protocol.errors import ErrorCode
 from protocol.h1_parse import error_response_bytes
+from protocol.h2_frames import PREFACE as H2_PREFACE
+from protocol.h2_frames import goaway_frame, settings_frame
 
 from .config import ServerConfig
 from .listeners import Listener, connection_info, tune_socket
 from .session import Session
 from .tasks import SendFile, Task
 
-__all__ = ["Lifecycle", "Driver", "Connection", "SignalCommands", "BUSY", "OVERLOADED", "DRAINED", "TICK_S", "RECV_SIZE", "refuse",
+__all__ = ["Lifecycle", "Driver", "Connection", "SignalCommands", "BUSY", "BUSY_H2", "busy_answer", "OVERLOADED", "DRAINED", "TICK_S", "RECV_SIZE", "refuse",
            "has_unread_bytes", "request_waiting"]
 
 log = logging.getLogger("lab.lifecycle")
@@ -76,6 +79,29 @@ BUSY = error_response_bytes(503, "too many connections", retry_after_s=1)
 OVERLOADED = error_response_bytes(503, "every worker is busy", retry_after_s=1)
 #: The answer to a request that arrived while draining and could not be served in time.
 DRAINED = error_response_bytes(503, "the server is stopping", retry_after_s=1)
+
+
+#: The same answer to an HTTP/2 client (RFC 9113 §3.4, §6.8): the server's connection preface (an
+#: empty SETTINGS) and GOAWAY with last stream 0 and REFUSED_STREAM: no stream was processed, every
+#: request may be retried on another connection.
+BUSY_H2 = settings_frame({}) + goaway_frame(0, ErrorCode.REFUSED_STREAM, b"too many connections")
+
+
+def busy_answer(sock: Any, tls_obj: Any = None) -> bytes:
+    """The answer to a connection past ``--max-connections``, in the client's protocol: HTTP/2
+    (ALPN ``h2`` on ``tls_obj``, or the client preface already waiting in the plain socket,
+    peeked without reading) gets :data:`BUSY_H2`, anything else the HTTP/1.1 503 :data:`BUSY`.
+    ``sock`` may be asyncio's ``TransportSocket``."""
+    if tls_obj is not None:
+        return BUSY_H2 if tls_obj.selected_alpn_protocol() == "h2" else BUSY
+    if not hasattr(sock, "recv") and hasattr(sock, "dup"):
+        with sock.dup() as real:
+            return busy_answer(real)
+    try:
+        first = sock.recv(len(H2_PREFACE), socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return BUSY
+    return BUSY_H2 if first and H2_PREFACE.startswith(first) else BUSY
 
 
 def refuse(sock: socket.socket, answer: bytes = BUSY) -> None:
@@ -433,7 +459,9 @@ class Lifecycle(Driver):
 
     def accept(self, listener: Listener, batch: int | None = None) -> None:
         """Accept up to ``batch`` (default ``accept_batch``) connections; past the limit answer
-        :data:`BUSY`."""
+        in the client's protocol (:func:`busy_answer`: the HTTP/1.1 503, or an HTTP/2 client's
+        GOAWAY), then close. On a TLS listener the refused connection is closed without a word:
+        an answer would need the handshake that the limit is there to spare."""
         for _ in range(batch or self.accept_batch):
             try:
                 sock, peer = listener.sock.accept()
@@ -444,7 +472,7 @@ class Lifecycle(Driver):
                 return
             tune_socket(sock)
             if self.connection_count() >= self.config.max_connections:
-                refuse(sock)
+                refuse(sock, b"" if listener.tls is not None else busy_answer(sock))
                 continue
             self.open(sock, peer, listener)
 

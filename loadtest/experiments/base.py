@@ -215,6 +215,8 @@ def _row(cfg: Config, experiment: str, engine: str, workload: str, users: int, r
          protocol: str = "h1", duration: float | None = None, workers: int | None = None) -> dict:
     """One row of COLUMNS (``result``: ``{requests, rps, p50_ms, p99_ms, max_ms}``)."""
     requests = result.get("requests") or 0
+    if requests and server_cpu_s is not None and server_cpu_s <= 0:
+        note = "; ".join(x for x in (note, "server CPU below the kernel's 10 ms CPU clock tick: not measured") if x)
     if result.get("non2xx"):
         note = "; ".join(x for x in (note, f"{result['non2xx']} of {requests} answers were not 2xx (not counted "
                                             f"in rps; {result.get('rps_all', 0):.0f} req/s with them)") if x)

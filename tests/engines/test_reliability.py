@@ -881,3 +881,42 @@ def test_processpool_reuse_port_gives_each_worker_its_own_listener(server_factor
     counts = spread(srv.port, 40)
     assert set(counts) == workers and sum(counts.values()) == 40, counts
     assert srv.stop() in (0, -15)
+
+
+def test_the_connection_limit_answers_in_the_clients_protocol():
+    """Past --max-connections (engines.lifecycle.busy_answer): an HTTP/2 client, by its preface
+    already in the socket or by ALPN h2, gets the server preface and GOAWAY(REFUSED_STREAM) with
+    last stream 0 (nothing processed: retry elsewhere); an HTTP/1.x client, or one that has sent
+    nothing yet, the 503 with Retry-After and Connection: close."""
+    from engines.lifecycle import BUSY, BUSY_H2, busy_answer
+    from protocol.h2_frames import PREFACE
+
+    class Alpn:
+        def __init__(self, proto):
+            self.proto = proto
+
+        def selected_alpn_protocol(self):
+            return self.proto
+
+    for sent, want in ((PREFACE, BUSY_H2), (PREFACE[:10], BUSY_H2), (b"GET / HTTP/1.1\r\n", BUSY), (b"", BUSY)):
+        a, b = socket.socketpair()
+        try:
+            if sent:
+                a.sendall(sent)
+            assert busy_answer(b) == want, sent
+            assert b.recv(64, socket.MSG_DONTWAIT) == sent if sent else True  # peeked, not read
+        finally:
+            a.close()
+            b.close()
+    assert busy_answer(None, Alpn("h2")) == BUSY_H2 and busy_answer(None, Alpn("http/1.1")) == BUSY
+    from hyperframe.frame import Frame
+
+    frames, data = [], BUSY_H2
+    while data:
+        f, length = Frame.parse_frame_header(data[:9])
+        f.parse_body(memoryview(data[9:9 + length]))
+        frames.append(f)
+        data = data[9 + length:]
+    assert isinstance(frames[0], SettingsFrame) and "ACK" not in frames[0].flags
+    assert isinstance(frames[1], GoAwayFrame) and (frames[1].last_stream_id, frames[1].error_code) == (0, 0x7)
+    assert BUSY.startswith(b"HTTP/1.1 503 ") and b"retry-after: 1" in BUSY.lower()

@@ -61,7 +61,11 @@ def test_wait_obeys_littles_law(results):
         law = experiments.wait_law(r["engine"], int(r["users"]))
         want = experiments.window_expected(int(r["users"]), law, float(r["duration_s"]))
         assert abs(float(r["rps"]) - want) <= 0.10 * want, r
-        assert r["held"] == "yes" and float(r["server_cpu_us_per_req"]) > 0
+        assert r["held"] == "yes"
+        # the server's CPU is read from the kernel's clock ticks (10 ms): a run of a few waits may
+        # use less than one, and then the row says so instead of a figure
+        assert (float(r["server_cpu_us_per_req"]) > 0 if r["server_cpu_us_per_req"]
+                else "below the kernel's 10 ms CPU clock tick" in r["note"]), r
 
 
 def test_multiplex_obeys_littles_law(results):
