@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Awaitable, Callable, Iterable, Sequence
 
+from protocol.caches import BoundedCache
 from protocol.h1_parse import KNOWN_METHODS  # the methods of RFC 9110 §9 and PATCH (RFC 5789): one registry
 
 from . import compression
@@ -151,7 +152,7 @@ class App:
         self.expect_check = expect_check
         self.name: str | None = None
         self._hosts: dict[str, App] = {}        # exact names and "*.suffix" patterns
-        self._host_cache: dict[str, App] = {}   # raw authority -> app (bounded)
+        self._host_cache = BoundedCache(256)   # raw authority -> app
 
     # -- virtual hosts and the expect hook ----------------------------------------------------
 
@@ -198,9 +199,7 @@ class App:
             app = self._hosts.get("*." + host.partition(".")[2])
         if app is None:
             app = self
-        if len(self._host_cache) >= 256:
-            self._host_cache.clear()
-        self._host_cache[authority] = app
+        self._host_cache.remember(authority, app)
         return app
 
     def expect(self, hook: Callable[[Request], Response | None]) -> Callable[[Request], Response | None]:

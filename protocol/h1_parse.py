@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 
+from .caches import BoundedCache
 from .errors import H1Error
 
 __all__ = [
@@ -206,19 +207,16 @@ def _bad_request_line(line: str, max_target_length: int) -> None:
     raise H1Error(505, "only HTTP/1.0 and HTTP/1.1 are supported")
 
 
-class _TextCache(dict):
-    """A bounded cache keyed by text: keys of at most ``MAX_KEY`` characters, at most ``MAX`` of
-    them (cleared when full), so memory stays under ~``MAX * MAX_KEY`` characters."""
+class _TextCache(BoundedCache):
+    """A :class:`protocol.caches.BoundedCache` keyed by text: at most ``MAX`` keys of at most
+    ``MAX_KEY`` characters, so memory stays under ~``MAX * MAX_KEY`` characters."""
 
     MAX = 256
     MAX_KEY = 2048
 
-    def remember(self, key: str, value: tuple) -> None:
-        """Keep ``value`` under ``key`` if the key is short enough (emptying a full cache first)."""
-        if len(key) <= self.MAX_KEY:
-            if len(self) >= self.MAX:
-                self.clear()
-            self[key] = value
+
+    def __init__(self) -> None:
+        super().__init__(self.MAX, self.MAX_KEY)
 
 
 def _shared(registry: dict, cls: type, key: tuple) -> "_TextCache":

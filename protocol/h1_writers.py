@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .caches import BoundedCache
 from .errors import LocalProtocolError
 from .events import Headers
 from .h1_parse import is_token
@@ -17,7 +18,7 @@ from .h1_states import Recv
 __all__ = ["Writer", "NO_BODY", "LENGTH", "CHUNKED", "UNTIL_CLOSE", "header_block", "check_name", "VALID_NAMES"]
 
 #: field names already checked to be tokens (bounded: at most 1,024; process-wide, names only)
-VALID_NAMES: set[str] = set()
+VALID_NAMES = BoundedCache(1024)
 
 
 class Writer:
@@ -90,5 +91,4 @@ def check_name(name: str) -> None:
     if name not in VALID_NAMES:
         if not is_token(name):
             raise LocalProtocolError(f"invalid header name {name!r}")
-        if len(VALID_NAMES) < 1024:
-            VALID_NAMES.add(name)
+        VALID_NAMES.remember(name, True)

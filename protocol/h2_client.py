@@ -184,8 +184,8 @@ class H2ClientConnection(H2Core):
         valid = self._validated.get(key) if key is not None else None
         if valid is None:
             valid = validate_response(sid, fields)
-            if key is not None and len(self._validated) < 256:
-                self._validated[key] = valid
+            if key is not None:
+                self._validated.remember(key, valid)
         status, headers, cl = valid  # type: ignore[misc]
         if status < 200:
             if end_stream or status == 101:

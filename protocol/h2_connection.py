@@ -339,8 +339,8 @@ class H2Connection(H2Core):
         valid = self._validated.get(key) if key is not None else None
         if valid is None:
             valid = (validate_request(sid, fields), header_list_size(fields))
-            if key is not None and len(self._validated) < 256:
-                self._validated[key] = valid
+            if key is not None:
+                self._validated.remember(key, valid)
         head, size = valid  # type: ignore[misc]
         self._streams[sid] = s = H2Stream(sid, _OPEN, self._peer_initial_window, self.config.initial_window_size)
         s.method = head.method

@@ -39,6 +39,7 @@ import hpack
 from hyperframe.frame import PriorityFrame, RstStreamFrame
 
 from . import events as ev
+from .caches import BoundedCache
 from .errors import ErrorCode, H2ConnectionError, H2StreamError, LocalProtocolError, WindowExceeded
 from .h2_frames import (ACK, BARE_BLOCK_MASK, CONTINUATION, END_HEADERS, END_STREAM, FRAME_HEADER, PADDED, PRIORITY,
                         SETTINGS, FrameSizeError, data_frames, goaway_frame, header_block_frames,
@@ -101,9 +102,10 @@ class H2Core(ControlFrames):
         self._hb_end_stream = False
         self._hb_self_dep = False
         self._events: list[ev.Event] = []
-        self._decoded: dict[bytes, list] = {}
-        self._encoded: dict[tuple, bytes] = {}
-        self._validated: dict[bytes, object] = {}
+        # per connection (protocol/caches.py): decoded header blocks, encoded ones, validated heads
+        self._decoded = BoundedCache(256)
+        self._encoded = BoundedCache(256)
+        self._validated = BoundedCache(256)
         self._handlers = (self._on_data, self._on_headers, self._on_priority, self._on_rst_stream,
                           self._on_settings, self._on_push_promise, self._on_ping, self._on_goaway_frame,
                           self._on_window_update, self._on_continuation)
@@ -369,8 +371,8 @@ class H2Core(ControlFrames):
             block = self._encoder.encode(fields, huffman=self._huffman)
             if block.translate(None, _HIGH_OCTETS):
                 self._encoded.clear()
-            elif len(self._encoded) < 256:
-                self._encoded[key] = block
+            else:
+                self._encoded.remember(key, block)
         return block
 
     def _encode_keyed(self, key: tuple, make_fields: Callable[..., list], *args: Any) -> bytes:
@@ -384,8 +386,8 @@ class H2Core(ControlFrames):
             return self._encode_block(make_fields(*args))
         if block is None:
             block = self._encode_block(make_fields(*args))
-            if not block.translate(None, _HIGH_OCTETS) and len(self._encoded) < 256:
-                self._encoded[key] = block
+            if not block.translate(None, _HIGH_OCTETS):
+                self._encoded.remember(key, block)
         return block
 
     def _check_window(self, s: H2Stream, n: int) -> None:
@@ -528,8 +530,7 @@ class H2Core(ControlFrames):
             self._validated.clear()
         else:
             key = block
-            if len(self._decoded) < 256:
-                self._decoded[key] = fields
+            self._decoded.remember(key, fields)
         self._on_header_block(sid, fields, bool(end_stream), self_dep, events, key)
 
     def _on_header_block(self, sid: int, fields: list, end_stream: bool, self_dep: bool, events: list,

@@ -58,6 +58,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .caches import BoundedCache
 from .errors import H1Error, LocalProtocolError
 from .events import ConnectionTerminated, Event, Headers
 from .events import message_complete as _message_complete
@@ -115,8 +116,7 @@ _OUT_SPECIAL = {"connection": _DROP, "transfer-encoding": _DROP, "keep-alive": _
                 "proxy-connection": _DROP, "upgrade": _DROP, "content-length": _IS_LENGTH,
                 "date": _IS_DATE, "server": _IS_SERVER}
 #: response heads already made, by what they depend on (``H1Connection._head``); emptied when full
-_HEADS: dict[tuple, tuple[bytes, Writer, int, bool]] = {}
-_HEADS_MAX = 512
+_HEADS: BoundedCache = BoundedCache(512)  # process-wide, bounded: key -> (bytes, Writer, int, bool)
 
 
 class H1Connection:
@@ -452,9 +452,7 @@ class H1Connection:
         if made is None:
             made = self._make_head(status, headers, end_stream, keep, req)
             if key is not None:
-                if len(_HEADS) >= _HEADS_MAX:
-                    _HEADS.clear()
-                _HEADS[key] = made
+                _HEADS.remember(key, made)
         data, self._framing, self._to_send, self._keep_alive = made
         return data
 
