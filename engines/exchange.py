@@ -219,7 +219,7 @@ class Exchange(Task):
                 return
             if ses.sendfile and ses.glue.sendfile:
                 with ses.lock:
-                    external = ses.conn.send_data_external(sid, body.count)
+                    external = ses.glue.send_external(ses.conn, sid, body.count)
                 if external:
                     await suspend(SendFile(path=body.path, offset=body.offset, count=body.count))
                     self.sent_bytes += body.count

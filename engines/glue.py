@@ -75,6 +75,11 @@ class Glue:
     def after_exchange(self, session: Any, conn: Any, request: Any, refused: bool, complete: bool) -> None:
         """A response is complete (under the session lock)."""
 
+    def send_external(self, conn: Any, stream_id: int, count: int) -> bool:
+        """Account for ``count`` body bytes the engine writes itself (``os.sendfile``); False: the
+        body must go through ``send_data`` instead."""
+        return False
+
 
 class H1Glue(Glue):
     """HTTP/1.x (RFC 9112): one request at a time, a ``Date`` per read, 408 on timeouts,
@@ -106,6 +111,9 @@ class H1Glue(Glue):
 
     def body_check(self, exchange: Any, request: Any, expect_continue: bool) -> None:
         exchange.check = expect_continue or request.header("expect") is not None
+
+    def send_external(self, conn: H1Connection, stream_id: int, count: int) -> bool:
+        return conn.send_data_external(stream_id, count)
 
     def after_exchange(self, session: Any, conn: H1Connection, request: Any, refused: bool, complete: bool) -> None:
         if not conn.closed:

@@ -35,6 +35,7 @@ from typing import Any
 from app.hosts import safe_request_id
 from app.messages import ConnectionInfo, new_request
 from protocol import events as ev
+from protocol.base import ServerConnection
 from protocol.errors import ErrorCode
 from protocol.h2_connection import H2Config, H2Connection
 from protocol.h2_frames import PREFACE as H2_PREFACE
@@ -85,7 +86,8 @@ class Session:
             self.data_to_send = self._data_to_send  # type: ignore[method-assign]
         # The engine sets this when it handles the SendFile effect (plain TCP, not TLS).
         self.sendfile = False
-        self.conn: Any = None
+        #: the protocol object, ``None`` until the protocol is known (the first bytes, or ALPN)
+        self.conn: ServerConnection | None = None
         #: the per-protocol glue (engines/glue.py), chosen with ``conn``
         self.glue: Glue = H1
         self._sniff = b""
