@@ -190,7 +190,7 @@ class App:
         that name, else one whose ``*.`` pattern covers it, else this (default) app."""
         if not self._hosts:
             return self
-        app = self._host_cache.get(authority)
+        app = self._host_cache.data.get(authority)
         if app is not None:
             return app
         host = host_of(authority)
@@ -325,7 +325,7 @@ class App:
                 Response.
         """
         if self._hosts:  # for_host's cache, looked up here first (every request)
-            app = self._host_cache.get(request.authority) or self.for_host(request.authority)
+            app = self._host_cache.data.get(request.authority) or self.for_host(request.authority)
         else:
             app = self
         self.metrics.begin()

@@ -76,7 +76,7 @@ class Session:
     def __init__(self, app: Any, config: ServerConfig, info: ConnectionInfo,
                  lock: Any = None) -> None:
         self.app = app
-        self._metrics = getattr(app, "metrics", None)
+        self.metrics = getattr(app, "metrics", None)
         self.config = config
         self.info = info
         self.lock = lock if lock is not None else NO_LOCK
@@ -104,10 +104,10 @@ class Session:
         self.head_started: float | None = None
         self.requests = 0
         # Serving features (docs/serving.md): off costs one test per request each.
-        self._access = access_log_for(config.access_log_file, config.log_format) if config.access_log else None
+        self.access_log = access_log_for(config.access_log_file, config.log_format) if config.access_log else None
         self._rid = f"{_process_token()}-{info.connection_id}-"
-        self._gated = bool((config.redirect_http and not info.tls) or (info.tls and info.cert_names))
-        self._authority_ok: tuple[str, bool] = ("", True)
+        self.gated = bool((config.redirect_http and not info.tls) or (info.tls and info.cert_names))
+        self.authority_ok: tuple[str, bool] = ("", True)
         # The last request's field tuple and the client's safe X-Request-Id in it (or None).
         self._scanned_headers: Any = None
         self._scanned_id: str | None = None
@@ -202,6 +202,10 @@ class Session:
         engine may run each task as its own job and keeps the connection until its two-step
         GOAWAY is written (``Glue.in_order``)."""
         return self.glue.in_order
+
+    def finished(self, stream_id: int) -> None:
+        """The exchange of ``stream_id`` has answered (under the lock): it is no longer in flight."""
+        self._streams.pop(stream_id, None)
 
     def exchanges(self) -> list[Exchange]:
         """The requests in flight."""
@@ -352,7 +356,7 @@ class Session:
         st.request = request = new_request(
             event.method, event.target, list(headers), http_version or event.http_version, event.authority,
             event.scheme, event.stream_id, self.info, client_id or f"{self._rid}{event.stream_id}", st.read_body)
-        st.echo_id = client_id is not None or self._access is not None
+        st.echo_id = client_id is not None or self.access_log is not None
         if not complete:  # a body is to come: the app may refuse it first (RFC 9110 §10.1.1)
             self.glue.body_check(st, request, event.expect_continue)
         if body:
@@ -378,7 +382,7 @@ class Session:
                 self._runnable.append(task)
 
     def _count_error(self, status: int) -> None:
-        metrics = self._metrics
+        metrics = self.metrics
         if metrics is not None:
             metrics.observe("(protocol)", status, 0.0)
 

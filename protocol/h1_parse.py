@@ -280,7 +280,7 @@ def parse_head(head: bytes | bytearray, *, max_target_length: int, max_header_by
         raise head_overflow(head, max_target_length)
     text = head.decode("latin-1")
     if heads is not None:
-        seen = heads.get(text)
+        seen = heads.data.get(text)
         if seen is not None:  # this very head passed every check below under these limits
             return seen
     i = text.find("\r\n")
@@ -296,7 +296,7 @@ def parse_head(head: bytes | bytearray, *, max_target_length: int, max_header_by
     version = "1.1" if minor == "1" else "1.0"
     block = "" if i < 0 else text[i:]
     cache = None if caches is None else caches[minor == "1"]
-    info = None if cache is None else cache.get(block)
+    info = None if cache is None else cache.data.get(block)
     if info is None:
         if not check_line_ends(block):
             raise H1Error(400, "bare CR or LF in the request head")

@@ -181,7 +181,7 @@ class H2ClientConnection(H2Core):
             return
         if s.state is not StreamState.OPEN and s.state is not StreamState.HALF_CLOSED_LOCAL:
             self._transition(s, StreamInput.RECV_HEADERS)
-        valid = self._validated.get(key) if key is not None else None
+        valid = self._validated.data.get(key) if key is not None else None
         if valid is None:
             valid = validate_response(sid, fields)
             if key is not None:

@@ -221,7 +221,7 @@ class H2Connection(H2Core):
         (see ``_encode_block`` for when a block may be reused)."""
         key = (status, headers if type(headers) is tuple else tuple(headers))
         try:
-            block = self._encoded.get(key)  # _encode_keyed's lookup, inlined: the common case
+            block = self._encoded.data.get(key)  # _encode_keyed's lookup, inlined: the common case
         except TypeError:
             block = None
         return block if block is not None else self._encode_keyed(key, _response_fields, status, headers)
@@ -336,7 +336,7 @@ class H2Connection(H2Core):
             if self._refused > self.config.max_refused_streams:
                 raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "too many refused streams")
             raise H2StreamError(sid, ErrorCode.REFUSED_STREAM, "MAX_CONCURRENT_STREAMS exceeded")
-        valid = self._validated.get(key) if key is not None else None
+        valid = self._validated.data.get(key) if key is not None else None
         if valid is None:
             valid = (validate_request(sid, fields), header_list_size(fields))
             if key is not None:

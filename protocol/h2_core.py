@@ -366,7 +366,7 @@ class H2Core(ControlFrames):
         changes; any other block may have changed it and empties the cache.
         """
         key = tuple(fields)
-        block = self._encoded.get(key)
+        block = self._encoded.data.get(key)
         if block is None:
             block = self._encoder.encode(fields, huffman=self._huffman)
             if block.translate(None, _HIGH_OCTETS):
@@ -381,7 +381,7 @@ class H2Core(ControlFrames):
         (the field checks, which it passed then) and the encoder. Unhashable keys are encoded
         every time; a block is kept under ``key`` only while it leaves the table unchanged."""
         try:
-            block = self._encoded.get(key)
+            block = self._encoded.data.get(key)
         except TypeError:  # unhashable header pairs: no cache
             return self._encode_block(make_fields(*args))
         if block is None:
@@ -465,7 +465,7 @@ class H2Core(ControlFrames):
         if sid == 0:
             raise H2ConnectionError(_PROTO, "HEADERS on stream 0")
         if flags & BARE_BLOCK_MASK == END_HEADERS:  # no padding, no priority: the payload is the block
-            fields = self._decoded.get(payload)  # _end_block's cache, looked up inline (every request)
+            fields = self._decoded.data.get(payload)  # _end_block's cache, looked up inline (every request)
             if fields is not None:
                 self._on_header_block(sid, fields, bool(flags & END_STREAM), False, events, payload)
             else:
@@ -511,7 +511,7 @@ class H2Core(ControlFrames):
         # decodes to the same fields every time until the table changes, so it is cached under
         # its octets; a block that changed the table (an insertion puts a new entry object at the
         # front, a size update changes the maximum) empties the caches and is not cached itself.
-        fields = self._decoded.get(block)
+        fields = self._decoded.data.get(block)
         if fields is not None:
             self._on_header_block(sid, fields, bool(end_stream), self_dep, events, block)
             return

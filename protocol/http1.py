@@ -446,7 +446,7 @@ class H1Connection:
         try:
             key = (status, headers if type(headers) is tuple else tuple(headers), end_stream, keep,
                    req.method, req.version, req.keep_alive_header, self._date, self._server)
-            made = _HEADS.get(key)
+            made = _HEADS.data.get(key)
         except TypeError:  # unhashable header pairs: no cache
             key = made = None
         if made is None:

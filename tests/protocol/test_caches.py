@@ -9,9 +9,9 @@ def test_a_full_cache_is_emptied_and_long_keys_are_not_kept():
     c = BoundedCache(3, max_key=5)
     for k in "abc":
         c.remember(k, k.upper())
-    assert dict(c) == {"a": "A", "b": "B", "c": "C"}
+    assert c.data == {"a": "A", "b": "B", "c": "C"}
     c.remember("d", "D")  # full: emptied first
-    assert dict(c) == {"d": "D"}
+    assert c.data == {"d": "D"}
     c.remember("longkey", 1)
     assert "longkey" not in c and len(c) == 1
 
