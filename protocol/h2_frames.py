@@ -119,7 +119,8 @@ BARE_BLOCK_MASK = END_HEADERS | PADDED | PRIORITY
 _END_STREAM = END_STREAM
 _END_HEADERS = END_HEADERS
 #: the 9-octet frame header (§4.1) as one struct: ``(length << 8 | type, flags, stream id)``,
-#: packed by the builders below and unpacked by the connection's frame loop (``unpack_from``)
+#: packed by every builder below (the one way a frame header is built) and unpacked by the
+#: connection's frame loop (``unpack_from``)
 FRAME_HEADER = struct.Struct(">IBI")
 
 
@@ -140,14 +141,12 @@ def data_frames(stream_id: int, data: bytes, end_stream: bool, max_frame_size: i
     n = len(data)
     if n <= max_frame_size:
         return _pack(n << 8, _END_STREAM if end_stream else 0, stream_id) + data
-    sid = stream_id.to_bytes(4, "big")
     parts = []
     view = memoryview(data)
     for start in range(0, n, max_frame_size):
         chunk = view[start:start + max_frame_size]
         last = start + max_frame_size >= n
-        flags = b"\x00\x01" if (last and end_stream) else b"\x00\x00"
-        parts.append(len(chunk).to_bytes(3, "big") + flags + sid)
+        parts.append(_pack(len(chunk) << 8 | DATA, _END_STREAM if (last and end_stream) else 0, stream_id))
         parts.append(chunk)
     return b"".join(parts)
 
@@ -158,17 +157,16 @@ def header_block_frames(stream_id: int, block: bytes, end_stream: bool, max_fram
     n = len(block)
     if n <= max_frame_size:
         return _pack(n << 8 | HEADERS, _END_HEADERS | _END_STREAM if end_stream else _END_HEADERS, stream_id) + block
-    sid = stream_id.to_bytes(4, "big")
     parts = []
     for start in range(0, n, max_frame_size):
         chunk = block[start:start + max_frame_size]
         flags = _END_HEADERS if start + max_frame_size >= n else 0
         if start == 0:
-            type_ = FrameType.HEADERS
+            type_ = HEADERS
             flags |= _END_STREAM if end_stream else 0
         else:
-            type_ = FrameType.CONTINUATION
-        parts.append(len(chunk).to_bytes(3, "big") + bytes((type_, flags)) + sid + chunk)
+            type_ = CONTINUATION
+        parts.append(_pack(len(chunk) << 8 | type_, flags, stream_id) + chunk)
     return b"".join(parts)
 
 

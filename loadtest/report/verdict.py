@@ -108,8 +108,8 @@ def python_change(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             for engine in dict.fromkeys(sub["engine"]):
                 a = sub[(sub["engine"] == engine) & (sub["python"] == ref)]
                 b = sub[(sub["engine"] == engine) & (sub["python"] == other)]
-                if a.empty or b.empty or not float(a.iloc[0]["rps"] or 0):
-                    continue
+                if a.empty or b.empty or not float(a.iloc[0]["rps"] or 0) or not float(b.iloc[0]["rps"] or 0):
+                    continue  # a server that failed under one of them (its row says why) is not compared
                 a, b = a.iloc[0], b.iloc[0]
 
                 def cell(r):
