@@ -36,6 +36,7 @@ import time
 from typing import Any, Callable
 
 from .blocking import BlockingEngine, Connection
+from .lifecycle import DRAINED
 from .config import ServerConfig
 from .listeners import Listener
 from .tasks import Task
@@ -65,7 +66,13 @@ class ProcessPoolEngine(BlockingEngine):
     # -- the model: where a job runs ----------------------------------------------------------
 
     def dispatch(self, job: Callable[..., None], conn: Connection, *args: Any) -> bool:
-        """Run ``job(conn, *args)`` here and now (the process blocks), then take commands."""
+        """Run ``job(conn, *args)`` here and now (the process blocks), then take commands. Past
+        the drain's deadline a job is not run: the connection gets what the end of the drain gives
+        every connection (503 + Retry-After for a request not yet read), so that the ready
+        connections of one ``select`` do not keep a draining worker serving past its deadline."""
+        if self.stopping and time.monotonic() > self.drain_deadline:
+            self.close(conn, DRAINED)
+            return True
         job(conn, *args)
         self.run_commands()
         return True
