@@ -87,6 +87,19 @@ DRAINED = error_response_bytes(503, "the server is stopping", retry_after_s=1)
 BUSY_H2 = settings_frame({}) + goaway_frame(0, ErrorCode.REFUSED_STREAM, b"too many connections")
 
 
+def peek(sock: Any, n: int) -> bytes:
+    """Up to ``n`` bytes the peer has sent, left unread (``MSG_PEEK``, without blocking). ``sock``
+    may be asyncio's ``TransportSocket`` (peeked on a duplicate descriptor).
+
+    Raises:
+        BlockingIOError: nothing to read yet. OSError, ValueError: as ``socket.recv`` (TLS sockets
+            refuse the flags)."""
+    if not hasattr(sock, "recv") and hasattr(sock, "dup"):
+        with sock.dup() as real:
+            return real.recv(n, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    return sock.recv(n, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+
+
 def busy_answer(sock: Any, tls_obj: Any = None) -> bytes:
     """The answer to a connection past ``--max-connections``, in the client's protocol: HTTP/2
     (ALPN ``h2`` on ``tls_obj``, or the client preface already waiting in the plain socket,
@@ -94,11 +107,8 @@ def busy_answer(sock: Any, tls_obj: Any = None) -> bytes:
     ``sock`` may be asyncio's ``TransportSocket``."""
     if tls_obj is not None:
         return BUSY_H2 if tls_obj.selected_alpn_protocol() == "h2" else BUSY
-    if not hasattr(sock, "recv") and hasattr(sock, "dup"):
-        with sock.dup() as real:
-            return busy_answer(real)
     try:
-        first = sock.recv(len(H2_PREFACE), socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        first = peek(sock, len(H2_PREFACE))
     except OSError:
         return BUSY
     return BUSY_H2 if first and H2_PREFACE.startswith(first) else BUSY
@@ -122,11 +132,8 @@ def has_unread_bytes(sock: Any) -> bool:
     ``sock`` may be asyncio's ``TransportSocket`` (peeked on a duplicate descriptor)."""
     if sock is None:
         return False
-    if not hasattr(sock, "recv") and hasattr(sock, "dup"):
-        with sock.dup() as real:
-            return has_unread_bytes(real)
     try:
-        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        return bool(peek(sock, 1))
     except (BlockingIOError, InterruptedError):
         return False
     except (OSError, ValueError):  # TLS sockets refuse MSG_PEEK flags; closed sockets

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import ROOT, start_server
 from engines.supervisor import Board
-from test_workers import _answer, poll
+from test_workers import _answer, assert_every_protocol, poll
 
 CA = os.path.join(ROOT, ".certs", "dev-ca.pem")
 KIND = ("--worker-kind", "interpreter")
@@ -54,19 +54,9 @@ def test_every_protocol_is_served(engine, python314, tmp_path, started):
     board = Board.of_process(srv.proc.pid)
     assert board.size == 2
     poll(lambda: _published(board), what="both workers serving")
-    with httpx.Client(http1=True, http2=False) as c:
-        r = c.get(f"http://127.0.0.1:{srv.port}/plaintext")
-        assert (r.status_code, r.http_version, r.text) == (200, "HTTP/1.1", "Hello, World!")
-    with httpx.Client(http1=False, http2=True) as c:
-        r = c.get(f"http://127.0.0.1:{srv.port}/plaintext")
-        assert (r.status_code, r.http_version, r.text) == (200, "HTTP/2", "Hello, World!")
+    assert_every_protocol(srv)
     trust = ssl.create_default_context(cafile=CA)
-    with httpx.Client(http2=True, verify=trust) as c:
-        r = c.get(f"https://localhost:{srv.tls_port}/plaintext")
-        assert (r.status_code, r.http_version) == (200, "HTTP/2")
     with httpx.Client(http2=False, verify=trust) as c:
-        r = c.get(f"https://localhost:{srv.tls_port}/plaintext")
-        assert (r.status_code, r.http_version) == (200, "HTTP/1.1")
         metrics = c.get(f"https://localhost:{srv.tls_port}/_metrics").json()
     assert metrics["workers"] == 2 and len(metrics["processes"]) == 2
     assert any("2 worker interpreters" in line for line in srv.lines)

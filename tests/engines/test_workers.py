@@ -49,6 +49,12 @@ def test_every_protocol_is_served(engine, server_factory):
     """HTTP/1.1, h2c (prior knowledge) and TLS (ALPN h2 and http/1.1) on two workers."""
     srv = server_factory(engine, "--workers", "2", "--tls-port", "0")
     assert len(worker_pids(srv)) == 2
+    assert_every_protocol(srv)
+
+
+def assert_every_protocol(srv) -> None:
+    """``srv`` (started with ``--tls-port 0``) answers /plaintext over HTTP/1.1, h2c (prior
+    knowledge), and TLS with ALPN h2 and http/1.1, each by httpx."""
     with httpx.Client(http1=True, http2=False) as c:
         r = c.get(f"http://127.0.0.1:{srv.port}/plaintext")
         assert (r.status_code, r.http_version, r.text) == (200, "HTTP/1.1", "Hello, World!")
