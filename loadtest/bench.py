@@ -43,7 +43,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtest.experiments.cost import (ENGINES, H1_APP_PEERS, H1_PEERS, H2_APP_PEERS, H2_PEERS, RATIOS, SATURATED,
-                                       Result, ServerSpec, measure, pin_cores, runner_parser, server_env,
+                                       ServerRun, ServerSpec, measure, pin_cores, runner_parser, server_env,
                                        server_specs)
 from loadtest.harness.machine import machine_info
 
@@ -62,7 +62,7 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
 
-def report(console: Console, mode: str, results: list[Result], order: list[str], info: dict,
+def report(console: Console, mode: str, results: list[ServerRun], order: list[str], info: dict,
            args: argparse.Namespace, specs: dict[str, ServerSpec]) -> list[dict]:
     """Print the machine line, the per-server table and (h1) the ratio table; returns the ratios."""
     pin = (f"server on core {args.server_core}, {('wrk' if mode == 'h1' else 'h2load')} on core {args.client_core}"
@@ -98,17 +98,17 @@ def report(console: Console, mode: str, results: list[Result], order: list[str],
             notes.insert(0, "GENERATOR SATURATED: figure is a floor")
         if args.server_core is not None and any(r.affinity and r.affinity != [args.server_core] for r in good):
             notes.append(f"server ran on cores {sorted({c for r in good for c in r.affinity})}")
-        errors = sum(r.non2xx + r.socket_errors for r in good)
-        details = sorted({r.detail.get("socket_error_detail", "") for r in good} - {""})
+        errors = sum(r.load.non2xx + r.load.failures for r in good)
+        details = sorted({r.load.detail.get("socket_error_detail", "") for r in good} - {""})
         if details:
             notes.append("socket errors: " + "; ".join(details))
         row = [f"{name}" + (" [dim](peer)[/]" if specs[name].kind == "peer" else ""),
-               _fmt(_median([r.rps for r in good]), ",.0f")]
+               _fmt(_median([r.load.rps for r in good]), ",.0f")]
         if mode == "h1":
-            row += [_fmt(_median([r.p50_ms for r in good]), ".2f", " ms"),
-                    _fmt(_median([r.p99_ms for r in good]), ".2f", " ms")]
+            row += [_fmt(_median([r.load.p50_ms for r in good]), ".2f", " ms"),
+                    _fmt(_median([r.load.p99_ms for r in good]), ".2f", " ms")]
         else:
-            row += [_fmt(_median([r.mean_ms for r in good]), ".2f", " ms")]
+            row += [_fmt(_median([r.load.mean_ms for r in good]), ".2f", " ms")]
         note = "; ".join(notes)
         row += [str(errors) if good else "-",
                 _fmt(_median([r.server_cpu for r in good]), ".0%"), _fmt(gen, ".0%"),
@@ -125,10 +125,10 @@ def report(console: Console, mode: str, results: list[Result], order: list[str],
             continue
         per_round = []
         for rnd in range(args.repeat):
-            best = max((r.rps for r in results if r.server in engines and r.round == rnd and r.ok), default=None)
+            best = max((r.load.rps for r in results if r.server in engines and r.round == rnd and r.ok), default=None)
             b = next((r for r in results if r.server == peer and r.round == rnd and r.ok), None)
-            if best and b and b.rps > 0:
-                per_round.append(best / b.rps)
+            if best and b and b.load.rps > 0:
+                per_round.append(best / b.load.rps)
         ratio = _median(per_round)
         name = engines[0] if len(engines) == 1 else "best engine"
         verdict = "-" if ratio is None else ("[green]meets[/]" if ratio >= target else "[red]below[/]")
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     console = Console(width=None if sys.stdout.isatty() else 150)
     info = machine_info()
-    results: list[Result] = []
+    results: list[ServerRun] = []
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
         env, data_dir = server_env(tmp)
         specs = server_specs(args, data_dir)
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name in order:
                     console.print(f"[dim]round {rnd + 1}/{args.repeat}: {name} ...[/]", end=" ")
                     r = measure(args.mode, specs[name], rnd, args, tmp, env)
-                    console.print(f"[dim]{r.rps:,.0f} req/s[/]" if r.ok else f"[red]failed[/] {r.error[:160]}")
+                    console.print(f"[dim]{r.load.rps:,.0f} req/s[/]" if r.ok else f"[red]failed[/] {r.error[:160]}")
                     results.append(r)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: partial results[/]")

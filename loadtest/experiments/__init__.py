@@ -75,7 +75,7 @@ from loadtest.experiments.base import (COLUMNS, ENGINES, HYBRIDS, Config, Deploy
                                        _spec, _workers, _wrk, deployment_of, deployment_spec, deployments,
                                        interpreter_workers, server_cores, server_env, wait_limit)
 from loadtest.harness import interpreters
-from loadtest.harness.generators import BenchError
+from loadtest.harness.generators import BenchError, Result
 from loadtest.harness.machine import machine_info
 from loadtest.harness.servers import HOST, ROOT, running
 from loadtest.experiments.cost import run_cost, run_multiplex
@@ -126,10 +126,10 @@ def run_wait(cfg: Config) -> list[dict]:
                 limit = wait_limit(dep)
                 want = window_expected(n, law, cfg.duration)
                 if not steady(n, law, cfg.duration):  # (then want may be 0)
-                    held, note = None, unjudged(n, law, cfg.duration, result["rps"])
+                    held, note = None, unjudged(n, law, cfg.duration, result.rps)
                 else:
-                    held = abs(result["rps"] - want) <= 0.10 * want
-                    note = "" if held else f"{result['rps'] / want:.2f}x the law over the window"
+                    held = abs(result.rps - want) <= 0.10 * want
+                    note = "" if held else f"{result.rps / want:.2f}x the law over the window"
                     if not held and limit is not None and dep.workers > 1 and n >= limit / dep.workers:
                         note += ("; the connections spread unevenly over the processes: a pool in each holds "
                                  "min(its share, its threads), and X = their sum / 0.1 s falls below min(N, L)")
@@ -162,12 +162,12 @@ def run_cores(cfg: Config) -> list[dict]:
             with running(_spec(engine), 0 if one else None, cfg.log_dir, dict(os.environ), 30) as server:
                 gen = [cpus - 1] if one and cpus > 1 else None
                 result, cpu_s = _measured(server, lambda: _wrk(server.port, "/cpu", 8, cfg.duration, gen))
-            rates[label] = result["rps"]
+            rates[label] = result.rps
             if label == "one core":
                 rows.append(_row(cfg, "cores", engine, "cpu", 8, result, cpu_s, 1, "control: one core",
                                  "", None))
                 continue
-            ratio = result["rps"] / rates["one core"] if rates["one core"] else 0.0
+            ratio = result.rps / rates["one core"] if rates["one core"] else 0.0
             one_process[engine] = rates["one core"]  # one process (processpool: all its workers) on one core
             if engine == "processpool":
                 want = 0.75 * min(cpus, _workers(engine) or cpus)
@@ -191,11 +191,11 @@ def run_cores(cfg: Config) -> list[dict]:
         with running(deployment_spec(dep), 0 if one else None, cfg.log_dir, server_env(), 60) as server:
             result, cpu_s = _measured(server, lambda: _wrk(server.port, "/cpu", c, cfg.duration, gen))
         if dep.workers == 1:
-            one_process[dep.key] = result["rps"]
+            one_process[dep.key] = result.rps
         base = one_process.get(dep.key)
         usable = min(dep.workers, cpus)
         want = 0.75 * usable
-        ratio = result["rps"] / base if base else 0.0
+        ratio = result.rps / base if base else 0.0
         held = None if dep.workers == 1 or not base else ratio >= want
         one_name = "one-interpreter-worker" if dep.worker_kind == "interpreter" else "one-process"
         note = (f"{ratio:.2f}x its {one_name} rate ({base:.0f} req/s, one core)" if base and dep.workers > 1
@@ -262,8 +262,7 @@ def run_interference(cfg: Config) -> list[dict]:
                     stop.set()
                     for t in loops:
                         t.join(30)
-                result = {"requests": count, "rps": count / elapsed, "p50_ms": round(lat[len(lat) // 2], 3),
-                          "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 3), "max_ms": round(lat[-1], 3)}
+                result = Result.from_latencies(lat, elapsed)
                 stalled = sum(1 for x in lat if x >= cpu_ms / 2) / len(lat)
                 note = f"one /cpu takes {cpu_ms:.1f} ms here; {stalled:.0%} of probes stalled (>= {cpu_ms / 2:.1f} ms)"
                 if dep.hybrid:
@@ -272,7 +271,7 @@ def run_interference(cfg: Config) -> list[dict]:
                     held = None if k == 0 else stalled <= share + 0.10
                     note += f" against k / W = {share:.2f}"
                 else:
-                    expected, held = _interference_expectation(dep.model, k, result["p99_ms"], cpu_ms)
+                    expected, held = _interference_expectation(dep.model, k, result.p99_ms, cpu_ms)
                 rows.append(_row(cfg, "interference", engine, "plaintext", k, result, cpu_s, server_cores(),
                                  "p99 of /plaintext while k connections run /cpu", expected, held, note,
                                  workers=dep.workers))

@@ -12,7 +12,7 @@ from engines import ENGINES  # the one registry (engines/__init__.py), re-export
 from engines.supervisor import cpu_count
 
 from loadtest.harness import interpreters
-from loadtest.harness.generators import parse_wrk, pinned, run_tool, wrk_command
+from loadtest.harness.generators import Result, parse_wrk, pinned, run_tool, wrk_command
 from loadtest.harness.peers import HYPERCORN_CONFIG
 from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec
 
@@ -197,33 +197,28 @@ def _spec(engine: str, extra: tuple[str, ...] = (), name: str | None = None, poo
         "--log-level", "WARNING", "--max-connections", "20000", *args, *extra])
 
 
-def _wrk(port: int, path: str, connections: int, duration: float, cores: list[int] | None) -> dict:
-    """wrk -t1 -c N against ``path``: ``parse_wrk``'s figures, ``rps`` counting only 2xx/3xx answers
-    (``rps_all``: every answer, when some were not)."""
+def _wrk(port: int, path: str, connections: int, duration: float, cores: list[int] | None) -> Result:
+    """wrk -t1 -c N against ``path``: :func:`parse_wrk`'s result, ``rps`` counting only the answers
+    below 400 (:meth:`Result.only_2xx`)."""
     cmd = pinned(wrk_command(f"http://{HOST}:{port}{path}", connections, duration), cores)
     out, _, _ = run_tool(cmd, timeout=duration + 60)
-    result = parse_wrk(out)
-    # wrk counts every answer; a 503 (a full queue, too many connections) is not throughput
-    if result.get("non2xx") and result.get("requests"):
-        result["rps_all"] = result["rps"]
-        result["rps"] = result["rps"] * (result["requests"] - result["non2xx"]) / result["requests"]
-    return result
+    return parse_wrk(out).only_2xx()
 
 
-def _row(cfg: Config, experiment: str, engine: str, workload: str, users: int, result: dict,
+def _row(cfg: Config, experiment: str, engine: str, workload: str, users: int, result: Result,
          server_cpu_s: float | None, server_cpus: int, law: str, expected: str, held: bool | None, note: str = "",
          protocol: str = "h1", duration: float | None = None, workers: int | None = None) -> dict:
-    """One row of COLUMNS (``result``: ``{requests, rps, p50_ms, p99_ms, max_ms}``)."""
-    requests = result.get("requests") or 0
+    """One row of COLUMNS from a generator's (or the probe's) :class:`Result`."""
+    requests = result.requests or 0
     if requests and server_cpu_s is not None and server_cpu_s <= 0:
         note = "; ".join(x for x in (note, "server CPU below the kernel's 10 ms CPU clock tick: not measured") if x)
-    if result.get("non2xx"):
-        note = "; ".join(x for x in (note, f"{result['non2xx']} of {requests} answers were not 2xx (not counted "
-                                            f"in rps; {result.get('rps_all', 0):.0f} req/s with them)") if x)
+    if result.non2xx:
+        note = "; ".join(x for x in (note, f"{result.non2xx} of {requests} answers were not 2xx (not counted "
+                                            f"in rps; {result.detail.get('rps_all', 0):.0f} req/s with them)") if x)
     return {"experiment": experiment, "engine": engine, "workers": workers if workers is not None else _row_workers(engine),
             "protocol": protocol, "workload": workload, "users": users,
-            "duration_s": cfg.duration if duration is None else duration, "requests": requests, "rps": round(result.get("rps", 0.0), 1),
-            "p50_ms": result.get("p50_ms"), "p99_ms": result.get("p99_ms"), "max_ms": result.get("max_ms"),
+            "duration_s": cfg.duration if duration is None else duration, "requests": requests, "rps": round(result.rps, 1),
+            "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "max_ms": result.max_ms,
             "server_cpus": server_cpus,
             "server_cpu_us_per_req": round(server_cpu_s / requests * 1e6, 1) if requests and server_cpu_s else None,
             "law": law, "expected": expected, "held": "" if held is None else ("yes" if held else "NO"),
@@ -241,7 +236,8 @@ def _row_workers(engine: str) -> int:
     return server_cores() if model == "processpool" else 1
 
 
-def _measured(server: RunningServer, fn: Callable[[], dict]) -> tuple[dict, float]:
+def _measured(server: RunningServer, fn: Callable[[], Result]) -> tuple[Result, float]:
+    """``fn()`` and the server tree's CPU seconds while it ran."""
     before = server.cpu_seconds()
     result = fn()
     return result, server.cpu_seconds() - before

@@ -32,19 +32,19 @@ import tempfile
 import argparse
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engines import ENGINES
 from protocol.h2_settings import H2Config
 
 from loadtest.experiments.base import HYBRIDS, Config, _row, _workers, interpreter_workers
 from loadtest.harness import interpreters
-from loadtest.harness.generators import (BenchError, h2load_command, parse_h2load, parse_wrk, pinned, run_tool,
-                                         wrk_command)
+from loadtest.harness.generators import (BenchError, Result, h2load_command, parse_h2load, parse_wrk, pinned,
+                                         run_tool, wrk_command)
 from loadtest.harness.peers import HYPERCORN_CONFIG
 from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec, check_plaintext, running
 
-__all__ = ["run_cost", "run_multiplex", "COST_ROUTES", "multiplex_law", "Result", "server_specs", "server_env",
+__all__ = ["run_cost", "run_multiplex", "COST_ROUTES", "multiplex_law", "ServerRun", "server_specs", "server_env",
            "pin_cores", "measure", "runner_parser", "ENGINES", "H1_PEERS", "H2_PEERS", "H1_APP_PEERS",
            "H2_APP_PEERS", "RATIOS", "SATURATED"]
 
@@ -66,15 +66,14 @@ def _measure_row(cfg: Config, experiment: str, protocol: str, workload: str, use
                  spec: ServerSpec, args: object, tmp: str, env: dict, law: str = "", expected: str = "",
                  expect_rps: float | None = None) -> dict:
     r = measure(mode, spec, 0, args, tmp, env)
-    result = {"requests": r.requests, "rps": r.rps, "p50_ms": r.p50_ms if r.p50_ms is not None else r.mean_ms,
-              "p99_ms": r.p99_ms, "max_ms": (r.detail or {}).get("max_ms")}
+    result = r.load if r.load.p50_ms is not None else replace(r.load, p50_ms=r.load.mean_ms)
     notes = []
     if not r.ok:
         notes.append(f"failed: {r.error[:120]}")
     if r.client_cpu is not None and r.client_cpu >= SATURATED:
         notes.append("generator saturated: a floor")
-    if r.non2xx or r.socket_errors:
-        notes.append(f"{r.non2xx} non-2xx, {r.socket_errors} socket errors")
+    if result.non2xx or result.failures:
+        notes.append(f"{result.non2xx} non-2xx, {result.failures} socket errors")
     if mode == "h2":
         notes.append("p50_ms is h2load's mean")
     held = None
@@ -85,9 +84,9 @@ def _measure_row(cfg: Config, experiment: str, protocol: str, workload: str, use
         if mode == "h1" and w > args.duration / 10:  # wrk: see experiments.steady (expect_rps may be 0)
             notes.append(f"not judged: W = N / X = {w:.2f} s is over a tenth of the run")
         else:
-            held = abs(r.rps - expect_rps) <= 0.10 * expect_rps
+            held = abs(result.rps - expect_rps) <= 0.10 * expect_rps
         if held is False:
-            notes.append(f"{r.rps / expect_rps:.2f}x the law")
+            notes.append(f"{result.rps / expect_rps:.2f}x the law")
     cores = 1 if args.server_core is not None else (os.cpu_count() or 1)
     return _row(cfg, experiment, spec.name, workload, users, result, r.server_cpu_s, cores,
                 law, expected, held, "; ".join(notes), protocol=protocol, duration=float(args.duration))
@@ -160,15 +159,15 @@ def _ratio_rows(cfg: Config, rows: list[dict], tmp: str, env: dict, data_dir: st
             for _ in range(TARGET_ROUNDS):
                 a = measure(mode, specs[best["engine"]], 0, args, tmp, env)
                 b = measure(mode, specs[peer], 0, args, tmp, env)
-                if a.ok and b.ok and a.rps and b.rps:
-                    ratios.append(a.rps / b.rps)
+                if a.ok and b.ok and a.load.rps and b.load.rps:
+                    ratios.append(a.load.rps / b.load.rps)
         if not ratios:
             continue
         ratio = statistics.median(ratios)
         label = compared[0] if len(compared) == 1 else f"best engine ({best['engine']})"
         rounds = " ".join(f"{x:.3f}" for x in ratios)
         out.append(_row(cfg, "cost", f"{label} / {peer}", "plaintext", best["users"],
-                        {"requests": None, "rps": round(ratio, 3)}, None, best["server_cpus"],
+                        Result(rps=round(ratio, 3)), None, best["server_cpus"],
                         "ratio of requests/s in the same run" + ("" if cfg.quick else f", median of {TARGET_ROUNDS}"
                                                                   " back-to-back rounds") + " (rps column: the ratio)",
                         f">= {target:g}x", ratio >= target,
@@ -325,22 +324,16 @@ def pin_cores(args: argparse.Namespace) -> None:
 # -- one measurement -----------------------------------------------------------------------------
 
 @dataclass(kw_only=True)
-class Result:
-    """One server measured once (one round)."""
+class ServerRun:
+    """One server measured once (one round): the generator's :class:`Result` (``load``; empty
+    when the run failed) and what the harness measured around it."""
 
     server: str
     kind: str
     round: int
     ok: bool = False
     error: str = ""
-    rps: float = 0.0
-    requests: int | None = None
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    mean_ms: float | None = None
-    non2xx: int = 0
-    socket_errors: int = 0
-    detail: dict = field(default_factory=dict)
+    load: Result = field(default_factory=Result)
     server_cpu: float | None = None   # share of one core during the measured run
     server_cpu_s: float | None = None  # the server tree's user + system CPU seconds in the measured run
     client_cpu: float | None = None   # the generator's share of one core (per thread: see notes)
@@ -379,9 +372,9 @@ def _load(mode: str, srv: RunningServer, args: argparse.Namespace) -> tuple[str,
     return out, cpu1 - cpu0, t1 - t0, tool_cpu, wall
 
 
-def measure(mode: str, spec: ServerSpec, rnd: int, args: argparse.Namespace, log_dir: str, env: dict) -> Result:
+def measure(mode: str, spec: ServerSpec, rnd: int, args: argparse.Namespace, log_dir: str, env: dict) -> ServerRun:
     """Start, check, warm up, measure and stop one server; never raises BenchError."""
-    res = Result(server=spec.name, kind=spec.kind, round=rnd)
+    res = ServerRun(server=spec.name, kind=spec.kind, round=rnd)
     try:
         with running(spec, args.server_core, log_dir, env, args.start_timeout) as srv:
             try:
@@ -394,15 +387,9 @@ def measure(mode: str, spec: ServerSpec, rnd: int, args: argparse.Namespace, log
             res.processes = len(srv.tree())
             res.server_cpu = cpu_s / cpu_wall if cpu_wall > 0 else None
             res.server_cpu_s = cpu_s
-        parsed = parse_wrk(out) if mode == "h1" else parse_h2load(out)
-        res.detail = parsed
-        res.rps = parsed["rps"]
-        res.requests = parsed.get("requests")
-        res.p50_ms, res.p99_ms, res.mean_ms = parsed.get("p50_ms"), parsed.get("p99_ms"), parsed.get("mean_ms")
-        res.non2xx = parsed.get("non2xx", 0)
-        res.socket_errors = parsed.get("socket_errors", 0) + parsed.get("errored", 0) + parsed.get("timeout", 0)
+        res.load = parse_wrk(out) if mode == "h1" else parse_h2load(out)
         res.client_cpu = tool_cpu / wall / max(1, args.threads) if wall > 0 else None
-        if mode == "h2" and not parsed.get("succeeded"):
+        if mode == "h2" and not res.load.detail.get("succeeded"):
             res.error = f"no request succeeded: {out.strip().splitlines()[-1] if out.strip() else ''}"[:200]
         else:
             res.ok = True

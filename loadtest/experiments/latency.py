@@ -45,7 +45,6 @@ import os
 import resource
 import socket
 import subprocess
-import sys
 import time
 
 import h2.config
@@ -55,7 +54,8 @@ from loadtest.experiments.cost import pin_cores, runner_parser
 from loadtest.experiments.base import Config, _probe_path, _row, _spec, deployment_spec, deployments, server_cores, server_env
 from loadtest.harness import interpreters
 from loadtest.harness.servers import HOST, ROOT, running
-from loadtest.harness.generators import h2load_command, parse_h2load, pinned, run_tool
+from loadtest.harness.generators import (Result, h2load_command, locust_command, parse_h2load, parse_locust, pinned,
+                                         remove_locust_csvs, run_tool)
 
 __all__ = ["run_latency", "run_connections", "run_deploy", "LOAD_LEVELS", "knee", "DEPLOY_CPU_LOAD"]
 
@@ -89,18 +89,22 @@ def _ceiling(cfg: Config, engine: str, workload: str, port: int, client_core: in
     cmd = pinned(h2load_command(f"http://{HOST}:{port}/{workload}", 8, streams=16, duration_s=3, warmup_s=1),
                  client_core)
     out, _, _ = run_tool(cmd, 60)
-    return parse_h2load(out)["rps"], "h2load -c8 -m16, 3 s"
+    return parse_h2load(out).rps, "h2load -c8 -m16, 3 s"
 
 
 def _open_loop(port: int, workload: str, rate: float, seconds: float, prefix: str, client_core: int | None,
-               user: str = "h2user.py") -> dict:
-    cmd = [sys.executable, "-m", "locust", "-f", os.path.join(ROOT, "loadtest", user), "--headless",
-           "-u", str(LATENCY_USERS), "-r", str(LATENCY_USERS), "-t", f"{seconds + 1:g}s", "--warmup-s", "1",
-           "--host", f"http://{HOST}:{port}", "--workload", workload, "--rate", f"{rate:.2f}", "--csv", prefix,
-           "--only-summary", "--loglevel", "WARNING"]
+               user: str = "h2user.py") -> Result:
+    """One open-loop locust run at ``rate`` req/s: :func:`parse_locust`'s result (``detail``: the
+    open-loop summary: ``offered_rps``, ``late``, ...); locust's own CSVs are removed (the .hdr
+    and the row keep what they said)."""
+    cmd = locust_command(os.path.join(ROOT, "loadtest", user), f"http://{HOST}:{port}", LATENCY_USERS,
+                         LATENCY_USERS, seconds + 1, prefix,
+                         extra=["--warmup-s", "1", "--workload", workload, "--rate", f"{rate:.2f}"])
     subprocess.run(pinned(cmd, client_core), cwd=ROOT, capture_output=True, text=True, timeout=seconds + 90, check=False)
-    with open(f"{prefix}_openloop.json") as f:
-        return json.load(f)
+    try:
+        return parse_locust(prefix)
+    finally:
+        remove_locust_csvs(prefix)
 
 
 def run_latency(cfg: Config) -> list[dict]:
@@ -124,26 +128,20 @@ def run_latency(cfg: Config) -> list[dict]:
                     before = server.cpu_seconds()
                     s = _open_loop(server.port, workload, offered, seconds, prefix, args.client_core)
                     cpu_s = server.cpu_seconds() - before
-                    for suffix in ("_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv"):
-                        if os.path.exists(prefix + suffix):
-                            os.remove(prefix + suffix)  # locust's own copies: the .hdr and the row say it all
-                    s["offered_rps"] = offered
-                    runs.append(s)
-                    achieved = s.get("achieved_rps") or 0.0
+                    runs.append({"offered_rps": offered, "p99_ms": s.p99_ms})
+                    achieved = s.rps
                     notes = [f"{round(level * 100)} % of {ceiling:.0f} req/s ({source})",
-                             f"achieved {achieved:.0f}", f"late {s.get('late', 0)}", f"p99.9 {s.get('p999_ms')} ms"]
+                             f"achieved {achieved:.0f}", f"late {s.detail.get('late', 0)}", f"p99.9 {s.p999_ms} ms"]
                     generator_bound = level <= 1.0 and achieved < 0.95 * offered
                     if generator_bound:
                         notes.append("achieved < 95 % of offered below the ceiling: generator-bound")
-                    rows.append(_row(cfg, "latency", engine, workload, LATENCY_USERS,
-                                     {"requests": s.get("requests"), "rps": achieved, "p50_ms": s.get("p50_ms"),
-                                      "p99_ms": s.get("p99_ms"), "max_ms": s.get("max_ms")}, cpu_s, 1,
+                    rows.append(_row(cfg, "latency", engine, workload, LATENCY_USERS, s, cpu_s, 1,
                                      "open loop; knee: highest offered rate with p99 < 10x the p99 at 10 %",
                                      f"offered {offered:.0f} req/s", False if generator_bound else None,
                                      "; ".join(notes), protocol="h2c open loop", duration=seconds))
                 k = knee(runs)
                 rows.append(_row(cfg, "latency", engine, workload, LATENCY_USERS,
-                                 {"requests": None, "rps": round(k or 0.0, 1)}, None, 1,
+                                 Result(rps=round(k or 0.0, 1)), None, 1,
                                  "knee (rps column: the knee, req/s)",
                                  f"knee at {k / ceiling:.0%} of the ceiling" if k else "no knee measured", None,
                                  f"ceiling {ceiling:.0f} req/s ({source})", protocol="h2c open loop knee",
@@ -255,8 +253,7 @@ def run_connections(cfg: Config) -> list[dict]:
                         s.close()
                 count = max(1, len(held))
                 kib = (rss1 - rss0) * 1024 / count
-                result = {"requests": len(lat), "rps": 0.0, "p50_ms": round(lat[len(lat) // 2], 3),
-                          "p99_ms": round(lat[int(len(lat) * 0.99) - 1], 3), "max_ms": round(lat[-1], 3)}
+                result = Result.from_latencies(lat, 0.0)  # a probe of the held server: no rate
                 note = (f"{kib:.1f} KiB RSS and {(fds1 - fds0) / count:.2f} fds per connection; "
                         f"{len(held)} held, opened in {opened_s:.1f} s; RSS {rss0:.0f} -> {rss1:.0f} MiB")
                 if ready:
@@ -300,16 +297,11 @@ def run_deploy(cfg: Config) -> list[dict]:
             before = server.cpu_seconds()
             s = _open_loop(server.port, "cpu10", rate, seconds, prefix, None, user="h1user.py")
             cpu_s = server.cpu_seconds() - before
-        for suffix in ("_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv"):
-            if os.path.exists(prefix + suffix):
-                os.remove(prefix + suffix)
-        achieved = s.get("achieved_rps") or 0.0
+        achieved = s.rps
         held = achieved >= 0.95 * rate
         note = (f"one /cpu takes {cpu_ms:.1f} ms (selectors, unloaded); achieved {achieved:.0f} of {rate} req/s; "
-                f"late {s.get('late', 0)}; p99.9 {s.get('p999_ms')} ms")
-        rows.append(_row(cfg, "deploy", dep.name, "cpu10", LATENCY_USERS,
-                         {"requests": s.get("requests"), "rps": achieved, "p50_ms": s.get("p50_ms"),
-                          "p99_ms": s.get("p99_ms"), "max_ms": s.get("max_ms")}, cpu_s, server_cores(),
+                f"late {s.detail.get('late', 0)}; p99.9 {s.p999_ms} ms")
+        rows.append(_row(cfg, "deploy", dep.name, "cpu10", LATENCY_USERS, s, cpu_s, server_cores(),
                          "open loop at a fixed rate: achieved >= 95 % of offered; p99 from the intended send time",
                          f"offered {rate} req/s", held, note, protocol="h1 open loop", duration=seconds,
                          workers=dep.workers))

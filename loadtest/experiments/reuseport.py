@@ -29,19 +29,19 @@ import contextlib
 import json
 import os
 import platform
-import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 
 from rich.console import Console
 from rich.table import Table
 
 from loadtest.harness.servers import HOST, ROOT, ServerSpec, running
-from loadtest.harness.generators import BenchError, parse_duration_ms, parse_wrk, pinned, run_tool, wrk_command
+from loadtest.harness.generators import BenchError, Result, parse_wrk, pinned, run_tool, wrk_command
 
 __all__ = ["spread", "wrk_run", "measure_mode", "main"]
 
@@ -83,14 +83,11 @@ def stalled_waits(port: int, count: int, timeout_s: float = 2.0) -> int:
     return waiting
 
 
-def wrk_run(port: int, connections: int, duration: float, core: int | None, path: str) -> dict:
-    """wrk on ``path`` -> parse_wrk's figures plus ``max_ms`` (wrk's Latency Max column)."""
+def wrk_run(port: int, connections: int, duration: float, core: int | None, path: str) -> Result:
+    """wrk on ``path`` -> :func:`parse_wrk`'s result."""
     cmd = pinned(wrk_command(f"http://{HOST}:{port}{path}", connections, duration, timeout_s=2), core)
     out, _, _ = run_tool(cmd, timeout=duration + 30)
-    result = parse_wrk(out)
-    m = re.search(r"^\s*Latency\s+\S+\s+\S+\s+(\S+)", out, re.M)
-    result["max_ms"] = parse_duration_ms(m.group(1)) if m else None
-    return result
+    return parse_wrk(out)
 
 
 def measure_mode(reuse_port: bool, args: argparse.Namespace, cores: tuple[int | None, int | None],
@@ -107,10 +104,10 @@ def measure_mode(reuse_port: bool, args: argparse.Namespace, cores: tuple[int | 
             time.sleep(0.05)  # a poll of the process table: forks have no event
         workers = [p.pid for p in server.tree() if p.pid != server.proc.pid]
         counts = spread(server.port, args.burst)
-        load = wrk_run(server.port, args.connections, args.duration, cores[1], "/io?ms=10")
+        load = asdict(wrk_run(server.port, args.connections, args.duration, cores[1], "/io?ms=10"))
         os.kill(workers[0], signal.SIGSTOP)
         try:
-            stalled = wrk_run(server.port, args.connections, args.duration, cores[1], "/io?ms=10")
+            stalled = asdict(wrk_run(server.port, args.connections, args.duration, cores[1], "/io?ms=10"))
             stalled["new_connections_waiting"] = stalled_waits(server.port, args.probes)
         finally:
             os.kill(workers[0], signal.SIGCONT)
@@ -149,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         load, st = r["load"], r["stalled"]
         table.add_row(r["mode"], " / ".join(map(str, r["spread"])), f"{r['busiest_share']:.0%}",
-                      f"{load['rps']:,.0f}", f"{load.get('p99_ms', 0):.1f} ms", f"{load['max_ms'] or 0:.1f} ms",
-                      f"{st['rps']:,.0f}", f"{st.get('p99_ms', 0):.1f} ms", st["socket_error_detail"] or "0",
+                      f"{load['rps']:,.0f}", f"{load['p99_ms'] or 0:.1f} ms", f"{load['max_ms'] or 0:.1f} ms",
+                      f"{st['rps']:,.0f}", f"{st['p99_ms'] or 0:.1f} ms", st["detail"]["socket_error_detail"] or "0",
                       f"{st['new_connections_waiting']} of {args.probes}")
     console.print(table)
     if len(rows) == 2:

@@ -5,13 +5,14 @@ Usage::
     python -m loadtest sweep                    # the small default set (about 5 min on 2 cores)
     python -m loadtest sweep --engines threadpool,selectors --protocols h1,h2c,h2 --workloads io,plaintext \\
         --users 1,10,50,200 --duration 30 --repeat 3 [--processes N] [--tool locust|wrk|h2load] [--streams K]
-    python -m loadtest sweep --engines uvicorn,hypercorn --protocols h1 --workloads plaintext
+    python -m loadtest sweep --engines uvicorn-httptools+app,hypercorn+app --protocols h1 --workloads plaintext
 
 For each combination (and each ``--repeat`` round), one run:
 
 1. start the server on a free port of 127.0.0.1: ``./start_server --engine E`` (``--tls`` for the ``h2``
    protocol, ``--workers``/``--engine-arg`` as given) or a peer serving the lab's app through
-   ``app/asgi.py`` (``uvicorn``: HTTP/1.1 only; ``hypercorn``: h1, h2c and h2 with the dev certificate);
+   ``app/asgi.py`` (``uvicorn-httptools+app``: HTTP/1.1 only; ``hypercorn+app``: h1, h2c and h2 with the dev
+   certificate; the names of the cost experiment's "+app" peers);
    pinned to the first core when there are two or more (``taskset``), the generator to the others;
 2. poll its port until it accepts;
 3. load it: locust headless (``h1`` -> ``loadtest/h1user.py``; ``h2c``/``h2`` -> ``loadtest/h2user.py``
@@ -56,6 +57,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from engines import ENGINES
 
+from loadtest.experiments.cost import server_specs
 from loadtest.harness import interpreters, measure
 from loadtest.harness.servers import HOST, ROOT, free_port
 from loadtest.harness.generators import BenchError
@@ -63,7 +65,8 @@ from loadtest.harness.generators import BenchError
 __all__ = ["SUMMARY_COLUMNS", "ENGINES", "PEERS", "PROTOCOLS", "TOOLS", "SATURATED", "RunSpec", "SweepError",
            "build_parser", "plan", "run_one", "read_summary", "main"]
 
-PEERS = ("uvicorn", "hypercorn")
+#: the peers serving the lab's app through app/asgi.py, named as the cost experiment names them
+PEERS = ("uvicorn-httptools+app", "hypercorn+app")
 PROTOCOLS = ("h1", "h2c", "h2")
 TOOLS = ("locust", "wrk", "h2load")
 SATURATED = measure.SATURATED
@@ -115,7 +118,7 @@ def _ints(text: str, what: str) -> list[int]:
 
 def skip_reason(engine: str, protocol: str, tool: str) -> str | None:
     """Why a combination cannot run (None when it can)."""
-    if engine == "uvicorn" and protocol != "h1":
+    if engine == "uvicorn-httptools+app" and protocol != "h1":
         return "uvicorn speaks HTTP/1.1 only"
     if tool == "wrk" and protocol != "h1":
         return "wrk speaks HTTP/1.1 only (use --tool h2load)"
@@ -166,15 +169,10 @@ def server_argv(spec: RunSpec, port: int, args: argparse.Namespace, data_dir: st
         if args.workers and spec.engine in ("threadpool", "processpool"):  # the pool's size
             argv += ["--threads" if spec.engine == "threadpool" else "--workers", str(args.workers)]
         return argv + list(args.engine_arg or []) + (["--tls"] if tls else [])
-    if spec.engine == "uvicorn":
-        return [py, "-m", "uvicorn", "app.asgi:create", "--factory", "--host", HOST, "--port", str(port),
-                "--http", "httptools", "--loop", "asyncio", "--no-access-log", "--log-level", "warning",
-                "--lifespan", "off"]
-    from loadtest.harness.peers import HYPERCORN_CONFIG  # lifts hypercorn's cap of 1000 requests per connection
-
-    argv = [py, "-m", "hypercorn", "app.asgi:create()", "--bind", f"{HOST}:{port}", "--workers", "1",
-            "--log-level", "warning", "--config", HYPERCORN_CONFIG]
-    if tls:
+    # the peers: the cost experiment's "+app" servers (uvicorn --http httptools --loop asyncio; hypercorn)
+    peer = server_specs(argparse.Namespace(workers=None, engine_arg=None, uvicorn_loop="asyncio"), data_dir)
+    argv = peer[spec.engine].argv(port)
+    if tls:  # hypercorn+app only (skip_reason keeps uvicorn to h1)
         from engines.listeners import dev_certificate
 
         certfile, keyfile, _ = dev_certificate()
@@ -235,7 +233,7 @@ def run_one(spec: RunSpec, args: argparse.Namespace, info: dict, results_dir: st
         capacity = load.capacity(len(gen_cores) if gen_cores else os.cpu_count() or 1)
         row["generator_saturated"] = int(row["generator_cpu_pct"] is not None
                                          and row["generator_cpu_pct"] >= SATURATED * 100 * capacity)
-        meta.update(window_s=result.window_s, samples=result.sample_summary, generator=result.detail,
+        meta.update(window_s=result.window_s, samples=result.sample_summary, generator=asdict(result.load),
                     generator_capacity_cores=capacity, summary_row=row)
         return {**row, "_notes": result.notes}
     except BenchError as exc:

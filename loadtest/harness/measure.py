@@ -7,8 +7,9 @@
   generator's tree (CPU seconds). CPU seconds are kept per pid, last value seen, so processes that
   exit (processpool workers replaced, locust's worker processes) still count.
 - ``Load``: runs locust (with ``loadtest/users/workloads.py``'s ``--warmup-s``/``--measure-s``; the window
-  is delimited by the lines locust prints), wrk (Lua ``done()`` prints the percentiles) or h2load
-  (percentiles from its ``--log-file``) and returns a ``Result``.
+  is delimited by the lines locust prints), wrk (``WRK_LUA``'s ``done()`` prints the percentiles) or
+  h2load (percentiles from its ``--log-file``), each built and parsed by loadtest/harness/generators.py,
+  and returns a ``SweepRun``.
 
 Units: seconds, milliseconds (``*_ms``), percent of one core (``*_pct``), MiB (``*_mb``).
 """
@@ -20,7 +21,6 @@ import csv
 import math
 import os
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,25 +28,14 @@ from dataclasses import dataclass, field
 import psutil
 
 from loadtest.harness.servers import ROOT, RunningServer, ServerSpec
-from loadtest.harness.generators import BenchError, h2load_command, parse_h2load, parse_wrk, pinned, wrk_command
+from loadtest.harness.generators import (WRK_LUA, BenchError, Result, h2load_command, locust_command, parse_h2load,
+                                         parse_locust, parse_wrk, pinned, wrk_command)
 from loadtest.users.workloads import MARK_MEASURING, MARK_STOPPED, primary_path
 
-__all__ = ["SATURATED", "Server", "Sampler", "Load", "Result", "child_env", "parse_locust_stats",
-           "parse_wrk_lua", "parse_h2load_log", "percentile", "WRK_LUA"]
+__all__ = ["SATURATED", "Server", "Sampler", "Load", "SweepRun", "child_env"]
 
 SATURATED = 0.90  # share of the generator's usable cores above which a run is flagged saturated
 MIB = 1024 * 1024
-
-WRK_LUA = """-- written by loadtest/harness/measure.py: wrk's percentiles (microseconds) on one line
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("lab-wrk: requests=%d duration_us=%d socket_errors=%d status_errors=%d "
-    .. "p50=%d p90=%d p95=%d p99=%d p999=%d max=%d\\n", summary.requests, summary.duration,
-    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(90),
-    latency:percentile(95), latency:percentile(99), latency:percentile(99.9), latency.max))
-end
-"""
-
 
 def child_env(data_dir: str) -> dict:
     """Environment for servers and generators: the repository importable, the app's dirs set."""
@@ -189,108 +178,30 @@ class Sampler:
 
 
 @dataclass
-class Result:
-    """What one run measured; ``row()`` gives summary.csv's measured columns."""
+class SweepRun:
+    """What one sweep run measured: the generator's :class:`Result` (``load``) and the sampler's
+    figures over the same window; ``row()`` gives summary.csv's measured columns."""
 
-    requests: int = 0
-    failures: int = 0
-    rps: float = 0.0
-    p50_ms: float | None = None
-    p90_ms: float | None = None
-    p95_ms: float | None = None
-    p99_ms: float | None = None
-    p999_ms: float | None = None
-    max_ms: float | None = None
+    load: Result
     window_s: float | None = None
     server_cpu_pct: float | None = None
     server_rss_mb: float | None = None
     generator_cpu_pct: float | None = None
     notes: list[str] = field(default_factory=list)
-    detail: dict = field(default_factory=dict)
     sample_summary: dict = field(default_factory=dict)
 
     def row(self) -> dict:
+        """``failures``: requests without an answer plus error statuses (wrk's status errors,
+        h2load's 4xx and 5xx; locust's failure count already holds them)."""
         def r(v: float | None, nd: int) -> float | None:
             return None if v is None else round(v, nd)
 
-        return {"duration_s": r(self.window_s, 2), "requests": self.requests, "failures": self.failures,
-                "rps": r(self.rps, 2), "p50_ms": r(self.p50_ms, 3), "p90_ms": r(self.p90_ms, 3),
-                "p95_ms": r(self.p95_ms, 3), "p99_ms": r(self.p99_ms, 3), "p999_ms": r(self.p999_ms, 3),
-                "max_ms": r(self.max_ms, 3), "server_cpu_pct": r(self.server_cpu_pct, 1),
+        ld = self.load
+        return {"duration_s": r(self.window_s, 2), "requests": ld.requests or 0, "failures": ld.failures + ld.non2xx,
+                "rps": r(ld.rps, 2), "p50_ms": r(ld.p50_ms, 3), "p90_ms": r(ld.p90_ms, 3),
+                "p95_ms": r(ld.p95_ms, 3), "p99_ms": r(ld.p99_ms, 3), "p999_ms": r(ld.p999_ms, 3),
+                "max_ms": r(ld.max_ms, 3), "server_cpu_pct": r(self.server_cpu_pct, 1),
                 "server_rss_mb": r(self.server_rss_mb, 1), "generator_cpu_pct": r(self.generator_cpu_pct, 1)}
-
-
-# -- parsers -----------------------------------------------------------------------------------------
-
-def _num(text: str) -> float | None:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
-
-
-def parse_locust_stats(path: str) -> dict:
-    """The ``Aggregated`` row of locust's ``*_stats.csv``: ``{requests, failures, rps, p50_ms, p90_ms,
-    p95_ms, p99_ms, p999_ms, max_ms}`` (``None`` where locust wrote N/A).
-
-    Raises:
-        BenchError: no such file or no Aggregated row.
-    """
-    try:
-        with open(path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("Name") == "Aggregated"]
-    except OSError as exc:
-        raise BenchError(f"locust wrote no statistics ({exc})") from None
-    if not rows:
-        raise BenchError(f"no Aggregated row in {path}")
-    r = rows[0]
-    return {"requests": int(r["Request Count"]), "failures": int(r["Failure Count"]),
-            "rps": _num(r["Requests/s"]) or 0.0, "p50_ms": _num(r["50%"]), "p90_ms": _num(r["90%"]),
-            "p95_ms": _num(r["95%"]), "p99_ms": _num(r["99%"]), "p999_ms": _num(r["99.9%"]),
-            "max_ms": _num(r["Max Response Time"])}
-
-
-def parse_wrk_lua(out: str) -> dict:
-    """The ``lab-wrk:`` line ``WRK_LUA`` prints -> ``{requests, socket_errors, status_errors, p50_ms, ...}``.
-
-    Raises:
-        BenchError: no such line.
-    """
-    line = next((ln for ln in out.splitlines() if ln.startswith("lab-wrk:")), None)
-    if line is None:
-        raise BenchError(f"no lab-wrk line in wrk output: {out.strip()[-200:]!r}")
-    kv = {k: int(v) for k, v in (item.split("=") for item in line.split(":", 1)[1].split())}
-    out_d = {"requests": kv["requests"], "socket_errors": kv["socket_errors"], "status_errors": kv["status_errors"],
-             "duration_s": kv["duration_us"] / 1e6}
-    for key in ("p50", "p90", "p95", "p99", "p999", "max"):
-        out_d[f"{key}_ms"] = kv[key] / 1000.0
-    return out_d
-
-
-def percentile(sorted_values: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile (``pct`` in 0..100) of an ascending list; None when empty."""
-    if not sorted_values:
-        return None
-    k = max(1, math.ceil(pct / 100.0 * len(sorted_values)))
-    return sorted_values[min(k, len(sorted_values)) - 1]
-
-
-def parse_h2load_log(path: str) -> dict:
-    """h2load's ``--log-file`` (tab-separated: start time us, status, response time us) ->
-    ``{p50_ms, p90_ms, p95_ms, p99_ms, p999_ms, max_ms, logged}``."""
-    times: list[float] = []
-    with contextlib.suppress(OSError), open(path) as f:
-        for line in f:
-            parts = line.split("\t")
-            if len(parts) >= 3:
-                with contextlib.suppress(ValueError):
-                    times.append(int(parts[2]) / 1000.0)
-    times.sort()
-    out = {f"{k}_ms": percentile(times, p) for k, p in
-           (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99), ("p999", 99.9))}
-    out["max_ms"] = times[-1] if times else None
-    out["logged"] = len(times)
-    return out
 
 
 # -- the generators ----------------------------------------------------------------------------------
@@ -319,16 +230,13 @@ class Load:
             userfile = getattr(a, "userfile", None) or ("h1user.py" if s.protocol == "h1" else "h2user.py")
             rate = a.spawn_rate or s.users
             limit = math.ceil(s.users / rate) + a.warmup + a.duration + 30  # a safety net: --measure-s quits
-            cmd = [sys.executable, "-m", "locust", "-f", os.path.join(ROOT, "loadtest", userfile), "--headless",
-                   "-u", str(s.users), "-r", f"{rate:g}", "-t", f"{math.ceil(limit)}s", "--host", self.url,
-                   "--csv", os.path.join(self.run_dir, "locust"), "--workload", s.workload,
-                   "--warmup-s", f"{a.warmup:g}", "--measure-s", f"{a.duration:g}", "--only-summary",
-                   "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+            extra = ["--workload", s.workload, "--warmup-s", f"{a.warmup:g}", "--measure-s", f"{a.duration:g}",
+                     "--exit-code-on-error", "0"]
             if userfile == "h2user.py":
-                cmd += ["--h2-streams", str(s.streams)]
-            if a.processes and a.processes > 1:
-                cmd += ["--processes", str(a.processes)]
-            return pinned(cmd, self.cores)
+                extra += ["--h2-streams", str(s.streams)]
+            return pinned(locust_command(os.path.join(ROOT, "loadtest", userfile), self.url, s.users, rate, limit,
+                                         os.path.join(self.run_dir, "locust"), processes=a.processes, extra=extra),
+                          self.cores)
         target = self.url + primary_path(s.workload)
         dur = max(1, math.ceil(a.duration))
         if a.tool == "wrk":
@@ -337,11 +245,10 @@ class Load:
         h1 = s.protocol == "h1"
         return pinned(h2load_command(target, s.users, streams=1 if h1 else s.streams, threads=self.threads,
                                      duration_s=dur, warmup_s=max(1, math.ceil(a.warmup)) if a.warmup > 0 else None,
-                                     timeout_s=10, h1=h1,
-                                     extra=[f"--log-file={os.path.join(self.run_dir, 'h2load-requests.tsv')}"]),
+                                     timeout_s=10, h1=h1, log_file=os.path.join(self.run_dir, "h2load-requests.tsv")),
                       self.cores)
 
-    def run(self, srv: Server) -> Result:
+    def run(self, srv: Server) -> SweepRun:
         """Warm up (wrk), run the generator with the sampler, parse; the server must survive.
 
         Raises:
@@ -422,29 +329,19 @@ class Load:
                     k.kill()
         proc.wait(5)
 
-    def _parse(self, out: str) -> Result:
+    def _parse(self, out: str) -> SweepRun:
         a = self.args
         if a.tool == "locust":
-            st = parse_locust_stats(os.path.join(self.run_dir, "locust_stats.csv"))
-            res = Result(**st)
             if MARK_MEASURING not in out:
                 raise BenchError(f"locust never started measuring: {out.strip()[-300:]!r}")
-            return res
+            return SweepRun(parse_locust(os.path.join(self.run_dir, "locust")))
         if a.tool == "wrk":
-            base, lua = parse_wrk(out), parse_wrk_lua(out)
-            return Result(requests=lua["requests"], failures=lua["socket_errors"] + lua["status_errors"],
-                          rps=base["rps"], window_s=lua["duration_s"],
-                          **{k: lua[k] for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")},
-                          detail={"wrk": base})
-        base = parse_h2load(out)
+            load = parse_wrk(out)
+            return SweepRun(load, window_s=load.duration_s)
         log = os.path.join(self.run_dir, "h2load-requests.tsv")
-        pct = parse_h2load_log(log)
+        load = parse_h2load(out, log)
         with contextlib.suppress(OSError):
             os.remove(log)  # one line per request: large; its percentiles are in the row and meta.json
-        res = Result(requests=base.get("requests", 0), failures=base.get("failed", 0), rps=base["rps"],
-                     max_ms=pct["max_ms"] if pct["max_ms"] is not None else base.get("max_ms"),
-                     **{k: pct[k] for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms")},
-                     detail={"h2load": base, "logged_requests": pct["logged"]})
-        if not base.get("succeeded"):
+        if not load.detail.get("succeeded"):
             raise BenchError(f"h2load: no request succeeded: {out.strip()[-200:]!r}")
-        return res
+        return SweepRun(load)

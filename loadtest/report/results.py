@@ -35,8 +35,8 @@ __all__ = ["GROUP", "METRICS", "ENGINE_ORDER", "PEERS", "PROTOCOL_ORDER", "WORKL
 GROUP = ["engine", "protocol", "workload", "users", "streams"]
 METRICS = ["rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "server_cpu_pct",
            "server_rss_mb", "generator_cpu_pct", "req_per_cpu_s", "requests", "failures", "duration_s"]
-ENGINE_ORDER = ["threadpool", "processpool", "selectors", "asyncio", "uvicorn", "hypercorn"]
-PEERS = ("uvicorn", "hypercorn")
+PEERS = ("uvicorn-httptools+app", "hypercorn+app")  # the sweep's peers (loadtest/experiments/sweep.py)
+ENGINE_ORDER = ["threadpool", "processpool", "selectors", "asyncio", *PEERS]
 PROTOCOL_ORDER = ["h1", "h2c", "h2"]
 WORKLOAD_ORDER = ["static", "plaintext", "echo", "io", "cpu", "stream", "mixed"]
 # The engines' own defaults when a run's meta.json says workers=None (engines/threadpool.py: 32 threads;

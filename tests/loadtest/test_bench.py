@@ -1,4 +1,5 @@
-"""loadtest/bench.py and tools.py: parsers and command line, on recorded wrk / h2load output (no servers)."""
+"""loadtest/bench.py and loadtest/harness/generators.py: builders, parsers and command line, on recorded
+wrk / h2load / httperf output (no servers)."""
 
 from __future__ import annotations
 
@@ -51,27 +52,82 @@ def test_parse_duration_ms():
 
 def test_parse_wrk():
     r = tools.parse_wrk(WRK)
-    assert r["rps"] == 1487.96 and r["requests"] == 1632
-    assert r["p50_ms"] == pytest.approx(0.85) and r["p99_ms"] == pytest.approx(1020)
-    assert r["non2xx"] == 17 and r["socket_errors"] == 5
-    assert r["socket_error_detail"] == "read 3, timeout 2"
+    assert r.rps == 1487.96 and r.requests == 1632 and r.duration_s == pytest.approx(1.10)
+    assert r.p50_ms == pytest.approx(0.85) and r.p99_ms == pytest.approx(1020) and r.p95_ms is None
+    assert r.mean_ms == pytest.approx(2.69) and r.max_ms == pytest.approx(5.83)  # the Latency line
+    assert r.non2xx == 17 and r.failures == 5
+    assert r.detail["socket_error_detail"] == "read 3, timeout 2"
 
 
 def test_parse_wrk_without_errors_and_failure():
     clean = "\n".join(line for line in WRK.splitlines() if "errors" not in line and "Non-2xx" not in line)
     r = tools.parse_wrk(clean)
-    assert (r["non2xx"], r["socket_errors"]) == (0, 0)
+    assert (r.non2xx, r.failures) == (0, 0)
     with pytest.raises(tools.BenchError):
         tools.parse_wrk("unable to connect to 127.0.0.1:1 Connection refused")
 
 
+def test_parse_wrk_with_the_lab_script_line():
+    """WRK_LUA's line wins over the report: exact percentiles, p95 and p99.9, the window, the counts."""
+    r = tools.parse_wrk(WRK + "lab-wrk: requests=120 duration_us=2000000 socket_errors=1 "
+                              "status_errors=2 p50=1500 p90=2000 p95=2500 p99=9000 p999=12000 max=15000\n")
+    assert (r.requests, r.duration_s, r.failures, r.non2xx) == (120, 2.0, 1, 2)
+    assert (r.p50_ms, r.p95_ms, r.p99_ms, r.p999_ms, r.max_ms) == (1.5, 2.5, 9.0, 12.0, 15.0)
+    assert "lab-wrk: requests=%d" in tools.WRK_LUA and "-s" in tools.wrk_command("http://h/", 4, 1, script="x.lua")
+
+
+def test_only_2xx_counts_answers_below_400():
+    r = tools.parse_wrk(WRK).only_2xx()
+    assert r.rps == pytest.approx(1487.96 * (1632 - 17) / 1632) and r.detail["rps_all"] == 1487.96
+    clean = tools.Result(rps=10.0, requests=5)
+    assert clean.only_2xx() is clean
+
+
 def test_parse_h2load():
     r = tools.parse_h2load(H2LOAD)
-    assert r["rps"] == 966.54 and r["requests"] == 198 and r["succeeded"] == 190
-    assert (r["failed"], r["errored"], r["timeout"], r["non2xx"]) == (10, 2, 1, 8)
-    assert r["mean_ms"] == pytest.approx(4.01) and r["max_ms"] == pytest.approx(9.56)
+    assert r.rps == 966.54 and r.requests == 198 and r.detail["succeeded"] == 190
+    assert (r.detail["failed"], r.failures, r.detail["timeout"], r.non2xx) == (10, 2, 1, 8)
+    assert r.mean_ms == pytest.approx(4.01) and r.max_ms == pytest.approx(9.56) and r.p50_ms is None
     with pytest.raises(tools.BenchError):
         tools.parse_h2load("h2load: no such host")
+
+
+def test_parse_h2load_percentiles_from_its_log(tmp_path):
+    log = tmp_path / "h2load.tsv"
+    log.write_text("".join(f"17953877324{i:05d}\t200\t{1000 * (i + 1)}\n" for i in range(10)))
+    r = tools.parse_h2load(H2LOAD, str(log))
+    assert (r.p50_ms, r.p90_ms, r.max_ms, r.detail["logged"]) == (5.0, 9.0, 10.0, 10)
+    assert f"--log-file={log}" in tools.h2load_command("http://h/", 2, log_file=str(log))
+
+
+HTTPERF = """httperf --hog --timeout=5 --client=0/1 --server=127.0.0.1 --port=8080 --uri=/plaintext --rate=200 \
+--send-buffer=4096 --recv-buffer=16384 --num-conns=1000 --num-calls=1
+Maximum connect burst length: 1
+
+Total: connections 1000 requests 1000 replies 998 test-duration 4.996 s
+
+Connection rate: 200.2 conn/s (5.0 ms/conn, <=3 concurrent connections)
+Request rate: 200.2 req/s (5.0 ms/req)
+Reply time [ms]: response 0.6 transfer 0.1
+Reply status: 1xx=0 2xx=990 3xx=0 4xx=3 5xx=5
+Errors: total 2 client-timo 2 socket-timo 0 connrefused 0 connreset 0
+"""
+
+
+def test_parse_httperf():
+    r = tools.parse_httperf(HTTPERF)
+    assert (r.rps, r.requests, r.duration_s, r.failures, r.non2xx) == (200.2, 998, 4.996, 2, 8)
+    assert r.mean_ms == pytest.approx(0.7) and r.detail["connection_rate"] == 200.2
+    with pytest.raises(tools.BenchError):
+        tools.parse_httperf("httperf: connection refused")
+    cmd = tools.httperf_command("127.0.0.1", 8080, "/plaintext", 200, 1000)
+    assert cmd[:2] == ["httperf", "--hog"] and cmd[cmd.index("--rate") + 1] == "200"
+
+
+def test_result_from_latencies():
+    r = tools.Result.from_latencies([float(x) for x in range(100, 0, -1)], 2.0)
+    assert (r.requests, r.rps, r.p50_ms, r.p99_ms, r.max_ms, r.mean_ms) == (100, 50.0, 50, 99, 100, 50.5)
+    assert tools.percentile([], 50) is None
 
 
 def test_command_line_filters():

@@ -17,7 +17,7 @@ import shutil
 
 import pytest
 
-from loadtest.harness import measure
+from loadtest.harness.generators import parse_locust
 
 from loadtest.experiments import sweep
 
@@ -55,11 +55,11 @@ def test_summary_row_agrees_with_locust_csv(swept):
     _, _, rows, results = swept
     for row in rows:
         run_dir = os.path.join(results, "runs", row["run_id"])
-        st = measure.parse_locust_stats(os.path.join(run_dir, "locust_stats.csv"))
-        assert int(row["requests"]) == st["requests"] and int(row["failures"]) == st["failures"]
-        assert float(row["rps"]) == pytest.approx(st["rps"], abs=0.01)
+        st = parse_locust(os.path.join(run_dir, "locust"))
+        assert int(row["requests"]) == st.requests and int(row["failures"]) == st.failures
+        assert float(row["rps"]) == pytest.approx(st.rps, abs=0.01)
         for key in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"):
-            assert float(row[key]) == pytest.approx(st[key], abs=0.001), key
+            assert float(row[key]) == pytest.approx(getattr(st, key), abs=0.001), key
         # and the window locust measured is the one asked for
         assert float(row["duration_s"]) == pytest.approx(float(DURATION), abs=1.0)
         with open(os.path.join(run_dir, "meta.json")) as f:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import threading
 import pytest
 
 from loadtest.users.openloop import Recorder, Schedule
+from loadtest.harness.generators import httperf_command, locust_command, parse_httperf
 from loadtest.harness.servers import HOST, ROOT, ServerSpec, running
 
 RATE = 200.0
@@ -83,9 +83,8 @@ def _spec(engine: str) -> ServerSpec:
 
 
 def _locust(userfile: str, port: int, prefix: str, seconds: int, *extra: str) -> dict:
-    cmd = [sys.executable, "-m", "locust", "-f", os.path.join(ROOT, "loadtest", userfile), "--headless",
-           "-u", "4", "-r", "4", "-t", f"{seconds}s", "--host", f"http://{HOST}:{port}", "--workload",
-           "plaintext", "--rate", str(RATE), "--csv", prefix, "--only-summary", "--warmup-s", "1", *extra]
+    cmd = locust_command(os.path.join(ROOT, "loadtest", userfile), f"http://{HOST}:{port}", 4, 4, seconds, prefix,
+                         extra=["--workload", "plaintext", "--rate", str(RATE), "--warmup-s", "1", *extra])
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     with open(f"{prefix}_openloop.json") as f:
@@ -147,10 +146,8 @@ def test_h1user_open_loop_two_processes_reaches_the_rate(tmp_path):
 
 def _httperf(port: int, rate: float, seconds: int) -> float:
     """httperf's achieved request rate (req/s) at ``rate`` new connections/s, one request each."""
-    cmd = ["httperf", "--hog", "--server", HOST, "--port", str(port), "--uri", "/plaintext",
-           "--rate", f"{rate:g}", "--num-conns", str(int(rate * seconds)), "--num-calls", "1", "--timeout", "5"]
+    cmd = httperf_command(HOST, port, "/plaintext", rate, int(rate * seconds))
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
-    match = re.search(r"Request rate: ([\d.]+) req/s", out)
-    assert match, out
-    assert re.search(r"Errors: total 0 ", out), out
-    return float(match.group(1))
+    result = parse_httperf(out)
+    assert result.failures == 0 and result.non2xx == 0, out
+    return result.rps

@@ -45,8 +45,8 @@ def test_aggregate_folds_repeats_into_median_min_max(df):
     assert (row["runs"], row["rps"], row["rps_min"], row["rps_max"]) == (3, raw[1], raw[0], raw[2])
     assert (row["saturated_runs"], bool(row["saturated"])) == (1, True)
     sat = agg[agg["saturated"]]
-    assert set(zip(sat["engine"], sat["users"])) == {("asyncio", 50), ("uvicorn", 50)}
-    assert list(R.engines_in(agg)) == ["threadpool", "processpool", "selectors", "asyncio", "uvicorn"]
+    assert set(zip(sat["engine"], sat["users"])) == {("asyncio", 50), ("uvicorn-httptools+app", 50)}
+    assert list(R.engines_in(agg)) == ["threadpool", "processpool", "selectors", "asyncio", "uvicorn-httptools+app"]
     cpu = df["rps"] / (df["server_cpu_pct"] / 100)
     assert (df["req_per_cpu_s"] - cpu).abs().max() < 1e-9
 
@@ -90,7 +90,7 @@ def test_report_writes_charts_report_and_page(tmp_path, capsys):
     assert text.count("### Findings") == len(SECTIONS) and text.count("### Table") == len(SECTIONS)
     # The saturated runs are counted (not listed in prose), flagged in the tables, and drawn as such.
     assert "4 of 135 runs had a saturated load generator (h1 plaintext: 4)" in text
-    assert "| uvicorn | h1 | plaintext | 50 |" in text and "yes (3/3)" in text and "yes (1/3)" in text
+    assert "| uvicorn-httptools+app | h1 | plaintext | 50 |" in text and "yes (3/3)" in text and "yes (1/3)" in text
     assert "generator saturated: a floor" in text
     assert charts.SATURATED_NOTE in (out / "throughput.svg").read_text()
     # Findings come from the numbers: Little's law for threadpool's io, the winner of each workload.

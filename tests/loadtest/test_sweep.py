@@ -11,6 +11,7 @@ from loadtest import __main__ as cli
 from loadtest.harness import measure
 from loadtest.experiments import sweep
 from loadtest.users import workloads
+from loadtest.harness import generators
 from loadtest.harness.generators import BenchError
 
 LOCUST_CSV = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,\
@@ -21,32 +22,26 @@ GET,/io,36,1,101.7,103.3,101.7,112.19,14.0,38.18,0.0,100,100,100,100,100,110,110
 
 
 def test_parse_locust_stats(tmp_path):
-    path = tmp_path / "locust_stats.csv"
-    path.write_text(LOCUST_CSV)
-    st = measure.parse_locust_stats(str(path))
-    assert (st["requests"], st["failures"], st["rps"]) == (36, 1, 38.18)
-    assert (st["p50_ms"], st["p90_ms"], st["p95_ms"], st["p99_ms"], st["p999_ms"], st["max_ms"]) == (
-        100, 105, 110, 111, 112, 112.19)
+    (tmp_path / "run_stats.csv").write_text(LOCUST_CSV)
+    st = generators.parse_locust(str(tmp_path / "run"))
+    assert (st.requests, st.failures, st.rps) == (36, 1, 38.18)
+    assert (st.p50_ms, st.p90_ms, st.p95_ms, st.p99_ms, st.p999_ms, st.max_ms) == (100, 105, 110, 111, 112, 112.19)
+    # a closed-loop run's open-loop summary does not replace locust's own figures
+    (tmp_path / "run_openloop.json").write_text('{"mode": "closed", "achieved_rps": 1.0}')
+    assert generators.parse_locust(str(tmp_path / "run")).rps == 38.18
+    (tmp_path / "run_openloop.json").write_text('{"mode": "open", "achieved_rps": 99.5, "requests": 995, '
+                                               '"p99_ms": 4.0, "late": 3}')
+    op = generators.parse_locust(str(tmp_path / "run"))
+    assert (op.rps, op.requests, op.p99_ms, op.detail["late"]) == (99.5, 995, 4.0, 3)
     with pytest.raises(BenchError):
-        measure.parse_locust_stats(str(tmp_path / "missing.csv"))
+        generators.parse_locust(str(tmp_path / "missing"))
 
 
-def test_parse_wrk_lua_and_percentiles(tmp_path):
-    out = ("Running 1s test\nRequests/sec: 10.0\nlab-wrk: requests=120 duration_us=2000000 socket_errors=1 "
-           "status_errors=2 p50=1500 p90=2000 p95=2500 p99=9000 p999=12000 max=15000\n")
-    r = measure.parse_wrk_lua(out)
-    assert r["requests"] == 120 and r["duration_s"] == 2.0 and r["socket_errors"] + r["status_errors"] == 3
-    assert (r["p50_ms"], r["p99_ms"], r["max_ms"]) == (1.5, 9.0, 15.0)
-    with pytest.raises(BenchError):
-        measure.parse_wrk_lua("wrk: connection refused")
-    assert measure.percentile([], 50) is None
-    values = list(range(1, 101))
-    assert (measure.percentile(values, 50), measure.percentile(values, 99), measure.percentile(values, 100)) == (
-        50, 99, 100)
-    log = tmp_path / "h2load.tsv"
-    log.write_text("".join(f"17953877324{i:05d}\t200\t{1000 * (i + 1)}\n" for i in range(10)))
-    h = measure.parse_h2load_log(str(log))
-    assert (h["p50_ms"], h["p90_ms"], h["max_ms"], h["logged"]) == (5.0, 9.0, 10.0, 10)
+def test_sweep_run_row_counts_error_statuses_as_failures():
+    run = measure.SweepRun(generators.Result(rps=10.0, requests=100, failures=1, non2xx=2, p50_ms=1.23456),
+                           window_s=10.0)
+    row = run.row()
+    assert (row["requests"], row["failures"], row["p50_ms"], row["duration_s"]) == (100, 3, 1.235, 10.0)
 
 
 def _args(*argv: str):
@@ -54,12 +49,12 @@ def _args(*argv: str):
 
 
 def test_plan_orders_rounds_and_skips_what_cannot_run():
-    runs, notes = sweep.plan(_args("--engines", "selectors,uvicorn", "--protocols", "h1,h2c", "--workloads",
+    runs, notes = sweep.plan(_args("--engines", "selectors,uvicorn-httptools+app", "--protocols", "h1,h2c", "--workloads",
                                    "io", "--users", "1,10", "--repeat", "2", "--streams", "4"))
     assert [r.repeat for r in runs] == [0] * 6 + [1] * 6
-    assert {(r.engine, r.protocol) for r in runs} == {("selectors", "h1"), ("selectors", "h2c"), ("uvicorn", "h1")}
+    assert {(r.engine, r.protocol) for r in runs} == {("selectors", "h1"), ("selectors", "h2c"), ("uvicorn-httptools+app", "h1")}
     assert {r.streams for r in runs if r.protocol == "h1"} == {1} and {r.streams for r in runs if r.protocol == "h2c"} == {4}
-    assert notes == ["skipped uvicorn h2c: uvicorn speaks HTTP/1.1 only"]
+    assert notes == ["skipped uvicorn-httptools+app h2c: uvicorn speaks HTTP/1.1 only"]
     runs, notes = sweep.plan(_args("--engines", "asyncio", "--protocols", "h1,h2", "--tool", "wrk"))
     assert {r.protocol for r in runs} == {"h1"} and "wrk" in notes[0]
     for bad in (("--engines", "nginx"), ("--users", "0"), ("--workloads", "video")):
@@ -80,7 +75,7 @@ def test_server_argv(tmp_path):
     assert "--tls" in argv and argv[argv.index("--port") + 1] == "1234"
     argv = sweep.server_argv(sweep.RunSpec("selectors", "h1", "io", 1, 1, 0), 1, _args("--workers", "8"), "d")
     assert "--workers" not in argv and "--tls" not in argv
-    assert "app.asgi:create" in sweep.server_argv(sweep.RunSpec("uvicorn", "h1", "io", 1, 1, 0), 1, _args(), "d")
+    assert "app.asgi:create" in sweep.server_argv(sweep.RunSpec("uvicorn-httptools+app", "h1", "io", 1, 1, 0), 1, _args(), "d")
 
 
 def test_summary_csv_columns_and_append(tmp_path):
