@@ -342,10 +342,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--python: {exc}")
     flagged, failed = 0, []
     written: dict[str, list[dict]] = {}
+    # the revision once, before any row is written: the run's own CSVs under results/ would make
+    # every later Python's rows say -dirty
+    info = machine_info()
     for interp in pythons:
         with interpreters.use(interp), tempfile.TemporaryDirectory() as log_dir:
             console.print(f"[bold]servers on {interp.label} (GIL: {interp.gil}): {interp.command}[/bold]")
-            cfg = Config(engines, args.quick, duration, args.results, log_dir, machine_info(), workers,
+            cfg = Config(engines, args.quick, duration, args.results, log_dir, info, workers,
                          not args.no_peers)
             flagged += _run(names, cfg, args, console, written, failed)
     console.print(f"{flagged} row(s) off their law (held = NO)")

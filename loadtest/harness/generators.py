@@ -149,7 +149,8 @@ def run_tool(cmd: list[str], timeout: float) -> tuple[str, float, float]:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     out = done.stdout.decode("utf-8", "replace")
     if done.returncode != 0 and not any(s in out for s in ("Requests/sec", "finished in", "Request rate")):
-        raise BenchError(f"{cmd} exited {done.returncode}: {out.strip()[-300:]!r}")
+        tool = next((c for c in cmd if c in ("wrk", "h2load", "httperf")), cmd[0])
+        raise BenchError(f"{tool} exited {done.returncode}: {out.strip()[-300:]!r} (command: {' '.join(cmd)})")
     return out, cpu, wall
 
 

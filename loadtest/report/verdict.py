@@ -64,6 +64,8 @@ def load(directory: str, every_python: bool = False) -> dict[str, pd.DataFrame]:
 # -- what does another Python change? --------------------------------------------------------------
 
 INTERPRETERS = " (interpreters)"
+#: the run that puts two Pythons side by side (docs/interpreters.md)
+PYTHON_COMMAND = "python -m loadtest experiment all --python python3,scripts/python3.14"
 
 
 def _short(label: str) -> str:
@@ -102,6 +104,11 @@ def python_change(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     cores = frames.get("cores")
     if cores is not None:
         picks.append(("cores /cpu, one core", cores[cores["server_cpus"] == 1]))
+    latency = frames.get("latency")
+    if latency is not None:  # the knee: the highest offered rate whose p99 stays under 10x the unloaded p99
+        for workload in ("cpu", "plaintext"):
+            picks.append((f"latency knee /{workload} (h2c open loop)",
+                          latency[(latency["protocol"] == "h2c open loop knee") & (latency["workload"] == workload)]))
     for other in labels[1:]:
         for what, sub in picks:
             sub = sub[~sub["engine"].str.contains(" / ", regex=False) & ~sub["engine"].str.contains(INTERPRETERS, regex=False)]
@@ -129,15 +136,18 @@ def interpreter_workers(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Interpreter workers against process workers, same Python, same run (``frames`` from
     ``load(dir, every_python=True)``): the cost of one worker (``cost``, /plaintext on one core),
     /cpu on every core with W workers and its ratio to one worker (``cores``), start-up time and
-    memory per worker (``connections``, idle)."""
+    memory per worker (``connections``, idle); waits held (``wait``, the most in flight), the mixed
+    open-loop load (``deploy``: p99) and one /cpu connection's effect on /plaintext (``interference``,
+    k = 1: p99 and the share of probes stalled), W workers of each kind."""
     rows: list[dict] = []
     cost, cores, conns = frames.get("cost"), frames.get("cores"), frames.get("connections")
+    wait, deploy, inter = frames.get("wait"), frames.get("deploy"), frames.get("interference")
     for label in pythons(frames):
         def of(df):
             return None if df is None else df[df["python"] == label]
-        c, k, n = of(cost), of(cores), of(conns)
+        c, k, n, wt, dp, it = of(cost), of(cores), of(conns), of(wait), of(deploy), of(inter)
         interp = set()
-        for df in (c, k, n):
+        for df in (c, k, n, wt, dp, it):
             if df is not None:
                 interp |= {e for e in df["engine"] if INTERPRETERS in str(e)}
         for name in sorted(interp, key=lambda e: (int(_model(e.replace(INTERPRETERS, ""))[1]), e)):
@@ -185,6 +195,36 @@ def interpreter_workers(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
                                      "workers": w, "in processes": f"{sa.group(1)}-{sa.group(2)} ms (fork)",
                                      "in interpreters": f"{sb.group(1)}-{sb.group(2)} ms (new interpreter, imports the lab)",
                                      "ratio": f"{float(sb.group(2)) / max(1.0, float(sa.group(2))):.0f}x"})
+            if w == 1:
+                continue
+            base = {"python": _short(label), "model": model, "workers": w}
+            if wt is not None and len(wt):
+                top = wt["users"].max()  # the most waits in flight
+                a, b = wt[(wt["engine"] == process) & (wt["users"] == top)], wt[(wt["engine"] == name) & (wt["users"] == top)]
+                if len(a) and len(b) and float(a.iloc[0]["rps"] or 0):
+                    a, b = a.iloc[0], b.iloc[0]
+                    rows.append({**base, "measure": f"wait /io?ms=100, {top} in flight",
+                                 "in processes": f"{_f(a['rps'])} req/s", "in interpreters": f"{_f(b['rps'])} req/s",
+                                 "ratio": f"{float(b['rps']) / float(a['rps']):.2f}x"})
+            if dp is not None:
+                a, b = dp[dp["engine"] == process], dp[dp["engine"] == name]
+                if len(a) and len(b) and float(a.iloc[0]["p99_ms"] or 0):
+                    a, b = a.iloc[0], b.iloc[0]
+                    rows.append({**base, "measure": "deploy: 90 % /plaintext + 10 % /cpu, open loop",
+                                 "in processes": f"p99 {_f(a['p99_ms'], '.1f')} ms, {_f(a['rps'])} req/s",
+                                 "in interpreters": f"p99 {_f(b['p99_ms'], '.1f')} ms, {_f(b['rps'])} req/s",
+                                 "ratio": f"{float(b['p99_ms']) / float(a['p99_ms']):.2f}x p99"})
+            if it is not None:
+                a, b = it[(it["engine"] == process) & (it["users"] == 1)], it[(it["engine"] == name) & (it["users"] == 1)]
+                if len(a) and len(b) and float(a.iloc[0]["p99_ms"] or 0):
+                    a, b = a.iloc[0], b.iloc[0]
+                    sa, sb = (_note_number(r["note"], r"([0-9]+)% of probes stalled") for r in (a, b))
+                    rows.append({**base, "measure": "interference: /plaintext while 1 connection runs /cpu",
+                                 "in processes": f"p99 {_f(a['p99_ms'], '.1f')} ms"
+                                                 + (f", {sa:.0f} % stalled" if sa is not None else ""),
+                                 "in interpreters": f"p99 {_f(b['p99_ms'], '.1f')} ms"
+                                                    + (f", {sb:.0f} % stalled" if sb is not None else ""),
+                                 "ratio": f"{float(b['p99_ms']) / float(a['p99_ms']):.2f}x p99"})
     return pd.DataFrame(rows)
 
 
@@ -744,13 +784,13 @@ def python_sections(directory: str) -> list[Section]:
     if len(labels) < 2:
         return []
     change, workers = python_change(every), interpreter_workers(every)
-    command = "python -m loadtest experiment cost|cores|connections --python python3,scripts/python3.14"
     out = [Section(
         "python", f"What does Python {_short(labels[1])} change?",
-        f"The same code, servers on {labels[0]} and on {labels[1]} in one run (`{command}`; rows in "
-        "results/experiments/cost.csv, cores.csv and connections.csv with their python and gil columns). "
-        "Requests/s and the server's CPU µs per request on one core; the ratio is the newer Python over the older; "
-        "every peer under the same Python as the engines it is compared with.",
+        f"The same code, servers on {labels[0]} and on {labels[1]} in one run (`{PYTHON_COMMAND}`; every "
+        "row of results/experiments/*.csv carries its python and gil columns). Requests/s and the server's CPU µs "
+        "per request on one core, and the latency knee (open loop, each Python against its own ceiling); the "
+        "ratio is the newer Python over the older; every peer under the same Python as the engines it is "
+        "compared with.",
         [], change, python_findings(every))]
     if not workers.empty:
         out.append(Section(
@@ -760,7 +800,8 @@ def python_sections(directory: str) -> list[Section]:
             "worker against the one-process engine; cores: W workers on every core, and each kind's ratio to its "
             "own one-worker rate; memory: idle, per worker (a process: PSS, its copy-on-write pages shared; an "
             "interpreter: RSS growth of the one process); start-up: from the supervisor's start of a worker to "
-            "its serving.", [], workers, []))
+            "its serving; wait, deploy and interference: W workers of each kind, as in those experiments.",
+            [], workers, []))
     return out
 
 
@@ -808,7 +849,7 @@ def _readme_python(directory: str) -> list[str]:
         return []
     change, workers = python_change(every), interpreter_workers(every)
     lines = ["", f"**What Python {_short(labels[1])} changes** (same run, {labels[0]} against {labels[1]}; "
-             "`python -m loadtest experiment cost|cores|connections --python python3,scripts/python3.14`):", "",
+             f"`{PYTHON_COMMAND}`):", "",
              md_table(change)]
     if not workers.empty:
         lines += ["", "**Interpreter workers against process workers** (`--worker-kind interpreter`, same Python, "

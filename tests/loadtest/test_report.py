@@ -213,3 +213,47 @@ def test_report_opens_with_what_to_deploy(tmp_path, capsys):
     page = (tmp_path / "www" / "results.html").read_text()
     assert page.index('id="deploy-what"') < page.index('id="verdict"')
     assert (tmp_path / "charts" / "exp_deploy.png").stat().st_size > 1000
+
+
+def test_python_change_and_interpreter_workers_compare_like_with_like():
+    """Two Pythons in one run: each server against itself (interpreter workers and the "/" ratio
+    rows left out), the knee per workload; interpreter workers against process workers of the same
+    W under the same Python, in every experiment that has both."""
+    import pandas as pd
+
+    from loadtest.report import verdict as V
+
+    old, new = "CPython 3.11.7 (GCC)", "CPython 3.14.10 (GCC)"
+
+    def frame(rows):
+        return pd.DataFrame([{"note": "", "server_cpu_us_per_req": None, "server_cpus": 1, **r} for r in rows])
+
+    frames = {
+        "cost": frame([{"engine": e, "python": py, "workload": "plaintext", "protocol": "h1", "rps": rps,
+                        "server_cpu_us_per_req": 1e6 / rps}
+                       for e, py, rps in (("selectors", old, 30000), ("selectors", new, 45000),
+                                          ("selectors x1 (interpreters)", new, 36000),
+                                          ("best engine (selectors) / granian", old, 1.2))]),
+        "latency": frame([{"engine": "selectors", "python": py, "workload": w, "protocol": "h2c open loop knee",
+                           "rps": rps} for py, w, rps in ((old, "cpu", 100), (new, "cpu", 150),
+                                                           (old, "plaintext", 9000), (new, "plaintext", 9900))]),
+        "wait": frame([{"engine": e, "python": new, "users": n, "rps": rps}
+                       for e, n, rps in (("selectors x2", 1000, 9000), ("selectors x2 (interpreters)", 1000, 8100),
+                                         ("selectors x2", 10, 99))]),
+        "deploy": frame([{"engine": e, "python": new, "rps": 500, "p99_ms": p99}
+                         for e, p99 in (("selectors x2", 20.0), ("selectors x2 (interpreters)", 30.0))]),
+        "interference": frame([{"engine": e, "python": new, "users": 1, "p99_ms": p99,
+                                "note": f"one /cpu takes 9.0 ms here; {share}% of probes stalled (>= 4.5 ms)"}
+                               for e, p99, share in (("selectors x2", 10.0, 50), ("selectors x2 (interpreters)", 12.0, 48))]),
+    }
+    change = V.python_change(frames)
+    assert list(change["server"]) == ["selectors"] * 3
+    assert list(change["ratio"]) == ["1.50x", "1.50x", "1.10x"]
+    assert list(change["measure"])[1:] == ["latency knee /cpu (h2c open loop)", "latency knee /plaintext (h2c open loop)"]
+    workers = V.interpreter_workers(frames).set_index("measure")
+    assert workers.loc["cost h1 /plaintext, one core", "ratio"] == "0.80x"
+    assert workers.loc["wait /io?ms=100, 1000 in flight", "ratio"] == "0.90x"
+    assert workers.loc["deploy: 90 % /plaintext + 10 % /cpu, open loop", "ratio"] == "1.50x p99"
+    row = workers.loc["interference: /plaintext while 1 connection runs /cpu"]
+    assert (row["in interpreters"], row["ratio"]) == ("p99 12.0 ms, 48 % stalled", "1.20x p99")
+    assert (workers["python"] == "3.14.10").all()
