@@ -833,8 +833,11 @@ def readme_block(directory: str, out_dir: str, chart_rel: str) -> str:
     cpus = sorted({str(r) for df in frames.values() for r in df["cpu"].unique()})
     charts_md = " ".join(f"![{n}]({chart_rel}/{n}.png)" for n in ("exp_cores",)  # one chart; the rest: REPORT.md
                          if os.path.exists(os.path.join(out_dir, f"{n}.png")))
+    labels = pythons(load(directory, every_python=True))
+    command = PYTHON_COMMAND if len(labels) > 1 else "python -m loadtest experiment all"
+    ran_on = f"; the tables below: {labels[0]}" if len(labels) > 1 else ""
     return "\n".join([
-        f"Measured by `python -m loadtest experiment all` (git {', '.join(revs)}; {', '.join(cpus)}); rows in "
+        f"Measured by `{command}` (git {', '.join(revs)}; {', '.join(cpus)}{ran_on}); rows in "
         "`results/experiments/*.csv`, written here by `python -m loadtest report --readme README.md`.", "",
         "**What to deploy** (which model, how many processes):", "", md_table(deploy_table(frames)), "",
         "**The verdict** (one row per question):", "",
