@@ -32,7 +32,7 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 __all__ = ["BenchError", "Result", "percentile", "parse_duration_ms", "pinned", "run_tool", "WRK_LUA",
@@ -88,7 +88,7 @@ class Result:
         if not self.non2xx or not self.requests:
             return self
         share = (self.requests - self.non2xx) / self.requests
-        return Result(**{**self.__dict__, "rps": self.rps * share, "detail": {**self.detail, "rps_all": self.rps}})
+        return replace(self, rps=self.rps * share, detail={**self.detail, "rps_all": self.rps})
 
 
 def _r(v: float | None, nd: int = 3) -> float | None:
@@ -134,13 +134,13 @@ def run_tool(cmd: list[str], timeout: float) -> tuple[str, float, float]:
         BenchError: it ran past ``timeout`` s (it is killed), could not start, or exited non-zero
             without its report.
     """
+    tool = next((c for c in cmd if c in ("wrk", "h2load", "httperf")), cmd[0])
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     try:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        tool = next((c for c in cmd if c in ("wrk", "h2load", "httperf")), cmd[0])
         raise BenchError(f"{tool} ran past {timeout:.0f} s and was killed") from None
     except OSError as exc:
         raise BenchError(f"cannot run {cmd[0]}: {exc}") from None
@@ -149,7 +149,6 @@ def run_tool(cmd: list[str], timeout: float) -> tuple[str, float, float]:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     out = done.stdout.decode("utf-8", "replace")
     if done.returncode != 0 and not any(s in out for s in ("Requests/sec", "finished in", "Request rate")):
-        tool = next((c for c in cmd if c in ("wrk", "h2load", "httperf")), cmd[0])
         raise BenchError(f"{tool} exited {done.returncode}: {out.strip()[-300:]!r} (command: {' '.join(cmd)})")
     return out, cpu, wall
 
