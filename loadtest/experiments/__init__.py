@@ -3,8 +3,10 @@ and rows in results/experiments/NAME.csv.
 
 Usage::
 
-    python -m loadtest experiment NAME [--quick] [--engines LIST] [--workers LIST] [--no-peers] [--results DIR]
+    python -m loadtest experiment NAME [--repeats R] [--seed S] [--quick] [--engines LIST] [--workers LIST]
+                                       [--no-peers] [--no-control] [--results DIR] [--append]
     python -m loadtest experiment all --quick
+    python -m loadtest experiment cost --repeats 5             # 5 rounds, each on freshly started servers
     python -m loadtest experiment cores --workers 1,2,4,8      # on a machine with many cores
 
 Two axes: the model (the four engines) and how many copies of it run (``--workers``, W). Beside
@@ -50,6 +52,18 @@ experiment_cost.py; ``deploy``, ``latency``, ``connections``: loadtest/experimen
 ``connections``   What does a connection cost? RSS and descriptors per held connection.
 ``multiplex``     When does HTTP/2 multiplexing help? h2load -c C -m M, C x M = 128, against h1.
 
+Repeats and rounds. Every cell is measured ``--repeats R`` times (default 5; ``--quick`` 2), each on
+a freshly started server after a discarded warm-up (``base.warm_up``). The repeats run in rounds:
+round r runs the whole experiment once, visiting its configurations in an order shuffled from the
+recorded ``--seed`` and r (``Config.order``), so the drift of the machine falls on all of them alike.
+Each round also measures the A/A control, ``selectors (A/A)``: selectors again under a second name
+(``--no-control`` leaves it out); the report pairs it with ``selectors`` round by round, and a ratio
+that is not a tie is a fault of the harness. Rows carry ``round``, ``repeat`` and ``seed``; medians,
+intervals and verdicts are the report's (loadtest/report/stats.py). Each measured window also records
+the machine's steal time and the CPU used outside the server and the harness (``steal_pct``,
+``foreign_cores``; loadtest/harness/noise.py): a noisy window is measured again (at most twice) and
+the row keeps ``noisy`` and a note.
+
 Every row carries the summary schema's identity columns plus ``experiment``, ``server_cpus``
 (the cores the server may use) and ``server_cpu_us_per_req`` (the server tree's user + system
 CPU time per request, µs: stable across noisy machines, unlike req/s), ``law``, ``expected``,
@@ -62,6 +76,7 @@ import argparse
 import csv
 import http.client
 import os
+import random
 import statistics
 import tempfile
 import threading
@@ -73,7 +88,7 @@ from rich.table import Table
 
 from loadtest.experiments.base import (COLUMNS, ENGINES, HYBRIDS, Config, Deployment, _measured, _probe_path, _row,
                                        _spec, _workers, _wrk, deployment_of, deployment_spec, deployments,
-                                       interpreter_workers, server_cores, server_env, wait_limit)
+                                       interpreter_workers, original, server_cores, server_env, wait_limit, warm_up)
 from loadtest.harness import interpreters
 from loadtest.harness.generators import BenchError, Result
 from loadtest.harness.machine import machine_info
@@ -120,6 +135,7 @@ def run_wait(cfg: Config) -> list[dict]:
     for dep in deployments(cfg):
         engine = dep.name
         with running(deployment_spec(dep), None, cfg.log_dir, server_env(), 60) as server:
+            warm_up(server)
             for n in levels:
                 result, cpu_s = _measured(server, lambda: _wrk(server.port, "/io?ms=100", n, cfg.duration, None))
                 law = wait_law(dep, n)
@@ -155,11 +171,12 @@ def run_cores(cfg: Config) -> list[dict]:
     cpus = server_cores()
     rows = []
     one_process: dict[str, float] = {}  # model -> /cpu req/s of one process on every core
-    for engine in cfg.engines:
+    for engine in cfg.engine_names():
         rates = {}
         for label in ("one core", "all cores"):
             one = label == "one core"  # the control: server on core 0, wrk on the last core
             with running(_spec(engine), 0 if one else None, cfg.log_dir, dict(os.environ), 30) as server:
+                warm_up(server, "/cpu")
                 gen = [cpus - 1] if one and cpus > 1 else None
                 result, cpu_s = _measured(server, lambda: _wrk(server.port, "/cpu", 8, cfg.duration, gen))
             rates[label] = result.rps
@@ -169,7 +186,7 @@ def run_cores(cfg: Config) -> list[dict]:
                 continue
             ratio = result.rps / rates["one core"] if rates["one core"] else 0.0
             one_process[engine] = rates["one core"]  # one process (processpool: all its workers) on one core
-            if engine == "processpool":
+            if original(engine) == "processpool":
                 want = 0.75 * min(cpus, _workers(engine) or cpus)
                 held, expected = ratio >= want, f">= {want:.2f}x one core"
             else:
@@ -184,11 +201,15 @@ def run_cores(cfg: Config) -> list[dict]:
     if interpreters.current().interpreter_workers:  # one interpreter worker: their own baseline
         extra = [interpreter_workers(e, 1) for e in cfg.engines if e in HYBRIDS] + extra
     extra += [d for d in deployments(peer_cfg, plain_engines=False) if d.kind == "peer"]
+    # one-process baselines before the copies that are set against them, each group in this round's order
+    extra = (cfg.order([d for d in extra if d.workers == 1], "cores one")
+             + cfg.order([d for d in extra if d.workers > 1], "cores many"))
     for dep in extra:
         c = cores_connections(dep.workers)
         one = dep.workers == 1  # a peer's one process: on one core, as the engines' control
         gen = [cpus - 1] if one and cpus > 1 else None
         with running(deployment_spec(dep), 0 if one else None, cfg.log_dir, server_env(), 60) as server:
+            warm_up(server, "/cpu")
             result, cpu_s = _measured(server, lambda: _wrk(server.port, "/cpu", c, cfg.duration, gen))
         if dep.workers == 1:
             one_process[dep.key] = result.rps
@@ -246,32 +267,35 @@ def run_interference(cfg: Config) -> list[dict]:
         engine = dep.name
         probe = _probe_new_connections if dep.hybrid else _probe_path
         with running(deployment_spec(dep), None, cfg.log_dir, server_env(), 60) as server:
+            warm_up(server)
             cpu_ms = statistics.median(_probe_path(server.port, "/cpu", 5))
             for k in levels:
                 stop = threading.Event()
                 loops = [threading.Thread(target=_cpu_loop, args=(server.port, stop), daemon=True) for _ in range(k)]
                 for t in loops:
                     t.start()
-                try:
+                def probed() -> Result:
                     t0 = time.perf_counter()
-                    before = server.cpu_seconds()
-                    lat = sorted(probe(server.port, "/plaintext", count))
-                    cpu_s = server.cpu_seconds() - before
-                    elapsed = time.perf_counter() - t0
+                    lat = probe(server.port, "/plaintext", count)
+                    return Result.from_latencies(lat, time.perf_counter() - t0, latencies=sorted(lat))
+                try:
+                    result, cpu_s = _measured(server, probed)
                 finally:
                     stop.set()
                     for t in loops:
                         t.join(30)
-                result = Result.from_latencies(lat, elapsed)
+                lat = result.detail.pop("latencies")
                 stalled = sum(1 for x in lat if x >= cpu_ms / 2) / len(lat)
                 note = f"one /cpu takes {cpu_ms:.1f} ms here; {stalled:.0%} of probes stalled (>= {cpu_ms / 2:.1f} ms)"
                 if dep.hybrid:
                     share = min(1.0, k / dep.workers)
                     expected = f"stalled share <= k / W = {share:.2f} (only a /cpu's own process stalls)"
-                    held = None if k == 0 else stalled <= share + 0.10
-                    note += f" against k / W = {share:.2f}"
+                    # judged only where it can fail: with k >= W every process may hold a /cpu
+                    held = None if k == 0 or share + 0.10 >= 1.0 else stalled <= share + 0.10
+                    note += f" against k / W = {share:.2f}" + (
+                        "; not judged: k >= W, so every probe may stall" if k and share + 0.10 >= 1.0 else "")
                 else:
-                    expected, held = _interference_expectation(dep.model, k, result.p99_ms, cpu_ms)
+                    expected, held = _interference_expectation(original(dep.model), k, result.p99_ms, cpu_ms)
                 rows.append(_row(cfg, "interference", engine, "plaintext", k, result, cpu_s, server_cores(),
                                  "p99 of /plaintext while k connections run /cpu", expected, held, note,
                                  workers=dep.workers))
@@ -303,6 +327,14 @@ def write_rows(path: str, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def read_rows(path: str) -> list[dict]:
+    """The rows of ``path`` (COLUMNS; a column an older run lacks is empty), or [] without it."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return [{c: r.get(c, "") for c in COLUMNS} for r in csv.DictReader(f)]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the named experiment(s); print each table; write results/experiments/NAME.csv.
     Returns 0 (rows off their law are flagged ``held = NO`` and counted, a finding, not a
@@ -316,6 +348,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="worker counts W of the hybrids (model x W processes) and the peers, comma-separated "
                         f"(default: the cores the server may use here, {server_cores()})")
     p.add_argument("--no-peers", action="store_true", help="leave out the peers at W workers")
+    p.add_argument("--repeats", type=int, default=None, metavar="R",
+                   help="rounds: each cell measured R times, each on a freshly started server, the configurations "
+                        "in a shuffled order per round (default 5; --quick 2)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the rounds' order (default: drawn, and written in every row)")
+    p.add_argument("--no-control", action="store_true",
+                   help="leave out the A/A control (selectors measured twice, under two names)")
+    p.add_argument("--append", action="store_true",
+                   help="add the rows to the experiment's CSV instead of replacing it (a reference run in pieces)")
     p.add_argument("--python", default=None, metavar="LIST",
                    help="the Pythons the servers run on, comma-separated commands, each in turn in one run "
                         "(e.g. python3,scripts/python3.14); rows carry python and gil (default: this Python)")
@@ -335,6 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--workers wants whole numbers >= 1, comma-separated, not {args.workers!r}")
     if any(w < 1 for w in workers):
         p.error(f"--workers wants whole numbers >= 1, not {args.workers!r}")
+    repeats = args.repeats if args.repeats is not None else (2 if args.quick else 5)
+    if repeats < 1:
+        p.error(f"--repeats wants a whole number >= 1, not {repeats}")
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2 ** 31)
     try:
         pythons = [interpreters.probe(c) for c in args.python.split(",") if c] if args.python else [
             interpreters.current()]
@@ -342,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--python: {exc}")
     flagged, failed = 0, []
     written: dict[str, list[dict]] = {}
+    if args.append:  # a piece of a larger run: keep what the earlier pieces wrote
+        for name in names:
+            written[name] = read_rows(os.path.join(args.results, f"{name}.csv"))
     # the revision once, before any row is written: the run's own CSVs under results/ would make
     # every later Python's rows say -dirty
     info = machine_info()
@@ -349,9 +397,9 @@ def main(argv: list[str] | None = None) -> int:
         with interpreters.use(interp), tempfile.TemporaryDirectory() as log_dir:
             console.print(f"[bold]servers on {interp.label} (GIL: {interp.gil}): {interp.command}[/bold]")
             cfg = Config(engines, args.quick, duration, args.results, log_dir, info, workers,
-                         not args.no_peers)
+                         not args.no_peers, seed=seed, control=not args.no_control)
             flagged += _run(names, cfg, args, console, written, failed)
-    console.print(f"{flagged} row(s) off their law (held = NO)")
+    console.print(f"{flagged} row(s) off their law (held = NO); seed {seed}, {repeats} round(s)")
     if failed:
         console.print(f"[red]failed: {', '.join(failed)}[/red]")
         return 2
@@ -363,10 +411,15 @@ def _run(names: list[str], cfg: Config, args: argparse.Namespace, console: Conso
     """Run ``names`` under the current interpreter; append to ``written`` (experiment -> rows of
     every interpreter so far, rewritten to its CSV after each); returns the rows flagged NO."""
     flagged = 0
+    repeats = args.repeats if args.repeats is not None else (2 if args.quick else 5)
     for name in names:
         started = time.monotonic()
+        rows: list[dict] = []
         try:
-            rows = EXPERIMENTS[name](cfg)
+            for rnd in range(1, repeats + 1):
+                cfg.round = rnd
+                console.print(f"[dim]{name}: round {rnd} of {repeats} (seed {cfg.seed})[/dim]")
+                rows += EXPERIMENTS[name](cfg)
         except (BenchError, OSError) as exc:  # the next experiment still runs
             console.print(f"[red]{name} failed: {exc}[/red]")
             failed.append(name)
@@ -374,14 +427,36 @@ def _run(names: list[str], cfg: Config, args: argparse.Namespace, console: Conso
         console.print(f"[dim]{name}: {time.monotonic() - started:.0f} s[/dim]")
         written.setdefault(name, []).extend(rows)
         write_rows(os.path.join(args.results, f"{name}.csv"), written[name])
-        table = Table(title=f"experiment {name}" + (" (quick)" if args.quick else ""))
-        for col in ("engine", "workers", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
-                    "expected", "held", "note"):
-            table.add_column(col)
-        for r in rows:
-            table.add_row(*(str(r[c]) if r[c] is not None else "" for c in
-                            ("engine", "workers", "protocol", "workload", "users", "rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req",
-                             "expected", "held", "note")))
-            flagged += r["held"] == "NO"
-        console.print(table)
+        console.print(summary_table(name, rows, args.quick))
+        flagged += sum(r["held"] == "NO" for r in rows)
     return flagged
+
+
+def summary_table(name: str, rows: list[dict], quick: bool = False) -> Table:
+    """A rich table of ``rows`` summarised per cell (engine, protocol, workload, users): requests/s
+    and p99 as median [95 % interval] over the rounds (loadtest/report/stats.py), n, CV, and the
+    rounds whose law held."""
+    from loadtest.report import stats  # the report's module: one place for the statistics
+
+    table = Table(title=f"experiment {name}" + (" (quick)" if quick else "") + ": median \\[interval] of the rounds")
+    for col in ("engine", "protocol", "workload", "users", "n", "rps", "cv", "p99_ms", "cpu µs/req", "held"):
+        table.add_column(col)
+    cells: dict[tuple, list[dict]] = {}
+    for r in rows:
+        cells.setdefault((r["engine"], r["protocol"], r["workload"], r["users"]), []).append(r)
+
+    def fmt(values: list, spec: str = ",.0f") -> str:
+        xs = [float(v) for v in values if v not in (None, "")]
+        if not xs:
+            return ""
+        ci = stats.median_ci(xs)
+        return f"{ci.median:{spec}}" + (f" [{ci.low:{spec}}, {ci.high:{spec}}]" if ci.n > 1 else "")
+
+    for (engine, protocol, workload, users), rs in cells.items():
+        rps = [r["rps"] for r in rs]
+        c = stats.cv([float(x) for x in rps if x not in (None, "")])
+        held = [r["held"] for r in rs if r["held"]]
+        table.add_row(engine, protocol, workload, str(users), str(len(rs)), fmt(rps), "" if c is None else f"{c:.1%}",
+                      fmt([r["p99_ms"] for r in rs], ",.2f"), fmt([r["server_cpu_us_per_req"] for r in rs], ",.1f"),
+                      f"{held.count('yes')}/{len(held)}" if held else "")
+    return table

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import http.client
 import os
+import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from engines import ENGINES  # the one registry (engines/__init__.py), re-exported here
 from engines.supervisor import cpu_count
 
-from loadtest.harness import interpreters
+from loadtest.harness import interpreters, noise
 from loadtest.harness.generators import Result, parse_wrk, pinned, run_tool, wrk_command
 from loadtest.harness.peers import HYPERCORN_CONFIG
 from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec
 
-COLUMNS = ["experiment", "engine", "workers", "protocol", "workload", "users", "duration_s", "requests", "rps",
+COLUMNS = ["experiment", "round", "repeat", "seed", "engine", "workers", "protocol", "workload", "users", "duration_s", "requests", "rps",
            "p50_ms", "p99_ms", "max_ms", "server_cpus", "server_cpu_us_per_req", "law", "expected",
-           "held", "note", "git_rev", "python", "gil", "worker_kind", "cpu"]
+           "held", "note", "steal_pct", "foreign_cores", "noisy", "git_rev", "python", "gil", "worker_kind",
+           "cpu"]
 #: threadpool's worker threads in these experiments (its default, 32)
 THREADPOOL_WORKERS = 32
 
@@ -44,7 +46,10 @@ class Config:
     """What an experiment needs: which engines, how long, where the server and generator run.
 
     ``workers``: the worker counts W of the hybrids and the peers (default: the server's cores);
-    ``peers``: also measure the peers at each W (``--no-peers`` leaves them out)."""
+    ``peers``: also measure the peers at each W (``--no-peers`` leaves them out); ``round``: the
+    round being run (1-based; each round visits every configuration once, in the order
+    :meth:`order` shuffles from ``seed``); ``control``: measure the A/A control, a second copy of
+    :data:`CONTROL_ENGINE` under the name ``ENGINE (A/A)`` (:func:`control`)."""
 
     engines: tuple[str, ...]
     quick: bool
@@ -54,10 +59,28 @@ class Config:
     machine: dict
     workers: tuple[int, ...] = ()
     peers: bool = True
+    round: int = 1
+    seed: int = 0
+    control: bool = True
 
     def __post_init__(self) -> None:
         if not self.workers:
             self.workers = (server_cores(),)
+
+    def order(self, items: list, key: str = "") -> list:
+        """``items`` in this round's order: shuffled by ``random.Random`` seeded with the run's
+        ``seed``, the round and ``key`` (so a run is reproduced from its recorded seed)."""
+        out = list(items)
+        random.Random(f"{self.seed}:{self.round}:{key}").shuffle(out)
+        return out
+
+    def engine_names(self) -> list[str]:
+        """The four configurations' names in this round's order, with the A/A control's twin
+        (:func:`control`) when ``control`` is on."""
+        names = list(self.engines)
+        if self.control and self.engines:
+            names.append(control_name(self))
+        return self.order(names, "engines")
 
 
 @dataclass(frozen=True)
@@ -93,6 +116,27 @@ def plain(engine: str) -> Deployment:
 
 
 INTERPRETERS = " (interpreters)"
+#: the A/A control's suffix: ``selectors (A/A)`` is selectors started again under a second name,
+#: in the same rounds; its ratio to ``selectors`` must be a tie, or the harness is broken
+CONTROL = " (A/A)"
+#: the engine measured twice (the one with the least machinery between the request and the loop)
+CONTROL_ENGINE = "selectors"
+
+
+def control_name(cfg: Config) -> str:
+    """The A/A twin's name in ``cfg``: ``CONTROL_ENGINE (A/A)``, or the first engine's."""
+    engine = CONTROL_ENGINE if CONTROL_ENGINE in cfg.engines else cfg.engines[0]
+    return engine + CONTROL
+
+
+def original(name: str) -> str:
+    """The configuration an A/A twin copies (``selectors`` of ``selectors (A/A)``); ``name`` else."""
+    return name[:-len(CONTROL)] if name.endswith(CONTROL) else name
+
+
+def control(dep: Deployment) -> Deployment:
+    """The A/A twin of ``dep``: the same deployment under the name ``NAME (A/A)``."""
+    return replace(dep, name=dep.name + CONTROL)
 
 
 def interpreter_workers(model: str, workers: int) -> Deployment:
@@ -103,7 +147,9 @@ def interpreter_workers(model: str, workers: int) -> Deployment:
 def deployment_of(name: str) -> Deployment:
     """The :class:`Deployment` a row's ``engine`` column names: ``MODEL xW`` (a hybrid, or a
     peer at W workers), ``MODEL xW (interpreters)``, one of the four engines as the lab runs it,
-    or a peer in one process."""
+    or a peer in one process; an A/A twin (``... (A/A)``) is its original under the twin's name."""
+    if name.endswith(CONTROL):
+        return control(deployment_of(original(name)))
     model, _, w = name.partition(" x")
     if w.endswith(INTERPRETERS) and w[:-len(INTERPRETERS)].isdigit():
         return interpreter_workers(model, int(w[:-len(INTERPRETERS)]))
@@ -116,8 +162,12 @@ def deployments(cfg: Config, *, peers: bool = True, plain_engines: bool = True) 
     """The four configurations (``cfg.engines``), then per W of ``cfg.workers`` (W > 1) the
     hybrids among ``cfg.engines`` (processpool too when W differs from its default), the same
     hybrids as interpreter workers when the servers' Python runs them (3.14), then the peers at
-    each W (when ``peers`` and ``cfg.peers``; a peer the servers' Python cannot start is left out)."""
+    each W (when ``peers`` and ``cfg.peers``; a peer the servers' Python cannot start is left out);
+    with ``cfg.control``, the A/A twin of :data:`CONTROL_ENGINE`. In this round's order
+    (:meth:`Config.order`)."""
     out = [plain(e) for e in cfg.engines] if plain_engines else []
+    if plain_engines and cfg.control and cfg.engines:
+        out.append(control(plain(original(control_name(cfg)))))
     subinterpreters = interpreters.current().interpreter_workers
     for w in cfg.workers:
         for e in cfg.engines:
@@ -129,7 +179,7 @@ def deployments(cfg: Config, *, peers: bool = True, plain_engines: bool = True) 
     if peers and cfg.peers:
         out += [Deployment(f"{p} x{w}", p, w, "peer") for w in cfg.workers for p in PEERS_AT_W
                 if interpreters.current().has(PEER_MODULE[p])]
-    return out
+    return cfg.order(out, "deployments")
 
 
 def server_env() -> dict:
@@ -154,7 +204,10 @@ def wait_limit(dep: Deployment) -> int | None:
 
 def deployment_spec(dep: Deployment, extra: tuple[str, ...] = ()) -> ServerSpec:
     """How to start ``dep``: ``./start_server`` with ``--workers``/``--threads`` for an engine;
-    a peer at ``--workers W`` serving loadtest/harness/peers.py's bare workload callable."""
+    a peer at ``--workers W`` serving loadtest/harness/peers.py's bare workload callable; an A/A
+    twin as its original, under its own name."""
+    if dep.name.endswith(CONTROL):
+        return replace(deployment_spec(replace(dep, name=original(dep.name)), extra), name=dep.name)
     if dep.kind == "engine":
         if dep == plain(dep.model):
             return _spec(dep.model, extra)
@@ -180,6 +233,7 @@ def deployment_spec(dep: Deployment, extra: tuple[str, ...] = ()) -> ServerSpec:
 
 def _workers(engine: str) -> int | None:
     """The concurrency limit L of ``engine`` for waits (None: unbounded)."""
+    engine = original(engine)
     if engine == "threadpool":
         return THREADPOOL_WORKERS
     if engine == "processpool":
@@ -188,6 +242,9 @@ def _workers(engine: str) -> int | None:
 
 
 def _spec(engine: str, extra: tuple[str, ...] = (), name: str | None = None, pool: bool = True) -> ServerSpec:
+    """``./start_server --engine ENGINE`` as the experiments run it (an A/A twin's name accepted)."""
+    if engine.endswith(CONTROL):
+        return replace(_spec(original(engine), extra, name, pool), name=name or engine)
     workers = _workers(engine) if pool else None
     option = "--threads" if engine == "threadpool" else "--workers"  # the pool's size; processes
     args = [option, str(workers)] if workers is not None else []
@@ -215,9 +272,26 @@ def _row(cfg: Config, experiment: str, engine: str, workload: str, users: int, r
     if result.non2xx:
         note = "; ".join(x for x in (note, f"{result.non2xx} of {requests} answers were not 2xx (not counted "
                                             f"in rps; {result.detail.get('rps_all', 0):.0f} req/s with them)") if x)
-    return {"experiment": experiment, "engine": engine, "workers": workers if workers is not None else _row_workers(engine),
+    if result.failures:
+        detail = result.detail.get("socket_error_detail") or ""
+        note = "; ".join(x for x in (note, f"{result.failures} requests without an answer (socket errors, timeouts"
+                                           f"{': ' + detail if detail else ''})") if x)
+    counted = result.requests is None or result.requests > 0
+    if not counted:  # a failed run is not a measurement of 0 req/s: the rate is left empty
+        note = "; ".join(x for x in ("failed: no answer counted", note) if x) if not note.startswith("failed") else note
+    reading = result.detail.get("noise")
+    if reading is not None and reading.reruns:
+        note = "; ".join(x for x in (note, f"measured again {reading.reruns}x: machine noise (steal or foreign CPU)") if x)
+    if reading is not None and reading.noisy:
+        note = "; ".join(x for x in (note, f"noisy window: {reading.steal_pct:.1f} % steal, "
+                                           f"{reading.foreign_cores:.2f} cores of foreign CPU") if x)
+    return {"experiment": experiment, "round": cfg.round, "repeat": cfg.round, "seed": cfg.seed,
+            "steal_pct": None if reading is None else reading.steal_pct,
+            "foreign_cores": None if reading is None else reading.foreign_cores,
+            "noisy": "" if reading is None else ("yes" if reading.noisy else "no"),
+            "engine": engine, "workers": workers if workers is not None else _row_workers(engine),
             "protocol": protocol, "workload": workload, "users": users,
-            "duration_s": cfg.duration if duration is None else duration, "requests": requests, "rps": round(result.rps, 1),
+            "duration_s": cfg.duration if duration is None else duration, "requests": requests, "rps": round(result.rps, 1) if counted else None,
             "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "max_ms": result.max_ms,
             "server_cpus": server_cpus,
             "server_cpu_us_per_req": round(server_cpu_s / requests * 1e6, 1) if requests and server_cpu_s else None,
@@ -237,10 +311,30 @@ def _row_workers(engine: str) -> int:
 
 
 def _measured(server: RunningServer, fn: Callable[[], Result]) -> tuple[Result, float]:
-    """``fn()`` and the server tree's CPU seconds while it ran."""
-    before = server.cpu_seconds()
-    result = fn()
-    return result, server.cpu_seconds() - before
+    """``fn()`` and the server tree's CPU seconds while it ran; the window's noise
+    (:class:`loadtest.harness.noise.Reading`) in ``result.detail["noise"]``. A noisy window is
+    measured again, at most ``noise.RERUNS`` times; the last measurement is returned."""
+    for attempt in range(noise.RERUNS + 1):
+        window = noise.Window()
+        before = server.cpu_seconds()
+        result = fn()
+        cpu_s = server.cpu_seconds() - before
+        reading = window.close(cpu_s, attempt)
+        if not reading.noisy:
+            break
+    result.detail["noise"] = reading
+    return result, cpu_s
+
+
+#: seconds of load before each freshly started server is measured, not counted
+WARMUP_S = 1.0
+
+
+def warm_up(server: RunningServer, path: str = "/plaintext", connections: int = 8) -> None:
+    """The discarded warm-up of a freshly started server: wrk on ``path`` for :data:`WARMUP_S`
+    (imports, caches, the allocator and the branch predictors settle; Kalibera & Jones 2013)."""
+    cmd = wrk_command(f"http://{HOST}:{server.port}{path}", connections, WARMUP_S)
+    run_tool(cmd, timeout=WARMUP_S + 30)
 
 
 def _probe_path(port: int, path: str, count: int) -> list[float]:

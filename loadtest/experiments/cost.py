@@ -26,7 +26,6 @@ parsers: written once, there).
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 
 import argparse
@@ -37,8 +36,9 @@ from dataclasses import dataclass, field, replace
 from engines import ENGINES
 from protocol.h2_settings import H2Config
 
-from loadtest.experiments.base import HYBRIDS, Config, _row, _workers, interpreter_workers
-from loadtest.harness import interpreters
+from loadtest.experiments.base import (CONTROL, HYBRIDS, Config, _row, _workers, control_name, interpreter_workers,
+                                       original)
+from loadtest.harness import interpreters, noise
 from loadtest.harness.generators import (BenchError, Result, h2load_command, parse_h2load, parse_wrk, pinned,
                                          run_tool, wrk_command)
 from loadtest.harness.peers import HYPERCORN_CONFIG
@@ -118,8 +118,12 @@ def run_cost(cfg: Config) -> list[dict]:
                             specs[dep.name] = _with_workers(specs[engine], None, extra=(
                                 "--workers", "1", "--worker-kind", "interpreter"), name=dep.name)
                             interp.append(dep.name)
-                names = [*cfg.engines, *interp, *(bare if workload == "plaintext" else ()), *app_peers]
-                names = [n for n in names if specs[n].kind == "engine" or _available(specs[n])]
+                if cfg.control and cfg.engines:  # the A/A twin: the same server under a second name
+                    twin = control_name(cfg)
+                    specs[twin] = replace(specs[original(twin)], name=twin)
+                names = [*cfg.engine_names(), *interp, *(bare if workload == "plaintext" else ()), *app_peers]
+                names = cfg.order([n for n in names if specs[n].kind == "engine" or _available(specs[n])],
+                                  f"cost {protocol} {workload}")
                 for name in names:
                     rows.append(_measure_row(cfg, "cost", protocol, workload, clients * streams, mode, specs[name],
                                              args, tmp, env, "requests/s on one core; CPU µs per request"))
@@ -129,19 +133,15 @@ def run_cost(cfg: Config) -> list[dict]:
 
 #: the generator each of bench's RATIOS (the targets) is judged with: its protocol label
 _TARGET_PROTOCOL = {"h1": "h1", "h2": "h2c -m16"}
-#: rounds of the target pairs (engine, peer measured back to back); the ratio is their median
-TARGET_ROUNDS = 3
-
-
 def _ratio_rows(cfg: Config, rows: list[dict], tmp: str, env: dict, data_dir: str, duration: int,
                 warmup: int) -> list[dict]:
-    """The targets: best engine (or threadpool) over a peer, /plaintext. The best engine is
-    the one with the most requests/s in the table; it and the peer are then measured again,
-    back to back, ``TARGET_ROUNDS`` times (``--quick``: the table's runs), and the ratio is the median
-    of the per-round ratios (bench's ``--repeat``): one 5 s run each swung by up to 15 % on
-    the shared VM, which a ratio of two single runs doubles."""
+    """The targets: best engine (or threadpool) over a peer, /plaintext, this round's ratio. The
+    best engine is the one with the most requests/s in this round's table; the ratio is its
+    requests/s over the peer's, both measured in this round. The report pairs the rounds
+    (loadtest/report/stats.py: the median of the per-round ratios and its interval) and judges the
+    target by that interval; no extra runs are made (one 5 s run swings by up to 15 % here, which
+    is why the rounds, not one pair, decide)."""
     out = []
-    by_mode = {label: (mode, clients, streams) for label, mode, clients, streams in COST_GENERATORS}
     for compared, peer, mode, target in RATIOS:
         engines = tuple(e for e in compared if e in cfg.engines)
         protocol = _TARGET_PROTOCOL[mode]
@@ -150,28 +150,17 @@ def _ratio_rows(cfg: Config, rows: list[dict], tmp: str, env: dict, data_dir: st
         ours = [r for r in pick if r["engine"] in engines and r["rps"]]
         if peer_row is None or not ours:
             continue
-        best = max(ours, key=lambda r: r["rps"])
-        ratios = [best["rps"] / peer_row["rps"]] if cfg.quick else []  # quick: the table's runs
-        if not cfg.quick:
-            mode, clients, streams = by_mode[protocol]
-            args = _args(mode, "/plaintext", duration, warmup, clients, streams)
-            specs = server_specs(args, data_dir)
-            for _ in range(TARGET_ROUNDS):
-                a = measure(mode, specs[best["engine"]], 0, args, tmp, env)
-                b = measure(mode, specs[peer], 0, args, tmp, env)
-                if a.ok and b.ok and a.load.rps and b.load.rps:
-                    ratios.append(a.load.rps / b.load.rps)
-        if not ratios:
+        ours = [r for r in ours if not r["engine"].endswith(CONTROL)]
+        if not ours:
             continue
-        ratio = statistics.median(ratios)
-        label = compared[0] if len(compared) == 1 else f"best engine ({best['engine']})"
-        rounds = " ".join(f"{x:.3f}" for x in ratios)
+        best = max(ours, key=lambda r: r["rps"])
+        ratio = best["rps"] / peer_row["rps"]
+        label = compared[0] if len(compared) == 1 else "best engine"
         out.append(_row(cfg, "cost", f"{label} / {peer}", "plaintext", best["users"],
                         Result(rps=round(ratio, 3)), None, best["server_cpus"],
-                        "ratio of requests/s in the same run" + ("" if cfg.quick else f", median of {TARGET_ROUNDS}"
-                                                                  " back-to-back rounds") + " (rps column: the ratio)",
+                        "ratio of requests/s in the same round (rps column: the ratio; the report pairs the rounds)",
                         f">= {target:g}x", ratio >= target,
-                        f"ratio {ratio:.3f}, rounds {rounds}; table {best['rps']:.0f} / {peer_row['rps']:.0f} req/s",
+                        f"this round: {best['engine']} {best['rps']:.0f} / {peer} {peer_row['rps']:.0f} req/s",
                         protocol=protocol))
     return out
 
@@ -203,13 +192,14 @@ def run_multiplex(cfg: Config) -> list[dict]:
             for protocol, mode, clients, streams in runs:
                 args = _args(mode, path, duration, warmup, clients, streams)
                 specs = server_specs(args, data_dir)
-                for engine in cfg.engines:
-                    spec = specs[engine]
-                    if engine in ("threadpool", "processpool"):  # the L of the law, stated
-                        spec = _with_workers(spec, _workers(engine), "--threads" if engine == "threadpool" else "--workers")
+                for engine in cfg.engine_names():
+                    spec = replace(specs[original(engine)], name=engine)
+                    if original(engine) in ("threadpool", "processpool"):  # the L of the law, stated
+                        spec = _with_workers(spec, _workers(engine),
+                                             "--threads" if original(engine) == "threadpool" else "--workers")
                     law = expect = None
                     if workload == "io":
-                        expect = multiplex_law(engine, clients, streams)
+                        expect = multiplex_law(original(engine), clients, streams)
                         law = "X = L / 0.1 s (module docstring)"
                     rows.append(_measure_row(cfg, "multiplex", protocol, workload, clients * streams, mode, spec,
                                              args, tmp, env, law or "", f"{expect:.0f} req/s" if expect else "",
@@ -342,9 +332,12 @@ class ServerRun:
     processes: int = 0
 
 
-def _load(mode: str, srv: RunningServer, args: argparse.Namespace) -> tuple[str, float, float, float, float]:
+def _load(mode: str, srv: RunningServer, args: argparse.Namespace
+          ) -> tuple[str, float, float, float, float, noise.Reading]:
     """Check, warm up and load one running server. Returns (tool output, the server's CPU
-    seconds during the measured run, its wall seconds, tool CPU seconds, tool wall seconds).
+    seconds during the measured run, its wall seconds, tool CPU seconds, tool wall seconds, the
+    window's noise). The CPU window holds exactly the counted requests: the warm-up is a separate
+    run before it, for wrk and h2load alike. A noisy window is measured again (``noise.RERUNS``).
 
     Raises:
         BenchError: wrong answer, tool failure, or the server died.
@@ -360,16 +353,29 @@ def _load(mode: str, srv: RunningServer, args: argparse.Namespace) -> tuple[str,
         cmd = wrk(args.duration)
         budget = args.duration + 30
     else:
-        cmd = pinned(h2load_command(url, args.clients, streams=args.streams, threads=args.threads,
-                                    timeout_s=args.request_timeout, extra=["-N5"], requests=args.requests or None,
-                                    duration_s=args.duration, warmup_s=args.warmup), args.client_core)
-        budget = args.timeout if args.requests else args.duration + args.warmup + 30
-    cpu0, t0 = srv.cpu_seconds(), time.monotonic()
-    out, tool_cpu, wall = run_tool(cmd, budget)
-    cpu1, t1 = srv.cpu_seconds(), time.monotonic()
-    if srv.proc.poll() is not None:
-        raise BenchError(f"server died during the run (status {srv.proc.returncode})")
-    return out, cpu1 - cpu0, t1 - t0, tool_cpu, wall
+        def h2load(seconds: float | None) -> list[str]:
+            # no --warm-up-time: h2load's warm-up would fall inside the server's CPU window but
+            # not in its request count (every saturated h2c row read ~1.2 cores on one core)
+            return pinned(h2load_command(url, args.clients, streams=args.streams, threads=args.threads,
+                                         timeout_s=args.request_timeout, extra=["-N5"],
+                                         requests=None if seconds else args.requests or None,
+                                         duration_s=seconds or (None if args.requests else args.duration)),
+                          args.client_core)
+        if args.warmup > 0:  # a separate, discarded run, as wrk's
+            run_tool(h2load(args.warmup), args.warmup + 30)
+        cmd = h2load(None)
+        budget = args.timeout if args.requests else args.duration + 30
+    for attempt in range(noise.RERUNS + 1):  # a noisy window is measured again
+        window = noise.Window()
+        cpu0, t0 = srv.cpu_seconds(), time.monotonic()
+        out, tool_cpu, wall = run_tool(cmd, budget)
+        cpu1, t1 = srv.cpu_seconds(), time.monotonic()
+        reading = window.close(cpu1 - cpu0, attempt)
+        if srv.proc.poll() is not None:
+            raise BenchError(f"server died during the run (status {srv.proc.returncode})")
+        if not reading.noisy:
+            break
+    return out, cpu1 - cpu0, t1 - t0, tool_cpu, wall, reading
 
 
 def measure(mode: str, spec: ServerSpec, rnd: int, args: argparse.Namespace, log_dir: str, env: dict) -> ServerRun:
@@ -378,7 +384,7 @@ def measure(mode: str, spec: ServerSpec, rnd: int, args: argparse.Namespace, log
     try:
         with running(spec, args.server_core, log_dir, env, args.start_timeout) as srv:
             try:
-                out, cpu_s, cpu_wall, tool_cpu, wall = _load(mode, srv, args)
+                out, cpu_s, cpu_wall, tool_cpu, wall, reading = _load(mode, srv, args)
             except BenchError as exc:
                 tail = srv.log_tail(3)
                 raise BenchError(f"{exc}" + (f"; server log: {tail}" if tail else "")) from None
@@ -388,6 +394,7 @@ def measure(mode: str, spec: ServerSpec, rnd: int, args: argparse.Namespace, log
             res.server_cpu = cpu_s / cpu_wall if cpu_wall > 0 else None
             res.server_cpu_s = cpu_s
         res.load = parse_wrk(out) if mode == "h1" else parse_h2load(out)
+        res.load.detail["noise"] = reading
         res.client_cpu = tool_cpu / wall / max(1, args.threads) if wall > 0 else None
         if mode == "h2" and not res.load.detail.get("succeeded"):
             res.error = f"no request succeeded: {out.strip().splitlines()[-1] if out.strip() else ''}"[:200]

@@ -42,8 +42,10 @@ import csv
 import json
 import http.client
 import os
+import re
 import resource
 import socket
+import statistics
 import subprocess
 import time
 
@@ -51,13 +53,15 @@ import h2.config
 import h2.connection
 
 from loadtest.experiments.cost import pin_cores, runner_parser
-from loadtest.experiments.base import Config, _probe_path, _row, _spec, deployment_spec, deployments, server_cores, server_env
+from loadtest.experiments.base import (Config, _measured, _probe_path, _row, _spec, deployment_spec, deployments,
+                                       server_cores, server_env, warm_up)
 from loadtest.harness import interpreters
 from loadtest.harness.servers import HOST, ROOT, running
 from loadtest.harness.generators import (Result, h2load_command, locust_command, parse_h2load, parse_locust, pinned,
                                          remove_locust_csvs, run_tool)
 
-__all__ = ["run_latency", "run_connections", "run_deploy", "LOAD_LEVELS", "knee", "DEPLOY_CPU_LOAD"]
+__all__ = ["run_latency", "run_connections", "run_deploy", "LOAD_LEVELS", "knee", "DEPLOY_CPU_LOAD", "LATE_LIMIT",
+           "KNEE_FACTOR", "latency_dir", "safe_name"]
 
 LOAD_LEVELS = (0.10, 0.25, 0.50, 0.70, 0.80, 0.90, 1.00, 1.10)
 LATENCY_USERS = 8
@@ -65,31 +69,56 @@ LATENCY_USERS = 8
 DEPLOY_CPU_LOAD = 0.6
 
 
+#: a run whose share of requests sent late (after their intended time) passes this is generator-bound
+LATE_LIMIT = 0.05
+#: the knee: the first offered load whose p99 passes this many times the unloaded p99
+KNEE_FACTOR = 10
+
+
 def knee(rows: list[dict]) -> float | None:
-    """The highest offered rate (req/s) whose p99 stays under 10x the p99 at the lowest load."""
+    """The first offered rate (req/s), in increasing order, whose p99 passes ``KNEE_FACTOR`` x the
+    p99 at the lowest load (rows: ``offered_rps``, ``p99_ms``); None where none does ("no knee up
+    to" the highest rate). The report applies the same rule to the rounds' intervals."""
     rows = sorted((r for r in rows if r.get("p99_ms")), key=lambda r: r["offered_rps"])
     if not rows:
         return None
-    limit = 10 * rows[0]["p99_ms"]
-    best = None
-    for r in rows:
-        if r["p99_ms"] < limit:
-            best = r["offered_rps"]
-    return best
+    limit = KNEE_FACTOR * rows[0]["p99_ms"]
+    return next((r["offered_rps"] for r in rows[1:] if r["p99_ms"] > limit), None)
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a file name: ``selectors (A/A)`` -> ``selectors_A_A_``."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
+
+
+def latency_dir(results: str, python_label: str) -> str:
+    """Where the histograms of one Python's latency and deploy runs are kept:
+    ``RESULTS/latency/<version>/`` (one set per Python; a later round overwrites an earlier one)."""
+    m = re.search(r"(\d+\.\d+\.\d+\S*)", python_label)
+    return os.path.join(results, "latency", safe_name(m.group(1) if m else python_label))
+
+
+#: the ceiling measured here (no cost.csv row): this many h2load runs of CEILING_S each, the median
+CEILING_RUNS, CEILING_S = 3, 3
 
 
 def _ceiling(cfg: Config, engine: str, workload: str, port: int, client_core: int | None) -> tuple[float, str]:
+    """The engine's ceiling on ``workload`` (req/s): the median of the cost experiment's h2c -m16
+    rows (every round) for this Python, else the median of ``CEILING_RUNS`` h2load runs here,
+    after a discarded warm-up (one run can overshoot: it is a median, never one run)."""
     path = os.path.join(cfg.results, "cost.csv")
     if os.path.exists(path):
         with open(path, newline="") as f:
-            for r in csv.DictReader(f):
-                if (r["engine"] == engine and r["workload"] == workload and r["protocol"] == "h2c -m16" and r["rps"]
-                        and r.get("python", interpreters.current().label) == interpreters.current().label):
-                    return float(r["rps"]), "cost.csv"
-    cmd = pinned(h2load_command(f"http://{HOST}:{port}/{workload}", 8, streams=16, duration_s=3, warmup_s=1),
-                 client_core)
-    out, _, _ = run_tool(cmd, 60)
-    return parse_h2load(out).rps, "h2load -c8 -m16, 3 s"
+            found = [float(r["rps"]) for r in csv.DictReader(f)
+                     if r["engine"] == engine and r["workload"] == workload and r["protocol"] == "h2c -m16" and r["rps"]
+                     and r.get("python", interpreters.current().label) == interpreters.current().label]
+        if found:
+            return statistics.median(found), f"cost.csv, median of {len(found)}"
+    url = f"http://{HOST}:{port}/{workload}"
+    run_tool(pinned(h2load_command(url, 8, streams=16, duration_s=1), client_core), 60)  # warm-up, discarded
+    rates = [parse_h2load(run_tool(pinned(h2load_command(url, 8, streams=16, duration_s=CEILING_S), client_core),
+                                   60)[0]).rps for _ in range(CEILING_RUNS)]
+    return statistics.median(rates), f"h2load -c8 -m16, median of {CEILING_RUNS} x {CEILING_S} s"
 
 
 def _open_loop(port: int, workload: str, rate: float, seconds: float, prefix: str, client_core: int | None,
@@ -114,36 +143,44 @@ def run_latency(cfg: Config) -> list[dict]:
     seconds = 2.0 if cfg.quick else min(cfg.duration, 10.0)
     args = runner_parser().parse_args(["h2"])
     pin_cores(args)
-    out_dir = os.path.join(cfg.results, "latency")
+    out_dir = latency_dir(cfg.results, interpreters.current().label)
     os.makedirs(out_dir, exist_ok=True)
     rows: list[dict] = []
-    for engine in cfg.engines:
+    for engine in cfg.engine_names():
         for workload in routes:
             with running(_spec(engine), args.server_core, cfg.log_dir, dict(os.environ), 30) as server:
+                warm_up(server, f"/{workload}")
                 ceiling, source = _ceiling(cfg, engine, workload, server.port, args.client_core)
                 runs = []
                 for level in levels:
                     offered = ceiling * level
-                    prefix = os.path.join(out_dir, f"{engine}-{workload}-{round(level * 100)}")
-                    before = server.cpu_seconds()
-                    s = _open_loop(server.port, workload, offered, seconds, prefix, args.client_core)
-                    cpu_s = server.cpu_seconds() - before
-                    runs.append({"offered_rps": offered, "p99_ms": s.p99_ms})
+                    prefix = os.path.join(out_dir, f"{safe_name(engine)}-{workload}-{round(level * 100)}")
+                    s, cpu_s = _measured(server, lambda: _open_loop(server.port, workload, offered, seconds, prefix,
+                                                                     args.client_core))
                     achieved = s.rps
+                    late = int(s.detail.get("late", 0) or 0)
+                    late_share = late / s.requests if s.requests else 0.0
                     notes = [f"{round(level * 100)} % of {ceiling:.0f} req/s ({source})",
-                             f"achieved {achieved:.0f}", f"late {s.detail.get('late', 0)}", f"p99.9 {s.p999_ms} ms"]
-                    generator_bound = level <= 1.0 and achieved < 0.95 * offered
+                             f"achieved {achieved:.0f}", f"late {late} ({late_share:.0%})", f"p99.9 {s.p999_ms} ms"]
+                    # who could not keep up, judged by the late share both ways: requests sent late
+                    # are the generator's; sent on time but answered below the offered rate, the server's
+                    generator_bound = late_share > LATE_LIMIT
                     if generator_bound:
-                        notes.append("achieved < 95 % of offered below the ceiling: generator-bound")
+                        notes.append(f"generator-bound: {late_share:.0%} of requests sent late (> {LATE_LIMIT:.0%}); "
+                                     "not a figure of the server")
+                    elif achieved < 0.95 * offered:
+                        notes.append("server saturated: requests sent on time, answered below the offered rate")
+                    runs.append({"offered_rps": offered, "p99_ms": None if generator_bound else s.p99_ms})
                     rows.append(_row(cfg, "latency", engine, workload, LATENCY_USERS, s, cpu_s, 1,
-                                     "open loop; knee: highest offered rate with p99 < 10x the p99 at 10 %",
-                                     f"offered {offered:.0f} req/s", False if generator_bound else None,
-                                     "; ".join(notes), protocol="h2c open loop", duration=seconds))
+                                     f"open loop; knee: first offered rate whose p99 passes {KNEE_FACTOR}x the p99 "
+                                     "at the lowest load", f"offered {offered:.0f} req/s",
+                                     None, "; ".join(notes), protocol="h2c open loop", duration=seconds))
                 k = knee(runs)
+                top = max(levels)
                 rows.append(_row(cfg, "latency", engine, workload, LATENCY_USERS,
-                                 Result(rps=round(k or 0.0, 1)), None, 1,
-                                 "knee (rps column: the knee, req/s)",
-                                 f"knee at {k / ceiling:.0%} of the ceiling" if k else "no knee measured", None,
+                                 Result(rps=round(k, 1) if k else 0.0, requests=1 if k else 0), None, 1,
+                                 "knee (rps column: the knee, req/s; empty: no knee)",
+                                 f"knee at {k / ceiling:.0%} of the ceiling" if k else f"no knee up to {top:.0%}", None,
                                  f"ceiling {ceiling:.0f} req/s ({source})", protocol="h2c open loop knee",
                                  duration=seconds))
     return rows
@@ -280,27 +317,44 @@ def run_connections(cfg: Config) -> list[dict]:
 
 # -- deploy -------------------------------------------------------------------------------------
 
+def _cpu_service_ms(cfg: Config) -> tuple[float, str]:
+    """One /cpu's service time (ms) for deploy's offered rate: the cores experiment's one-core
+    rows of this Python, one core's worth of /cpu per request (1000 / req/s on one core, the
+    median over the one-process models and rounds); without them, the median of 31 sequential
+    requests to selectors after a warm-up."""
+    path = os.path.join(cfg.results, "cores.csv")
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            found = [1000.0 / float(r["rps"]) for r in csv.DictReader(f)
+                     if r["law"] == "control: one core" and r["rps"] and float(r["rps"]) > 0
+                     and r["engine"] in ("selectors", "asyncio")
+                     and r.get("python", interpreters.current().label) == interpreters.current().label]
+        if found:
+            return statistics.median(found), f"cores.csv one-core rate of selectors and asyncio, median of {len(found)}"
+    with running(_spec("selectors"), None, cfg.log_dir, server_env(), 30) as server:
+        warm_up(server, "/cpu")
+        return statistics.median(_probe_path(server.port, "/cpu", 31)), "selectors, median of 31 sequential"
+
+
 def run_deploy(cfg: Config) -> list[dict]:
     """``deploy``: the mixed workload (90 % /plaintext, 10 % /cpu) open loop at one fixed rate,
     every deployment (module docstring)."""
     seconds = 2.0 if cfg.quick else min(cfg.duration, 10.0)
-    out_dir = os.path.join(cfg.results, "latency")
+    out_dir = latency_dir(cfg.results, interpreters.current().label)
     os.makedirs(out_dir, exist_ok=True)
     rows: list[dict] = []
-    with running(_spec("selectors"), None, cfg.log_dir, server_env(), 30) as server:
-        cpu_ms = sorted(_probe_path(server.port, "/cpu", 7))[3]
+    cpu_ms, source = _cpu_service_ms(cfg)
     rate = round(DEPLOY_CPU_LOAD / (0.10 * cpu_ms / 1000.0))
     for dep in deployments(cfg):
         with running(deployment_spec(dep), None, cfg.log_dir, server_env(), 60) as server:
-            _probe_path(server.port, "/plaintext", 20)  # warm
-            prefix = os.path.join(out_dir, f"deploy-{dep.name.replace(' ', '')}")
-            before = server.cpu_seconds()
-            s = _open_loop(server.port, "cpu10", rate, seconds, prefix, None, user="h1user.py")
-            cpu_s = server.cpu_seconds() - before
+            warm_up(server)
+            prefix = os.path.join(out_dir, f"deploy-{safe_name(dep.name)}")
+            s, cpu_s = _measured(server, lambda: _open_loop(server.port, "cpu10", rate, seconds, prefix, None,
+                                                            user="h1user.py"))
         achieved = s.rps
         held = achieved >= 0.95 * rate
-        note = (f"one /cpu takes {cpu_ms:.1f} ms (selectors, unloaded); achieved {achieved:.0f} of {rate} req/s; "
-                f"late {s.detail.get('late', 0)}; p99.9 {s.p999_ms} ms")
+        note = (f"one /cpu takes {cpu_ms:.2f} ms ({source}); offered {rate} req/s puts {DEPLOY_CPU_LOAD:g} of a "
+                f"core into /cpu; achieved {achieved:.0f}; late {s.detail.get('late', 0)}; p99.9 {s.p999_ms} ms")
         rows.append(_row(cfg, "deploy", dep.name, "cpu10", LATENCY_USERS, s, cpu_s, server_cores(),
                          "open loop at a fixed rate: achieved >= 95 % of offered; p99 from the intended send time",
                          f"offered {rate} req/s", held, note, protocol="h1 open loop", duration=seconds,

@@ -144,7 +144,8 @@ def running(spec: ServerSpec, core: int | None, log_dir: str, env: dict, start_t
             ) -> Iterator[RunningServer]:
     """Start ``spec`` on a free port, wait until it accepts, yield it; always stop it."""
     port = free_port()
-    server = RunningServer(spec, port, core, os.path.join(log_dir, f"{spec.name}-{port}.log"), env)
+    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", spec.name)  # "selectors (A/A)" -> selectors_A_A_
+    server = RunningServer(spec, port, core, os.path.join(log_dir, f"{safe}-{port}.log"), env)
     try:
         server.startup_s = server.wait_ready(start_timeout)
         yield server
