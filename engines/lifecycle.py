@@ -179,6 +179,9 @@ class SignalCommands:
     def __enter__(self) -> "SignalCommands":
         self._old_fd = signal.set_wakeup_fd(self.wake_w.fileno())
         self._old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # the handlers are in place: let through a stop signal held since start-up (server.main)
+        # or across a fork (the supervisor's launch)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         return self
 
     def __exit__(self, *exc: Any) -> None:

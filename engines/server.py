@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from . import ENGINES, engine_class
@@ -175,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         engine = Supervisor(cls, app, config, listeners, config.workers)
     else:
         engine = cls(app, config, listeners)
+    # Whoever reads the start-up line may send SIGTERM at once: hold the stop signals until the
+    # engine's handlers are in place (SignalCommands, or asyncio's signals_ready), then deliver them,
+    # so a stop that comes early is a drain and exit 0, never a kill by the default action.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     for listener in listeners:
         print(f"concurrency-lab: {config.engine} engine listening on {listener.url} "
               f"({engine.describe()}, pid {os.getpid()})", flush=True)

@@ -18,6 +18,7 @@ import re
 import pandas as pd
 
 from loadtest.experiments.base import ENGINES
+from loadtest.report import rounds as RD
 from loadtest.report.document import Section, md_table
 
 __all__ = ["load", "verdict", "deploy_table", "python_change", "interpreter_workers", "python_findings", "pythons", "charts", "findings", "experiment_sections", "ORDER", "QUESTIONS",
@@ -43,12 +44,9 @@ _COSTLIEST = {"threadpool": "each request handed from the poller to a pool threa
               "selectors": "the loop's own bookkeeping per ready socket",
               "asyncio": "asyncio's callbacks and transports around each read"}
 
-def load(directory: str, every_python: bool = False) -> dict[str, pd.DataFrame]:
-    """The experiments' rows by name (only those with a CSV in ``directory``).
-
-    A run with ``--python A,B`` writes A's rows first: by default only the rows of the first
-    Python of each CSV are returned (the verdict compares like with like); ``every_python``
-    returns them all (for "What does Python 3.14 change?")."""
+def load_rounds(directory: str, every_python: bool = False) -> dict[str, pd.DataFrame]:
+    """The experiments' rows by name as written, one per round, the A/A twin's included (only
+    those with a CSV in ``directory``; by default the first Python's, as :func:`load`)."""
     out = {}
     for name in ORDER:
         path = os.path.join(directory, f"{name}.csv")
@@ -58,6 +56,22 @@ def load(directory: str, every_python: bool = False) -> dict[str, pd.DataFrame]:
                 df = df[df["python"] == df["python"].iloc[0]].reset_index(drop=True)
             if not df.empty:
                 out[name] = df
+    return out
+
+
+def load(directory: str, every_python: bool = False) -> dict[str, pd.DataFrame]:
+    """The experiments' cells by name: each configuration at each load point folded over its
+    rounds into medians (:func:`loadtest.report.rounds.collapse`: ``rps_low``/``rps_high``, ``n``),
+    the A/A twin left out (it has its own table).
+
+    A run with ``--python A,B`` writes A's rows first: by default only the rows of the first
+    Python of each CSV are returned (the verdict compares like with like); ``every_python``
+    returns them all (for "What does Python 3.14 change?")."""
+    out = {}
+    for name, df in load_rounds(directory, every_python).items():
+        df = RD.collapse(RD.split_control(df)[0])
+        if not df.empty:
+            out[name] = df
     return out
 
 
@@ -252,9 +266,32 @@ def python_findings(frames: dict[str, pd.DataFrame]) -> list[str]:
 
 def _f(x, fmt: str = ",.0f") -> str:
     try:
-        return format(float(x), fmt)
+        v = float(x)
     except (TypeError, ValueError):
         return "–"
+    return "–" if v != v else format(v, fmt)
+
+
+def _rate(r: pd.Series) -> str:
+    """A row's requests/s as the verdict shows it: ``failed`` where no answer was counted (never
+    0 req/s), the median with its interval over the rounds, and the share of answers that were
+    errors (non-2xx, socket errors) where there were any."""
+    rps = pd.to_numeric(r.get("rps"), errors="coerce")
+    note = str(r.get("note", ""))
+    if pd.isna(rps):
+        if note.startswith("failed"):
+            return note[:100]
+        return "failed" + (f" ({note[:80]})" if note and note != "nan" else "")
+    lo, hi, n = r.get("rps_low"), r.get("rps_high"), r.get("n", 1)
+    text = f"{_f(rps)} req/s"
+    if n is not None and not pd.isna(n) and int(n) > 1 and not pd.isna(lo):
+        text = f"{_f(rps)} [{_f(lo)}, {_f(hi)}] req/s (n = {int(n)})"
+    m = re.search(r"(\d+) of (\d+) answers were not 2xx", note)
+    if m and int(m.group(2)):
+        text += f", {int(m.group(1)) / int(m.group(2)):.0%} of answers errors"
+    elif "without an answer" in note:
+        text += ", with socket errors"
+    return text
 
 
 def _held(df: pd.DataFrame) -> str:
@@ -321,7 +358,7 @@ def _wait(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
         sub = df[df["engine"] == e].sort_values("users")
         top = sub.iloc[-1]
         judged = {"yes": "held", "NO": "NOT held"}.get(str(top["held"]), "not judged")
-        cells[e] = f"{_f(top['rps'])} req/s at N = {int(top['users']):,} (law {top['expected']}: {judged})"
+        cells[e] = f"{_rate(top)} at N = {int(top['users']):,} (law {top['expected']}: {judged})"
         findings.append(f"{e}: " + ", ".join(f"N={int(r['users'])} {_f(r['rps'])}" for _, r in sub.iterrows())
                         + f" req/s; {_held(sub)} within 10 % of X = min(N, L) / 0.1 s.")
     why = ("a waiting request costs the loops a coroutine frame, so X keeps growing with N; it holds a thread in "
@@ -743,10 +780,20 @@ def experiment_sections(directory: str, out_dir: str) -> list[Section]:
     frames = load(directory)
     if not frames:
         return []
+    raw = load_rounds(directory)
     revs = sorted({str(r) for df in frames.values() for r in df["git_rev"].unique()})
-    sections = []
+    sections = [rigor_section(directory)]
+    winners = RD.winners_table(RD.deploy_rankings(raw))
     deploy = deploy_table(frames)
-    if not deploy.empty:
+    if not winners.empty:
+        sections.append(Section(
+            "deploy-what", "What to deploy",
+            "For each workload, the deployments the data cannot tell apart from the best (model x workers, the "
+            "peers included, the same rounds): a single name only where the best's paired ratio to every other "
+            f"clears {RD.stats.THRESHOLD:.0%} over its whole 95 % interval, else *tie* and the set. Medians of the "
+            "rounds with their intervals; rounds won counts the rounds in which each had the best figure. From "
+            f"results/experiments/cores.csv, wait.csv and deploy.csv (git {', '.join(revs)}).", [], winners, []))
+    elif not deploy.empty:
         sections.append(Section(
             "deploy-what", "What to deploy",
             "Which model, and how many processes: for each workload the best deployment measured here "
@@ -774,6 +821,35 @@ def experiment_sections(directory: str, out_dir: str) -> list[Section]:
             f"Command: `{COMMANDS[name]}` (rows in results/experiments/{name}.csv). {why.capitalize()}.",
             charts(name, df, directory, out_dir), table, findings))
     return sections
+
+
+def rigor_section(directory: str) -> Section:
+    """How far the figures can be trusted: the run's provenance from its rows, the A/A control of
+    every experiment (a failed control is said first), and "what to deploy" from the odd rounds
+    against the even ones."""
+    raw = load_rounds(directory)
+    control = RD.control_table(raw)
+    failed = RD.control_failed(control)
+    halves = RD.halves_table(raw)
+    findings = [f"HARNESS FAULT: the A/A control is not a tie: {f}" for f in failed]
+    findings += RD.provenance(raw)
+    if not control.empty and not failed:
+        findings.append(f"The A/A control (selectors measured twice under two names, in the same rounds) is a tie in "
+                        f"all {len(control)} cells where both ran.")
+    if not halves.empty:
+        differ = halves[halves["halves"] == "DIFFERENT"]
+        findings.append("What to deploy from the odd rounds and from the even rounds: "
+                        + ("the same or overlapping winner sets for every workload." if differ.empty else
+                           "different winners for " + ", ".join(differ["workload"]) + ": that verdict does not "
+                           "reproduce; read it as a tie."))
+        findings.append("Halves: " + "; ".join(f"{r['workload']}: odd {r['odd rounds']} | even {r['even rounds']}"
+                                               for _, r in halves.iterrows()))
+    return Section("rigor", "How far these figures can be trusted",
+                   "Every cell is measured once per round, each round on freshly started servers in a shuffled "
+                   "order (`--repeats`, `--seed`); figures are medians with a 95 % distribution-free interval of "
+                   "the median (loadtest/report/stats.py; with 5 rounds that is min-max, 93.8 % coverage). The "
+                   "table is the A/A control: the same configuration under two names, paired by round.",
+                   [], control, findings)
 
 
 def python_sections(directory: str) -> list[Section]:
@@ -839,9 +915,15 @@ def readme_block(directory: str, out_dir: str, chart_rel: str) -> str:
     return "\n".join([
         f"Measured by `{command}` (git {', '.join(revs)}; {', '.join(cpus)}{ran_on}); rows in "
         "`results/experiments/*.csv`, written here by `python -m loadtest report --readme README.md`.", "",
-        "**What to deploy** (which model, how many processes):", "", md_table(deploy_table(frames)), "",
+        "**What to deploy** (which model, how many processes):", "", md_table(_deploy_or_winners(directory, frames)), "",
         "**The verdict** (one row per question):", "",
         md_table(verdict(frames)), "", md_table(headline(frames)), "", charts_md, *_readme_python(directory)])
+
+
+def _deploy_or_winners(directory: str, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The tie-aware winner sets where the rows carry rounds, else the single-run table."""
+    winners = RD.winners_table(RD.deploy_rankings(load_rounds(directory)))
+    return winners if not winners.empty else deploy_table(frames)
 
 
 def _readme_python(directory: str) -> list[str]:

@@ -26,12 +26,13 @@ def _rows(results, name: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """The whole reference set, quick, all four engines: its results folder."""
+    """The whole reference set, quick, all four engines, one round: its results folder (the
+    rounds themselves: test_rounds_are_shuffled_repeats_with_an_a_a_control)."""
     for tool in ("wrk", "h2load"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed (Debian: apt-get install wrk nghttp2-client; .ci/run does it)")
     out = tmp_path_factory.mktemp("experiments")
-    assert experiments.main(["all", "--quick", "--results", str(out)]) == 0
+    assert experiments.main(["all", "--quick", "--repeats", "1", "--results", str(out)]) == 0
     return out
 
 
@@ -46,9 +47,9 @@ def test_every_experiment_wrote_its_rows(results):
 
 def test_wait_obeys_littles_law(results):
     rows = _rows(results, "wait")
-    assert [(r["engine"], r["users"]) for r in rows if r["engine"] in ("threadpool", "selectors")] == [
-        ("threadpool", "1"), ("threadpool", "16"), ("threadpool", "64"),
-        ("selectors", "1"), ("selectors", "16"), ("selectors", "64")]
+    assert sorted((r["engine"], int(r["users"])) for r in rows if r["engine"] in ("threadpool", "selectors")) == [
+        ("selectors", 1), ("selectors", 16), ("selectors", 64),
+        ("threadpool", 1), ("threadpool", 16), ("threadpool", 64)]
     judged = [r for r in rows if r["held"]]
     assert len(judged) >= 9, rows  # unjudged: no steady state in a 2 s run (experiments.steady)
     # the law is checked on the four configurations and on the loops x W (unbounded, as one loop);
@@ -82,22 +83,25 @@ def test_multiplex_obeys_littles_law(results):
 
 def test_cost_measures_engines_and_peers(results):
     rows = _rows(results, "cost")
-    servers = {r["engine"] for r in rows if r["workload"] == "plaintext" and float(r["rps"]) > 0}
+    servers = {r["engine"] for r in rows if r["workload"] == "plaintext" and r["rps"] and float(r["rps"]) > 0}
     assert servers >= {*experiments.ENGINES, "uvicorn-httptools", "gunicorn-gthread", "granian"}, servers
     ratios = [r for r in rows if " / " in r["engine"]]
     assert len(ratios) == 3 and all(r["held"] in ("yes", "NO") for r in ratios), ratios
     assert all(float(r["server_cpu_us_per_req"]) > 0 for r in rows if " / " not in r["engine"])
+    assert "selectors (A/A)" in {r["engine"] for r in rows}
 
 
 def test_latency_open_loop_reaches_the_offered_rate_below_the_ceiling(results):
     rows = [r for r in _rows(results, "latency") if r["protocol"] == "h2c open loop"]
-    assert len(rows) == 2 * len(experiments.ENGINES)
+    assert len(rows) == 2 * (len(experiments.ENGINES) + 1)  # and the A/A twin
     for r in rows:
         offered = float(r["expected"].split()[1])
         if "50 % of" in r["note"]:
             assert float(r["rps"]) == pytest.approx(offered, rel=0.05), r
     knees = [r for r in _rows(results, "latency") if r["protocol"] == "h2c open loop knee"]
-    assert len(knees) == len(experiments.ENGINES)
+    assert len(knees) == len(experiments.ENGINES) + 1
+    for k in knees:  # a knee is an offered rate, or none up to the highest load: never "0 req/s"
+        assert (k["rps"] and float(k["rps"]) > 0) or (not k["rps"] and "no knee up to" in k["expected"]), k
 
 
 def test_connections_are_held(results):
@@ -168,3 +172,20 @@ def test_interference_blocks_the_loop(results):
     assert [r["users"] for r in rows] == ["0", "1", "2"]
     assert all(r["held"] == "yes" for r in rows[1:]), rows  # p99 >= half a /cpu once one runs
     assert float(rows[1]["p99_ms"]) > 2 * float(rows[0]["p99_ms"]), rows
+
+
+def test_rounds_are_shuffled_repeats_with_an_a_a_control(tmp_path):
+    """--repeats 2: every cell twice, a round and the seed in every row, the A/A twin in each
+    round, and the report's control table pairing it with its original."""
+    from loadtest.report import rounds, verdict
+
+    assert experiments.main(["wait", "--quick", "--engines", "selectors", "--no-peers", "--workers", "1",
+                             "--repeats", "2", "--seed", "7", "--duration", "1", "--results", str(tmp_path)]) == 0
+    rows = _rows(tmp_path, "wait")
+    assert {r["round"] for r in rows} == {"1", "2"} and {r["seed"] for r in rows} == {"7"}
+    assert {r["engine"] for r in rows} == {"selectors", "selectors (A/A)"}
+    assert len(rows) == 2 * 2 * 3  # rounds x configurations x levels
+    assert all(r["noisy"] in ("yes", "no") and r["steal_pct"] != "" for r in rows)
+    table = rounds.control_table(verdict.load_rounds(str(tmp_path)))
+    assert len(table) == 3 and set(table["rounds"]) == {2}
+    assert set(table["verdict"]) <= {"tie", "NOT A TIE"}

@@ -257,3 +257,64 @@ def test_python_change_and_interpreter_workers_compare_like_with_like():
     row = workers.loc["interference: /plaintext while 1 connection runs /cpu"]
     assert (row["in interpreters"], row["ratio"]) == ("p99 12.0 ms, 48 % stalled", "1.20x p99")
     assert (workers["python"] == "3.14.10").all()
+
+
+def _wait_rows(tmp_path, rows):
+    import csv
+
+    from loadtest.experiments.base import COLUMNS
+
+    d = tmp_path / "exp"
+    d.mkdir()
+    with open(d / "wait.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({**{c: "" for c in COLUMNS}, "experiment": "wait", "protocol": "h1", "workload": "io",
+                        "git_rev": "abc1234", "python": "CPython 3.11.7", "gil": "yes", "cpu": "x",
+                        "server_cpus": 2, **r})
+    return d
+
+
+def test_a_failed_run_shows_as_failed_never_as_zero(tmp_path):
+    from loadtest.report import verdict
+
+    rows = []
+    for rnd in (1, 2, 3):
+        rows.append({"round": rnd, "seed": 1, "engine": "selectors", "workers": 1, "users": 1000,
+                     "rps": 9000 + rnd, "requests": 90000, "held": "yes", "expected": "10000 req/s"})
+        rows.append({"round": rnd, "seed": 1, "engine": "processpool", "workers": 2, "users": 1000, "rps": "",
+                     "requests": 0, "held": "", "note": "failed: no answer counted; 1000 requests without an answer",
+                     "expected": "20 req/s"})
+    frames = verdict.load(str(_wait_rows(tmp_path, rows)))
+    table = verdict.verdict(frames)
+    cell = table.iloc[0]["processpool"]
+    assert cell.startswith("failed") and not __import__("re").search(r"(^|[^\d,])0 req/s", cell), cell
+    assert "[9,001, 9,003] req/s (n = 3)" in table.iloc[0]["selectors"]
+
+
+def test_the_report_claims_only_what_its_rows_give(tmp_path):
+    """No template sentence about repeats: how many rounds stand behind the figures comes from the
+    rows (one round here: the report says no interval can be given)."""
+    from loadtest.report import rounds, verdict
+
+    d = _wait_rows(tmp_path, [{"engine": "selectors", "workers": 1, "users": 10, "rps": 100, "requests": 1000,
+                               "held": "yes"}])
+    assert "one run per row (no rounds): no interval can be given" in rounds.provenance(verdict.load_rounds(str(d)))
+    page = report.to_markdown([], {"git_rev": ["abc1234"], "cpu": ["x"], "cores": 2, "kernel": "",
+                                     "python": ["CPython 3.11.7"], "runs": 1, "first": ""}, [], "charts", "x")
+    assert "medians of repeated runs" not in page
+
+
+def test_the_a_a_control_that_is_not_a_tie_is_a_harness_fault(tmp_path):
+    from loadtest.report import rounds, verdict
+
+    rows = []
+    for rnd in range(1, 6):
+        rows.append({"round": rnd, "seed": 1, "engine": "selectors", "workers": 1, "users": 10, "rps": 1000 + rnd})
+        rows.append({"round": rnd, "seed": 1, "engine": "selectors (A/A)", "workers": 1, "users": 10,
+                     "rps": 1500 + rnd})
+    table = rounds.control_table(verdict.load_rounds(str(_wait_rows(tmp_path, rows))))
+    assert list(table["verdict"]) == ["NOT A TIE"]
+    section = verdict.rigor_section(str(tmp_path / "exp"))
+    assert section.findings[0].startswith("HARNESS FAULT")

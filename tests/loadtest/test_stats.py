@@ -105,3 +105,17 @@ def test_judge_law_by_its_interval():
 
 def test_halves():
     assert stats.halves([1, 2, 3, 4, 5]) == ([1, 3, 5], [2, 4])
+
+
+def test_a_round_order_is_shuffled_and_reproduced_from_its_seed():
+    from loadtest.experiments.base import Config
+
+    def cfg(seed: int, rnd: int) -> Config:
+        return Config(("threadpool", "processpool", "selectors", "asyncio"), True, 1.0, "", "", {}, (2,),
+                      round=rnd, seed=seed)
+
+    items = list(range(12))
+    assert cfg(5, 1).order(items) == cfg(5, 1).order(items)          # the recorded seed reproduces it
+    assert sorted(cfg(5, 1).order(items)) == items                     # a permutation
+    assert len({tuple(cfg(5, r).order(items)) for r in range(1, 6)}) > 1  # rounds differ
+    assert "selectors (A/A)" in cfg(5, 1).engine_names()
