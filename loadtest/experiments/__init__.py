@@ -75,7 +75,9 @@ from __future__ import annotations
 import argparse
 import csv
 import http.client
+import json
 import os
+import sys
 import random
 import statistics
 import tempfile
@@ -97,6 +99,10 @@ from loadtest.experiments.cost import run_cost, run_multiplex
 from loadtest.experiments.latency import run_connections, run_deploy, run_latency
 
 __all__ = ["EXPERIMENTS", "COLUMNS", "Config", "wait_law", "window_expected", "steady", "main"]
+
+
+#: N of the wait experiment: one, threadpool's pool (32), ten pools, and the headline's 1,000
+WAIT_LEVELS = (1, 32, 320, 1000)
 
 
 def steady(n: int, law: float, duration: float) -> bool:
@@ -130,7 +136,7 @@ def wait_law(engine: str | Deployment, n: int, wait_s: float = 0.1) -> float:
 
 def run_wait(cfg: Config) -> list[dict]:
     """``wait``: /io?ms=100 at N in flight against Little's law (module docstring)."""
-    levels = (1, 16, 64) if cfg.quick else (1, 10, 32, 100, 320, 1000)
+    levels = (1, 16, 64) if cfg.quick else WAIT_LEVELS
     rows = []
     for dep in deployments(cfg):
         engine = dep.name
@@ -343,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name", help=f"one of {', '.join(EXPERIMENTS)}, or all")
     p.add_argument("--quick", action="store_true", help="each experiment in well under a minute")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated (default: all four)")
-    p.add_argument("--duration", type=float, default=None, help="s per measurement (default 2 quick, 10)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="s per measurement (default 2 quick, 5; cost 3, multiplex 3: docs/experiments.md's budget)")
     p.add_argument("--workers", default=None, metavar="LIST",
                    help="worker counts W of the hybrids (model x W processes) and the peers, comma-separated "
                         f"(default: the cores the server may use here, {server_cores()})")
@@ -355,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="seed of the rounds' order (default: drawn, and written in every row)")
     p.add_argument("--no-control", action="store_true",
                    help="leave out the A/A control (selectors measured twice, under two names)")
+    p.add_argument("--only", default=None, metavar="LIST",
+                   help="with all: only these experiments, comma-separated (a piece of the reference run)")
     p.add_argument("--append", action="store_true",
                    help="add the rows to the experiment's CSV instead of replacing it (a reference run in pieces)")
     p.add_argument("--python", default=None, metavar="LIST",
@@ -366,10 +375,15 @@ def main(argv: list[str] | None = None) -> int:
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
     if any(n not in EXPERIMENTS for n in names):
         p.error(f"unknown experiment {args.name!r}")
+    if args.only:
+        only = [n for n in args.only.split(",") if n]
+        if any(n not in EXPERIMENTS for n in only) or args.name != "all":
+            p.error(f"--only wants experiments of {', '.join(EXPERIMENTS)}, with all, not {args.only!r}")
+        names = [n for n in names if n in only]
     engines = tuple(e for e in args.engines.split(",") if e)
     if any(e not in ENGINES for e in engines):
         p.error(f"unknown engine in {args.engines!r}")
-    duration = args.duration or (2.0 if args.quick else 10.0)
+    duration = args.duration or (2.0 if args.quick else 5.0)
     try:
         workers = tuple(int(w) for w in args.workers.split(",")) if args.workers else ()
     except ValueError:
@@ -390,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.append:  # a piece of a larger run: keep what the earlier pieces wrote
         for name in names:
             written[name] = read_rows(os.path.join(args.results, f"{name}.csv"))
+    else:  # these experiments' CSVs are replaced: so are their pieces in the manifest
+        forget_pieces(args.results, names)
     # the revision once, before any row is written: the run's own CSVs under results/ would make
     # every later Python's rows say -dirty
     info = machine_info()
@@ -424,12 +440,50 @@ def _run(names: list[str], cfg: Config, args: argparse.Namespace, console: Conso
             console.print(f"[red]{name} failed: {exc}[/red]")
             failed.append(name)
             continue
-        console.print(f"[dim]{name}: {time.monotonic() - started:.0f} s[/dim]")
+        elapsed = time.monotonic() - started
+        console.print(f"[dim]{name}: {elapsed:.0f} s[/dim]")
+        record_piece(args.results, {"experiment": name, "python": interpreters.current().label,
+                                    "gil": interpreters.current().gil, "revision": cfg.machine["git"],
+                                    "started": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(time.time() - elapsed)),
+                                    "duration_s": round(elapsed), "repeats": repeats, "seed": cfg.seed,
+                                    "rows": len(rows), "cpu": cfg.machine["cpu"], "cores": cfg.machine["cores"],
+                                    "command": "python -m loadtest experiment " + " ".join(sys.argv[2:] if
+                                                                                           sys.argv[1:2] == ["experiment"] else sys.argv[1:])})
         written.setdefault(name, []).extend(rows)
         write_rows(os.path.join(args.results, f"{name}.csv"), written[name])
         console.print(summary_table(name, rows, args.quick))
         flagged += sum(r["held"] == "NO" for r in rows)
     return flagged
+
+
+MANIFEST = "manifest.json"
+
+
+def record_piece(results: str, piece: dict) -> None:
+    """Append one piece of a run (an experiment under one Python: its revision, Python, date,
+    duration, rounds, seed, command) to ``RESULTS/manifest.json``, the list the report reads to
+    say which pieces the rows come from."""
+    path = os.path.join(results, MANIFEST)
+    pieces = []
+    if os.path.exists(path):
+        with open(path) as f:
+            pieces = json.load(f)
+    pieces.append(piece)
+    os.makedirs(results, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(pieces, f, indent=1)
+        f.write("\n")
+
+
+def forget_pieces(results: str, names: list[str]) -> None:
+    """Drop the manifest's pieces of ``names`` (their CSVs are about to be replaced)."""
+    path = os.path.join(results, MANIFEST)
+    if os.path.exists(path):
+        with open(path) as f:
+            pieces = [p for p in json.load(f) if p.get("experiment") not in names]
+        with open(path, "w") as f:
+            json.dump(pieces, f, indent=1)
+            f.write("\n")
 
 
 def summary_table(name: str, rows: list[dict], quick: bool = False) -> Table:

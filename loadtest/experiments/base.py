@@ -17,7 +17,7 @@ from loadtest.harness.generators import Result, parse_wrk, pinned, run_tool, wrk
 from loadtest.harness.peers import HYPERCORN_CONFIG
 from loadtest.harness.servers import HOST, ROOT, RunningServer, ServerSpec
 
-COLUMNS = ["experiment", "round", "repeat", "seed", "engine", "workers", "protocol", "workload", "users", "duration_s", "requests", "rps",
+COLUMNS = ["experiment", "round", "repeat", "seed", "date", "engine", "workers", "protocol", "workload", "users", "level", "duration_s", "requests", "rps",
            "p50_ms", "p99_ms", "max_ms", "server_cpus", "server_cpu_us_per_req", "law", "expected",
            "held", "note", "steal_pct", "foreign_cores", "noisy", "git_rev", "python", "gil", "worker_kind",
            "cpu"]
@@ -264,8 +264,9 @@ def _wrk(port: int, path: str, connections: int, duration: float, cores: list[in
 
 def _row(cfg: Config, experiment: str, engine: str, workload: str, users: int, result: Result,
          server_cpu_s: float | None, server_cpus: int, law: str, expected: str, held: bool | None, note: str = "",
-         protocol: str = "h1", duration: float | None = None, workers: int | None = None) -> dict:
-    """One row of COLUMNS from a generator's (or the probe's) :class:`Result`."""
+         protocol: str = "h1", duration: float | None = None, workers: int | None = None, level: str = "") -> dict:
+    """One row of COLUMNS from a generator's (or the probe's) :class:`Result`. ``level``: the load
+    point where ``users`` does not name it (latency: the offered load as a % of the ceiling)."""
     requests = result.requests or 0
     if requests and server_cpu_s is not None and server_cpu_s <= 0:
         note = "; ".join(x for x in (note, "server CPU below the kernel's 10 ms CPU clock tick: not measured") if x)
@@ -286,6 +287,7 @@ def _row(cfg: Config, experiment: str, engine: str, workload: str, users: int, r
         note = "; ".join(x for x in (note, f"noisy window: {reading.steal_pct:.1f} % steal, "
                                            f"{reading.foreign_cores:.2f} cores of foreign CPU") if x)
     return {"experiment": experiment, "round": cfg.round, "repeat": cfg.round, "seed": cfg.seed,
+            "date": time.strftime("%Y-%m-%d %H:%M"), "level": level,
             "steal_pct": None if reading is None else reading.steal_pct,
             "foreign_cores": None if reading is None else reading.foreign_cores,
             "noisy": "" if reading is None else ("yes" if reading.noisy else "no"),

@@ -48,10 +48,12 @@ __all__ = ["run_cost", "run_multiplex", "COST_ROUTES", "multiplex_law", "ServerR
            "pin_cores", "measure", "runner_parser", "ENGINES", "H1_PEERS", "H2_PEERS", "H1_APP_PEERS",
            "H2_APP_PEERS", "RATIOS", "SATURATED"]
 
-COST_ROUTES = (("plaintext", "/plaintext"), ("json", "/json"), ("static", "/static/hello.txt"),
-               ("static-1mb", "/static/1mb.bin"))
+#: the routes of the reference run (the static ones: ``python -m loadtest.bench h1 --path /static/1mb.bin``)
+COST_ROUTES = (("plaintext", "/plaintext"), ("json", "/json"))
 #: (protocol label, bench mode, wrk connections or h2load clients, h2load streams per client)
-COST_GENERATORS = (("h1", "h1", 64, 1), ("h2c -m1", "h2", 64, 1), ("h2c -m16", "h2", 8, 16))
+COST_GENERATORS = (("h1", "h1", 64, 1), ("h2c -m16", "h2", 8, 16))
+#: seconds of each cost and multiplex window (the rounds, not a long window, give the interval)
+WINDOW_S = 3
 
 
 def _args(mode: str, path: str, duration: int, warmup: int, clients: int, streams: int) -> object:
@@ -95,8 +97,8 @@ def _measure_row(cfg: Config, experiment: str, protocol: str, workload: str, use
 def run_cost(cfg: Config) -> list[dict]:
     """``cost``: requests/s and server CPU µs per request, engines and peers (module docstring)."""
     routes = COST_ROUTES[:1] if cfg.quick else COST_ROUTES
-    generators = (COST_GENERATORS[0], COST_GENERATORS[2]) if cfg.quick else COST_GENERATORS
-    duration, warmup = (1, 0) if cfg.quick else (int(min(cfg.duration, 5)), 1)
+    generators = COST_GENERATORS
+    duration, warmup = (1, 0) if cfg.quick else (int(min(cfg.duration, WINDOW_S)), 1)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="lab-cost-") as tmp:
         env, data_dir = server_env(tmp)
@@ -181,9 +183,9 @@ def multiplex_law(engine: str, connections: int, streams: int, wait_s: float = 0
 
 def run_multiplex(cfg: Config) -> list[dict]:
     """``multiplex``: C x M = 128 over h2c against 128 HTTP/1.1 connections (module docstring)."""
-    shapes = ((1, 128), (128, 1)) if cfg.quick else ((1, 128), (4, 32), (16, 8), (64, 2), (128, 1))
+    shapes = ((1, 128), (128, 1)) if cfg.quick else ((1, 128), (4, 32), (16, 8), (128, 1))
     routes = (("io", "/io?ms=100"),) if cfg.quick else (("io", "/io?ms=100"), ("plaintext", "/plaintext"))
-    duration, warmup = (2, 1) if cfg.quick else (int(min(cfg.duration, 5)), 1)
+    duration, warmup = (2, 1) if cfg.quick else (int(min(cfg.duration, WINDOW_S)), 1)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="lab-multiplex-") as tmp:
         env, data_dir = server_env(tmp)

@@ -63,7 +63,7 @@ from loadtest.harness.generators import (Result, h2load_command, locust_command,
 __all__ = ["run_latency", "run_connections", "run_deploy", "LOAD_LEVELS", "knee", "DEPLOY_CPU_LOAD", "LATE_LIMIT",
            "KNEE_FACTOR", "latency_dir", "safe_name"]
 
-LOAD_LEVELS = (0.10, 0.25, 0.50, 0.70, 0.80, 0.90, 1.00, 1.10)
+LOAD_LEVELS = (0.10, 0.50, 0.80, 0.90, 1.00, 1.10)
 LATENCY_USERS = 8
 #: the ``deploy`` experiment's offered rate puts this much of one core into its /cpu requests
 DEPLOY_CPU_LOAD = 0.6
@@ -103,17 +103,22 @@ CEILING_RUNS, CEILING_S = 3, 3
 
 
 def _ceiling(cfg: Config, engine: str, workload: str, port: int, client_core: int | None) -> tuple[float, str]:
-    """The engine's ceiling on ``workload`` (req/s): the median of the cost experiment's h2c -m16
-    rows (every round) for this Python, else the median of ``CEILING_RUNS`` h2load runs here,
+    """The engine's ceiling on ``workload`` (req/s): the median over every round of the cost
+    experiment's h2c -m16 rows (/plaintext) or of the cores experiment's one-core rows (/cpu) for
+    this Python, else the median of ``CEILING_RUNS`` h2load runs here,
     after a discarded warm-up (one run can overshoot: it is a median, never one run)."""
-    path = os.path.join(cfg.results, "cost.csv")
+    # /plaintext: the cost experiment's h2c -m16 rate; /cpu: the cores experiment's one-core rate
+    # (wrk, one process on one core; h2load's -m16 on /cpu overshot it by half in one 3 s run)
+    source_csv, protocol = ("cores.csv", "h1") if workload == "cpu" else ("cost.csv", "h2c -m16")
+    path = os.path.join(cfg.results, source_csv)
     if os.path.exists(path):
         with open(path, newline="") as f:
             found = [float(r["rps"]) for r in csv.DictReader(f)
-                     if r["engine"] == engine and r["workload"] == workload and r["protocol"] == "h2c -m16" and r["rps"]
+                     if r["engine"] == engine and r["workload"] == workload and r["protocol"] == protocol and r["rps"]
+                     and (workload != "cpu" or r["law"] == "control: one core")
                      and r.get("python", interpreters.current().label) == interpreters.current().label]
         if found:
-            return statistics.median(found), f"cost.csv, median of {len(found)}"
+            return statistics.median(found), f"{source_csv}, median of {len(found)}"
     url = f"http://{HOST}:{port}/{workload}"
     run_tool(pinned(h2load_command(url, 8, streams=16, duration_s=1), client_core), 60)  # warm-up, discarded
     rates = [parse_h2load(run_tool(pinned(h2load_command(url, 8, streams=16, duration_s=CEILING_S), client_core),
@@ -140,7 +145,7 @@ def run_latency(cfg: Config) -> list[dict]:
     """``latency``: open-loop latency against offered load (module docstring)."""
     routes = ("cpu",) if cfg.quick else ("cpu", "plaintext")
     levels = (0.50, 1.10) if cfg.quick else LOAD_LEVELS
-    seconds = 2.0 if cfg.quick else min(cfg.duration, 10.0)
+    seconds = 2.0 if cfg.quick else min(cfg.duration, 5.0)
     args = runner_parser().parse_args(["h2"])
     pin_cores(args)
     out_dir = latency_dir(cfg.results, interpreters.current().label)
@@ -174,7 +179,8 @@ def run_latency(cfg: Config) -> list[dict]:
                     rows.append(_row(cfg, "latency", engine, workload, LATENCY_USERS, s, cpu_s, 1,
                                      f"open loop; knee: first offered rate whose p99 passes {KNEE_FACTOR}x the p99 "
                                      "at the lowest load", f"offered {offered:.0f} req/s",
-                                     None, "; ".join(notes), protocol="h2c open loop", duration=seconds))
+                                     None, "; ".join(notes), protocol="h2c open loop", duration=seconds,
+                                     level=f"{round(level * 100)} %"))
                 k = knee(runs)
                 top = max(levels)
                 rows.append(_row(cfg, "latency", engine, workload, LATENCY_USERS,

@@ -448,7 +448,7 @@ PAGE = """<!doctype html>
     <a href="/models.html">Models</a>
   </nav>
 </header>
-<main>
+<main class="wide">
 {body}
 </main>
 <footer>

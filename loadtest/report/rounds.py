@@ -16,10 +16,10 @@ from loadtest.experiments.base import CONTROL, original
 from loadtest.report import stats
 
 __all__ = ["CELL", "has_rounds", "split_control", "collapse", "cell_values", "control_table", "control_failed",
-           "deploy_rankings", "winners_table", "halves_table", "provenance", "fmt_interval"]
+           "deploy_rankings", "knees", "winners_table", "halves_table", "provenance", "fmt_interval"]
 
 #: the columns that name a cell: one configuration at one load point, under one Python
-CELL = ["experiment", "engine", "protocol", "workload", "users", "python"]
+CELL = ["experiment", "engine", "protocol", "workload", "users", "level", "python"]
 _NUMERIC = ["rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req", "requests", "steal_pct", "foreign_cores"]
 
 
@@ -45,7 +45,8 @@ def fmt_interval(ci: stats.Interval | None, spec: str = ",.0f", unit: str = "") 
 
 def collapse(df: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: the median of each numeric column over the rounds, ``rps_low`` and
-    ``rps_high`` (its interval), ``n`` (rounds with a value), ``held`` as ``yes`` (every judged
+    ``rps_high``, ``p99_ms_low`` and ``p99_ms_high`` (their intervals), ``n`` (rounds with a
+    requests/s figure), ``rounds`` (rounds run, failed ones included), ``held`` as ``yes`` (every judged
     round held), ``NO`` (none did) or ``inconclusive`` (some did); the other columns from the first
     round. Rows without rounds are returned as they are, with n = 1."""
     if not has_rounds(df) or df.empty:
@@ -60,16 +61,54 @@ def collapse(df: pd.DataFrame) -> pd.DataFrame:
             if col in group:
                 values = pd.to_numeric(group[col], errors="coerce").dropna()
                 first[col] = values.median() if len(values) else None
-        rps = pd.to_numeric(group["rps"], errors="coerce").dropna()
-        ci = stats.median_ci(rps) if len(rps) else None
-        first["rps_low"], first["rps_high"] = (ci.low, ci.high) if ci else (None, None)
-        first["n"] = len(rps)
+        for col in ("rps", "p99_ms"):
+            values = pd.to_numeric(group[col], errors="coerce").dropna() if col in group else pd.Series(dtype=float)
+            ci = stats.median_ci(values) if len(values) else None
+            first[f"{col}_low"], first[f"{col}_high"] = (ci.low, ci.high) if ci else (None, None)
+        first["n"] = int(pd.to_numeric(group["rps"], errors="coerce").notna().sum())
+        first["rounds"] = len(group)
         judged = [h for h in group["held"].astype(str) if h in ("yes", "NO")]
         if judged:
             first["held"] = ("yes" if all(h == "yes" for h in judged) else "NO" if all(h == "NO" for h in judged)
                              else "inconclusive")
         rows.append(first)
     return pd.DataFrame(rows)
+
+
+def knees(df: pd.DataFrame, factor: float = 10.0) -> dict[tuple[str, str], str]:
+    """The latency experiment's knee per (engine, workload), from the rounds: the first offered
+    load (a % of the ceiling, increasing) whose p99 interval lies wholly above ``factor`` x the
+    unloaded p99 (the median p99 at the lowest load); ``"no knee up to X %"`` where none does;
+    generator-bound runs (their note says so) are left out, and a load where most were is named.
+    ``{(engine, workload): "knee at 80 % (p99 31.2 [28.0, 35.1] ms, n = 5)"}``."""
+    runs = df[df["protocol"] == "h2c open loop"].copy()
+    out: dict[tuple[str, str], str] = {}
+    if runs.empty or "level" not in runs:
+        return out
+    runs["pct"] = pd.to_numeric(runs["level"].astype(str).str.rstrip(" %"), errors="coerce")
+    runs = runs.dropna(subset=["pct"])
+    for (engine, workload), group in runs.groupby(["engine", "workload"], sort=False):
+        levels = sorted(group["pct"].unique())
+        base = pd.to_numeric(group[group["pct"] == levels[0]]["p99_ms"], errors="coerce").dropna()
+        if base.empty:
+            continue
+        limit = factor * float(base.median())
+        text = f"no knee up to {levels[-1]:.0f} %"
+        for pct in levels[1:]:
+            at = group[group["pct"] == pct]
+            bound = at["note"].astype(str).str.contains("generator-bound")
+            if bound.sum() * 2 > len(at):
+                text = f"no knee up to {pct:.0f} %; generator-bound from there (not the server's figure)"
+                break
+            p99 = pd.to_numeric(at[~bound]["p99_ms"], errors="coerce").dropna()
+            if p99.empty:
+                continue
+            ci = stats.median_ci(p99)
+            if ci.low > limit:
+                text = f"knee at {pct:.0f} % (p99 {fmt_interval(ci, ',.1f')} ms > {limit:,.1f} ms, n = {ci.n})"
+                break
+        out[(engine, workload)] = text
+    return out
 
 
 def cell_values(df: pd.DataFrame, metric: str = "rps") -> dict[tuple, dict[int, float]]:
