@@ -283,6 +283,13 @@ class H2Core(ControlFrames):
 
     def _stream_error(self, e: H2StreamError, events: list) -> None:
         sid = e.stream_id
+        if sid not in self._streams and self._is_idle(sid):
+            # RST_STREAM MUST NOT be sent for an idle stream (§6.4), and a stream we reset is
+            # closed (§5.1), so it could never open: the error is the connection's (as nghttp2
+            # and h2 answer it)
+            raise H2ConnectionError(e.error_code, f"{e.reason} (on idle stream {sid})")
+        if sid not in self._streams and self._closed_streams.get(sid) is CloseReason.SENT_RESET:
+            return  # we reset it already: nothing more is sent on it (§5.1 closed), late frames are ignored
         self._out += rst_stream_frame(sid, e.error_code)
         s = self._streams.get(sid)
         if s is not None:
@@ -564,8 +571,9 @@ class H2Core(ControlFrames):
 
     def _on_priority(self, flags: int, sid: int, payload: bytes, events: list) -> None:
         frame = self._stream_control(PriorityFrame, "PRIORITY", sid, payload, 5, stream_error=True)
-        if frame.depends_on == sid:
-            raise H2StreamError(sid, _PROTO, "stream depends on itself (§5.3.1)")
+        if frame.depends_on == sid:  # §5.3.1 says stream error; nghttp2 and h2 close the connection,
+            # and a stream error on a PRIORITY for an idle stream could not be sent (§6.4)
+            raise H2ConnectionError(_PROTO, f"PRIORITY: stream {sid} depends on itself (§5.3.1)")
 
     def _on_rst_stream(self, flags: int, sid: int, payload: bytes, events: list) -> None:
         frame = self._stream_control(RstStreamFrame, "RST_STREAM", sid, payload, 4, stream_error=False)

@@ -81,7 +81,9 @@ def validate_request(stream_id: int, fields: list[tuple[bytes, bytes]]) -> Reque
     Raises:
         H2StreamError: PROTOCOL_ERROR for a malformed request: a missing, duplicated, unknown,
             response or late pseudo-header; an empty or relative ``:path`` (``*`` only for
-            OPTIONS, §8.3.1); userinfo in ``:authority``; an uppercase or invalid
+            OPTIONS, §8.3.1); userinfo in ``:authority``; neither ``:authority`` nor ``host``, more
+            than one ``host``, or a ``host`` that differs from ``:authority`` (§8.3.1, RFC 9110
+            §7.2); an uppercase or invalid
             field name; a connection-specific field; TE other than ``trailers``; an invalid or
             conflicting content-length.
     """
@@ -130,11 +132,19 @@ def validate_request(stream_id: int, fields: list[tuple[bytes, bytes]]) -> Reque
         raise _malformed(stream_id, "empty :path")
     if scheme in (b"http", b"https") and path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
         raise _malformed(stream_id, ":path is not origin-form")
+    hosts = [v for k, v in out if k == "host"]
+    if len(hosts) > 1:  # RFC 9110 §7.2: more than one Host is a bad request
+        raise _malformed(stream_id, "more than one host field")
+    if hosts and authority and hosts[0].encode("latin-1").lower() != authority.lower():
+        # §8.3.1: a Host that differs from :authority SHOULD be treated as malformed (an empty
+        # Host beside :authority too); nghttp2 resets such a stream, h2 closes the connection
+        raise _malformed(stream_id, "host differs from :authority")
     if not authority:
-        for k, v in out:
-            if k == "host":
-                authority = v.encode("latin-1")
-                break
+        if not hosts or not hosts[0]:
+            # RFC 9110 §7.2: a request carries its authority in :authority or Host; one with
+            # neither (or an empty Host) names no target: nghttp2 and h2 both refuse it
+            raise _malformed(stream_id, "neither :authority nor host")
+        authority = hosts[0].encode("latin-1")
     return RequestHead(method.decode("latin-1"), scheme.decode("latin-1"), authority.decode("latin-1"),
                        path.decode("latin-1"), tuple(out), content_length)
 

@@ -2,17 +2,19 @@
 
 ``latency``      How close to its ceiling can each engine run before latency explodes? The
                  open-loop HTTP/2 user (``loadtest/h2user.py --rate``, 8 users, latency from the
-                 intended send time, an HdrHistogram merged exactly) at 10, 25, 50, 70, 80, 90,
-                 100 and 110 % of the engine's ceiling on the route: the ``cost`` experiment's
-                 h2c -m16 figure from results/experiments/cost.csv when there is one, else
-                 measured here with h2load (3 s). Routes: /cpu (a ceiling of a few hundred
-                 requests/s, well inside what the generator can send) and /plaintext (whose
-                 ceiling is above what one locust process sends: those rows show it, achieved
-                 below offered and requests late, and are flagged). The server is pinned to one
-                 core, the generator to another. The knee is the highest offered rate whose p99
-                 stays under 10x the unloaded p99 (the p99 at 10 %). Each run's histogram is kept
-                 in results/experiments/latency/ (``.hdr`` and percentile text) for the spectrum
-                 chart. ``--quick``: /cpu at 50 % and 110 %, 2 s each.
+                 intended send time, an HdrHistogram merged exactly) at 10, 50, 80, 90, 100 and
+                 110 % of the engine's ceiling on the route (``level``), 5 s each: the median over
+                 the rounds of the ``cores`` experiment's one-core /cpu rate and of the ``cost``
+                 experiment's h2c -m16 /plaintext rate for this Python, else the median of three
+                 h2load runs here. The server is pinned to one core, the generator to another. A
+                 run with more than ``LATE_LIMIT`` (5 %) of its requests sent late is
+                 generator-bound (the generator could not keep the schedule: not the server's
+                 figure); one sent on time but answered below 95 % of the offered rate saturated
+                 the server. The knee is the first offered load whose p99 passes 10x the p99 at
+                 the lowest load (the report judges it on the rounds' intervals); "no knee up to
+                 X %" where none does. Each Python's histograms are kept in
+                 results/experiments/latency/<version>/ (``.hdr`` and percentile text, the last
+                 round's) for the spectrum chart. ``--quick``: /cpu at 50 % and 110 %, 2 s each.
 ``connections``  What does a connection cost? N idle HTTP/1.1 keep-alive connections (each after
                  one answered request), then N HTTP/2 connections each with a stream open (a
                  ``POST /`` whose body never comes: the server holds the stream and waits), held
@@ -336,7 +338,11 @@ def _cpu_service_ms(cfg: Config) -> tuple[float, str]:
                      and r["engine"] in ("selectors", "asyncio")
                      and r.get("python", interpreters.current().label) == interpreters.current().label]
         if found:
-            return statistics.median(found), f"cores.csv one-core rate of selectors and asyncio, median of {len(found)}"
+            from loadtest.report import stats  # the one place for intervals
+
+            ci = stats.median_ci(found)
+            return ci.median, (f"cores.csv one-core rate of selectors and asyncio: {ci.median:.2f} "
+                               f"[{ci.low:.2f}, {ci.high:.2f}] ms, n = {ci.n}")
     with running(_spec("selectors"), None, cfg.log_dir, server_env(), 30) as server:
         warm_up(server, "/cpu")
         return statistics.median(_probe_path(server.port, "/cpu", 31)), "selectors, median of 31 sequential"

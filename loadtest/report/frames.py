@@ -105,11 +105,16 @@ def _rate(r: pd.Series) -> str:
 
 
 def _held(df: pd.DataFrame) -> str:
+    """``"20/20 rows judged held; 4 failed; 2 inconclusive"``: every row is counted somewhere
+    (a cell is held or broken when every round agrees, else inconclusive)."""
     judged = df[df["held"].isin(["yes", "NO"])]
+    failed = int(pd.to_numeric(df["rps"], errors="coerce").isna().sum()) if "rps" in df else 0
+    unsure = int((df["held"] == "inconclusive").sum())
+    extra = (f"; {failed} failed" if failed else "") + (f"; {unsure} inconclusive" if unsure else "")
     if judged.empty:
-        return "–"
+        return "–" + extra
     yes = int((judged["held"] == "yes").sum())
-    return f"{yes}/{len(judged)} rows"
+    return f"{yes}/{len(judged)} rows" + extra
 
 
 def _is_hybrid(name: str) -> bool:

@@ -179,12 +179,17 @@ def _multiplex(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
         h2 = sub[sub["protocol"].str.startswith("h2c")]
         if h1.empty or h2.empty:
             continue
-        best = h2.loc[h2["rps"].idxmax()]
-        worst = h2.loc[h2["rps"].idxmin()]
-        cells[e] = (f"/io: {_f(best['rps'])} req/s at {best['protocol']} vs h1 {_f(h1.iloc[0]['rps'])}; "
-                    f"worst {worst['protocol']} {_f(worst['rps'])}")
-        findings.append(f"{e} /io: " + ", ".join(f"{r['protocol']} {_f(r['rps'])}" for _, r in sub.iterrows())
-                        + " req/s.")
+        measured = h2[pd.to_numeric(h2["rps"], errors="coerce").notna()]
+        failed = h2[pd.to_numeric(h2["rps"], errors="coerce").isna()]
+        if measured.empty:
+            cells[e] = f"/io: every h2c shape failed; h1 {_rate(h1.iloc[0])}"
+            continue
+        best = measured.loc[measured["rps"].idxmax()]
+        worst = measured.loc[measured["rps"].idxmin()]
+        cells[e] = (f"/io: {_f(best['rps'])} req/s at {best['protocol']} vs h1 {_rate(h1.iloc[0])}; "
+                    f"worst {worst['protocol']} {_f(worst['rps'])}"
+                    + (f"; failed: {', '.join(failed['protocol'])}" if not failed.empty else ""))
+        findings.append(f"{e} /io: " + ", ".join(f"{r['protocol']} {_rate(r)}" for _, r in sub.iterrows()) + ".")
     why = ("multiplexing helps a model only as far as one connection's streams run at once: all of them on the "
            "loops (up to 100, MAX_CONCURRENT_STREAMS), a quarter of the pool on threadpool, one on processpool")
     return cells, _held(io), why, findings
