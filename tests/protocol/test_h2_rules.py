@@ -5,6 +5,7 @@ it again. In memory, raw frames built with hyperframe (tests/protocol/h2_support
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -172,3 +173,41 @@ def test_no_frame_is_sent_and_no_request_served_on_a_stream_after_its_reset(ops,
                 assert f.stream_id not in reset, (ops, f)
                 if isinstance(f, RstStreamFrame):
                     reset.add(f.stream_id)
+
+
+# -- rows of docs/http2.md's table that no other test held ------------------------------------------
+
+def test_5_1_half_closed_local_still_receives_the_request_body():
+    """We answered before the request ended: our side is closed (half-closed (local), §5.1), the
+    peer's DATA and END_STREAM are still accepted."""
+    p = ServerPeer()
+    p.send(*p.post(1, end_stream=False))
+    p.respond(1, b"early")
+    p.read()
+    evs = p.send(DataFrame(1, data=b"rest", flags=["END_STREAM"]))
+    assert [type(e).__name__ for e in evs] == ["DataReceived", "MessageComplete"], evs
+    p.expect_ping_ack()
+
+
+@pytest.mark.parametrize("fields", [
+    REQ + [("x:y", "1")],                      # §8.2.1: a colon in a regular field name
+    REQ + [("x-nul", "a\x00b")],               # §8.2.1: NUL in a value
+    REQ + [("x-tab", "ok\t")],                 # §8.2.1: trailing HTAB
+    [(":Method", "GET")] + REQ[1:],            # §8.3: an uppercase pseudo-header is an unknown one
+    [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "user@example.com")],  # §8.3.1
+    [(":method", "GET"), (":scheme", "http"), (":path", "*"), (":authority", "example.com")],  # * only for OPTIONS
+    REQ + [("content-length", "1x")],          # §8.1.1: content-length that is not a number
+], ids=["colon_in_name", "nul_in_value", "trailing_tab", "uppercase_pseudo", "userinfo", "asterisk_get",
+        "content_length_not_a_number"])
+def test_more_malformed_requests_are_stream_errors(fields):
+    p = ServerPeer()
+    p.send(HeadersFrame(1, data=p.block(fields), flags=["END_STREAM", "END_HEADERS"]))
+    p.expect_stream_error(1, E.PROTOCOL_ERROR)
+    assert not _served(p, 1)
+
+
+def test_options_asterisk_is_served():
+    p = ServerPeer()
+    p.send(HeadersFrame(1, data=p.block([(":method", "OPTIONS"), (":scheme", "http"), (":path", "*"),
+                                         (":authority", "example.com")]), flags=["END_STREAM", "END_HEADERS"]))
+    assert _served(p, 1)
