@@ -63,16 +63,27 @@ def python_change(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             for engine in dict.fromkeys(sub["engine"]):
                 a = sub[(sub["engine"] == engine) & (sub["python"] == ref)]
                 b = sub[(sub["engine"] == engine) & (sub["python"] == other)]
-                if a.empty or b.empty or not float(a.iloc[0]["rps"] or 0) or not float(b.iloc[0]["rps"] or 0):
-                    continue  # a server that failed under one of them (its row says why) is not compared
+                if a.empty or b.empty or not _positive(a.iloc[0]["rps"]) or not _positive(b.iloc[0]["rps"]):
+                    continue  # failed, or no knee, under one of them (its row says why): not compared
                 a, b = a.iloc[0], b.iloc[0]
 
                 def cell(r):
                     us = r.get("server_cpu_us_per_req")
-                    return f"{_f(r['rps'])} req/s" + (f", {_f(us)} µs" if pd.notna(us) and "cost" in what else "")
+                    lo, hi, n = r.get("rps_low"), r.get("rps_high"), r.get("n", 1)
+                    band = (f" [{_f(lo)}, {_f(hi)}]" if pd.notna(lo) and pd.notna(n) and int(n) > 1 else "")
+                    return f"{_f(r['rps'])}{band} req/s" + (f", {_f(us)} µs" if pd.notna(us) and "cost" in what else "")
                 rows.append({"measure": what, "server": engine, f"Python {_short(ref)}": cell(a),
                              f"Python {_short(other)}": cell(b), "ratio": f"{float(b['rps']) / float(a['rps']):.2f}x"})
     return pd.DataFrame(rows)
+
+
+def _positive(x) -> bool:
+    """A measured, positive figure (not empty, not NaN, not 0)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return False
+    return v == v and v > 0
 
 
 def _note_number(note: str, pattern: str) -> float | None:
@@ -211,8 +222,10 @@ def python_sections(directory: str) -> list[Section]:
         f"The same code, servers on {labels[0]} and on {labels[1]} in one run (`{PYTHON_COMMAND}`; every "
         "row of results/experiments/*.csv carries its python and gil columns). Requests/s and the server's CPU µs "
         "per request on one core, and the latency knee (open loop, each Python against its own ceiling); the "
-        "ratio is the newer Python over the older; every peer under the same Python as the engines it is "
-        "compared with.",
+        "ratio is the newer Python's median over the older's (not paired: the Pythons ran one after the "
+        "other, so drift between the passes is in it); every peer under the same Python as the engines it is "
+        "compared with. The builds differ beyond the version (each label names its compiler; "
+        "scripts/python3.14 runs Debian sid's build, another libc and GCC): a ratio is the build's.",
         [], change, python_findings(every))]
     if not workers.empty:
         out.append(Section(
