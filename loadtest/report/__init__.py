@@ -493,11 +493,13 @@ def _experiment_machine(directory: str) -> dict:
     """The machine lines' fields from the experiments' rows (when there is no sweep)."""
     from loadtest.report import verdict
 
-    frames = verdict.load(directory)
-    col = lambda c: sorted({str(v) for df in frames.values() for v in df[c].unique()})  # noqa: E731
+    frames = verdict.load_rounds(directory, every_python=True)  # every row, every Python, every round
+    col = lambda c: sorted({str(v) for df in frames.values() if c in df for v in df[c].dropna().unique()})  # noqa: E731
     runs = sum(len(df) for df in frames.values())
+    dates = col("date")
     return {"cpu": col("cpu"), "cores": os.cpu_count(), "kernel": "", "python": col("python"),
-            "git_rev": col("git_rev"), "runs": runs, "first": "", "last": "", "commands": []}
+            "git_rev": col("git_rev"), "runs": runs, "first": dates[0] if dates else "",
+            "last": dates[-1] if dates else "", "commands": []}
 
 
 def _clear_charts(directory: str, exts: tuple[str, ...]) -> None:
