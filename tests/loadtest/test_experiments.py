@@ -76,7 +76,9 @@ def test_multiplex_obeys_littles_law(results):
     assert {r["engine"] for r in judged} >= {"selectors", "asyncio"}, rows
     for r in judged:
         assert r["held"] == "yes", r
-    by = {(r["engine"], r["protocol"]): float(r["rps"]) for r in rows}
+    # a failed run (processpool, 128 streams on 2 workers, past h2load's timeout) has no rate, and says why
+    assert all(r["rps"] or r["note"].startswith("failed") for r in rows), rows
+    by = {(r["engine"], r["protocol"]): float(r["rps"]) for r in rows if r["rps"]}
     # one connection of 128 streams: the loops hold 100 (MAX_CONCURRENT_STREAMS), threadpool 8
     assert by[("selectors", "h2c -c1 -m128")] > 5 * by[("threadpool", "h2c -c1 -m128")]
 
@@ -147,8 +149,13 @@ def test_interference_of_a_hybrid_stalls_only_its_share(results):
     rows = [r for r in _rows(results, "interference") if r["engine"].endswith(f" x{server_cores()}")]
     for r in rows:
         assert "of probes stalled" in r["note"], r
-        if r["users"] != "0":
-            assert r["held"] in ("yes", "NO") and "k / W" in r["expected"], r
+        if r["users"] == "0":
+            continue
+        assert "k / W" in r["expected"], r
+        if int(r["users"]) < int(r["workers"]):  # judged where it can fail
+            assert r["held"] in ("yes", "NO"), r
+        else:  # k >= W: every probe may stall, so the law cannot fail and is not judged
+            assert r["held"] == "" and "not judged" in r["note"], r
 
 
 def test_deploy_runs_every_deployment_at_one_rate(results):
