@@ -510,7 +510,8 @@ def summary_table(name: str, rows: list[dict], quick: bool = False) -> Table:
         rps = [r["rps"] for r in rs]
         c = stats.cv([float(x) for x in rps if x not in (None, "")])
         held = [r["held"] for r in rs if r["held"]]
-        table.add_row(engine, protocol, workload, str(users), str(len(rs)), fmt(rps), "" if c is None else f"{c:.1%}",
+        spec = ",.3f" if " / " in str(engine) else ",.0f"  # a ratio row: its rps column is the ratio
+        table.add_row(engine, protocol, workload, str(users), str(len(rs)), fmt(rps, spec), "" if c is None else f"{c:.1%}",
                       fmt([r["p99_ms"] for r in rs], ",.2f"), fmt([r["server_cpu_us_per_req"] for r in rs], ",.1f"),
                       f"{held.count('yes')}/{len(held)}" if held else "")
     return table
