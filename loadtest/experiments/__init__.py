@@ -487,17 +487,18 @@ def forget_pieces(results: str, names: list[str]) -> None:
 
 
 def summary_table(name: str, rows: list[dict], quick: bool = False) -> Table:
-    """A rich table of ``rows`` summarised per cell (engine, protocol, workload, users): requests/s
+    """A rich table of ``rows`` summarised per cell (engine, protocol, workload, users, the server's
+    cores): requests/s
     and p99 as median [95 % interval] over the rounds (loadtest/report/stats.py), n, CV, and the
     rounds whose law held."""
     from loadtest.report import stats  # the report's module: one place for the statistics
 
     table = Table(title=f"experiment {name}" + (" (quick)" if quick else "") + ": median \\[interval] of the rounds")
-    for col in ("engine", "protocol", "workload", "users", "n", "rps", "cv", "p99_ms", "cpu µs/req", "held"):
+    for col in ("engine", "protocol", "workload", "users", "cores", "n", "rps", "cv", "p99_ms", "cpu µs/req", "held"):
         table.add_column(col)
     cells: dict[tuple, list[dict]] = {}
     for r in rows:
-        cells.setdefault((r["engine"], r["protocol"], r["workload"], r["users"]), []).append(r)
+        cells.setdefault((r["engine"], r["protocol"], r["workload"], r["users"], r["server_cpus"]), []).append(r)
 
     def fmt(values: list, spec: str = ",.0f") -> str:
         xs = [float(v) for v in values if v not in (None, "")]
@@ -506,12 +507,12 @@ def summary_table(name: str, rows: list[dict], quick: bool = False) -> Table:
         ci = stats.median_ci(xs)
         return f"{ci.median:{spec}}" + (f" [{ci.low:{spec}}, {ci.high:{spec}}]" if ci.n > 1 else "")
 
-    for (engine, protocol, workload, users), rs in cells.items():
+    for (engine, protocol, workload, users, cpus), rs in cells.items():
         rps = [r["rps"] for r in rs]
         c = stats.cv([float(x) for x in rps if x not in (None, "")])
         held = [r["held"] for r in rs if r["held"]]
         spec = ",.3f" if " / " in str(engine) else ",.0f"  # a ratio row: its rps column is the ratio
-        table.add_row(engine, protocol, workload, str(users), str(len(rs)), fmt(rps, spec), "" if c is None else f"{c:.1%}",
+        table.add_row(engine, protocol, workload, str(users), str(cpus), str(len(rs)), fmt(rps, spec), "" if c is None else f"{c:.1%}",
                       fmt([r["p99_ms"] for r in rs], ",.2f"), fmt([r["server_cpu_us_per_req"] for r in rs], ",.1f"),
                       f"{held.count('yes')}/{len(held)}" if held else "")
     return table

@@ -19,7 +19,7 @@ __all__ = ["CELL", "has_rounds", "split_control", "collapse", "cell_values", "co
            "deploy_rankings", "knees", "winners_table", "halves_table", "provenance", "fmt_interval"]
 
 #: the columns that name a cell: one configuration at one load point, under one Python
-CELL = ["experiment", "engine", "protocol", "workload", "users", "level", "python"]
+CELL = ["experiment", "engine", "protocol", "workload", "users", "level", "server_cpus", "python"]
 _NUMERIC = ["rps", "p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_req", "requests", "steal_pct", "foreign_cores"]
 
 
@@ -112,13 +112,14 @@ def knees(df: pd.DataFrame, factor: float = 10.0) -> dict[tuple[str, str], str]:
 
 
 def cell_values(df: pd.DataFrame, metric: str = "rps") -> dict[tuple, dict[int, float]]:
-    """``{(engine, protocol, workload, users): {round: value}}`` of one experiment's rows."""
+    """``{(engine, protocol, workload, users, server_cpus): {round: value}}`` of one experiment's rows."""
     out: dict[tuple, dict[int, float]] = {}
     for _, r in df.iterrows():
         v = pd.to_numeric(r.get(metric), errors="coerce")
         if pd.isna(v) or pd.isna(r.get("round")):
             continue
-        out.setdefault((r["engine"], r["protocol"], r["workload"], r["users"]), {})[int(r["round"])] = float(v)
+        out.setdefault((r["engine"], r["protocol"], r["workload"], r["users"], r.get("server_cpus")),
+                       {})[int(r["round"])] = float(v)
     return out
 
 
@@ -132,15 +133,15 @@ def control_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             continue
         metric = "p99_ms" if name in ("interference", "deploy") else "rps"
         values = cell_values(df, metric)
-        for (engine, protocol, workload, users), twin in values.items():
+        for (engine, protocol, workload, users, cpus), twin in values.items():
             if not str(engine).endswith(CONTROL):
                 continue
-            base = values.get((original(engine), protocol, workload, users))
+            base = values.get((original(engine), protocol, workload, users, cpus))
             if not base:
                 continue
             c = stats.compare(twin, base)
             rows.append({"experiment": name, "configuration": original(engine), "protocol": protocol,
-                         "workload": workload, "users": users, "measure": metric,
+                         "workload": workload, "users": users, "cores": cpus, "measure": metric,
                          "A/A ratio": fmt_interval(c.ratio, ".3f"), "rounds": c.ratio.n if c.ratio else 0,
                          "verdict": "tie" if c.verdict == "tie" else "NOT A TIE" if c.verdict in ("A", "B")
                          else "unknown"})

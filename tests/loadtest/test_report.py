@@ -320,3 +320,26 @@ def test_the_a_a_control_that_is_not_a_tie_is_a_harness_fault(tmp_path):
     assert list(table["verdict"]) == ["NOT A TIE"]
     section = verdict.rigor_section(str(tmp_path / "exp"))
     assert section.findings[0].startswith("HARNESS FAULT")
+
+
+def test_a_cell_is_one_load_point_on_one_set_of_cores(tmp_path):
+    """cores measures each engine on one core and on every core at the same users: two cells,
+    never folded into one median."""
+    import csv
+
+    from loadtest.experiments.base import COLUMNS
+    from loadtest.report import verdict
+
+    d = tmp_path / "exp"
+    d.mkdir()
+    with open(d / "cores.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for rnd in (1, 2, 3):
+            for cpus, rps in ((1, 200 + rnd), (2, 400 + rnd)):
+                w.writerow({**{c: "" for c in COLUMNS}, "experiment": "cores", "round": rnd, "seed": 1,
+                            "engine": "selectors", "workers": 1, "protocol": "h1", "workload": "cpu", "users": 8,
+                            "server_cpus": cpus, "rps": rps, "requests": 1000, "git_rev": "abc1234",
+                            "python": "CPython 3.11.7", "gil": "yes", "cpu": "x"})
+    cores = verdict.load(str(d))["cores"]
+    assert sorted(zip(cores["server_cpus"], cores["rps"], cores["n"])) == [(1, 202, 3), (2, 402, 3)]
