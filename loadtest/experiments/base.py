@@ -293,7 +293,7 @@ def _row(cfg: Config, experiment: str, engine: str, workload: str, users: int, r
             "noisy": "" if reading is None else ("yes" if reading.noisy else "no"),
             "engine": engine, "workers": workers if workers is not None else _row_workers(engine),
             "protocol": protocol, "workload": workload, "users": users,
-            "duration_s": cfg.duration if duration is None else duration, "requests": requests, "rps": round(result.rps, 1) if counted else None,
+            "duration_s": cfg.duration if duration is None else duration, "requests": requests, "rps": round(result.rps, 3 if result.rps < 100 else 1) if counted else None,
             "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "max_ms": result.max_ms,
             "server_cpus": server_cpus,
             "server_cpu_us_per_req": round(server_cpu_s / requests * 1e6, 1) if requests and server_cpu_s else None,

@@ -22,7 +22,8 @@ def _git(*args: str) -> str:
 
 
 def machine_info() -> dict:
-    """CPU model, core count, kernel, Python, git revision (``-dirty`` with local changes), tools."""
+    """CPU model, core count, kernel, Python, git revision (``-dirty`` with a change to a tracked file
+    or an untracked file outside results/, where a run writes its own output), tools."""
     model = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as f:
@@ -31,7 +32,9 @@ def machine_info() -> dict:
                     model = line.split(":", 1)[1].strip()
                     break
     rev = _git("rev-parse", "--short", "HEAD") or "unknown"
-    if _git("status", "--porcelain", "--untracked-files=no") or _git("ls-files", "--others", "--exclude-standard"):
+    untracked = [f for f in _git("ls-files", "--others", "--exclude-standard").splitlines()
+                 if not f.startswith("results/")]  # a run's own output (its log, its CSVs) is not code
+    if _git("status", "--porcelain", "--untracked-files=no") or untracked:
         rev += "-dirty"
 
     def version(cmd: list[str]) -> str:

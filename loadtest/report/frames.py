@@ -48,6 +48,9 @@ def load_rounds(directory: str, every_python: bool = False) -> dict[str, pd.Data
             df = pd.read_csv(path, keep_default_na=False, na_values=[""])
             if not every_python and "python" in df.columns and not df.empty:
                 df = df[df["python"] == df["python"].iloc[0]].reset_index(drop=True)
+            if "requests" in df and "rps" in df:  # no answer counted is a failed run, not 0 req/s
+                # (rows of the harness before repeats wrote 0; it now leaves the rate empty)
+                df.loc[pd.to_numeric(df["requests"], errors="coerce") == 0, "rps"] = float("nan")
             if not df.empty:
                 out[name] = df
     return out
@@ -66,6 +69,8 @@ def load(directory: str, every_python: bool = False) -> dict[str, pd.DataFrame]:
         raw = RD.split_control(df)[0]
         df = RD.collapse(raw)
         if not df.empty:
+            if name == "cost" and RD.has_rounds(raw):  # the targets: paired ratios from each round's figures
+                df = RD.target_ratios(raw, df)
             if name == "latency" and RD.has_rounds(raw):  # the knee, judged on the rounds' intervals
                 knees = RD.knees(raw)
                 df["knee_interval"] = [knees.get((e, w), "") if p == "h2c open loop knee" else ""

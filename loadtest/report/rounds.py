@@ -16,7 +16,7 @@ from loadtest.experiments.base import CONTROL, original
 from loadtest.report import stats
 
 __all__ = ["CELL", "has_rounds", "split_control", "collapse", "cell_values", "control_table", "control_failed",
-           "deploy_rankings", "knees", "winners_table", "halves_table", "provenance", "fmt_interval"]
+           "deploy_rankings", "knees", "target_ratios", "winners_table", "halves_table", "provenance", "fmt_interval"]
 
 #: the columns that name a cell: one configuration at one load point, under one Python
 CELL = ["experiment", "engine", "protocol", "workload", "users", "level", "server_cpus", "python"]
@@ -108,6 +108,26 @@ def knees(df: pd.DataFrame, factor: float = 10.0) -> dict[tuple[str, str], str]:
                 text = f"knee at {pct:.0f} % (p99 {fmt_interval(ci, ',.1f')} ms > {limit:,.1f} ms, n = {ci.n})"
                 break
         out[(engine, workload)] = text
+    return out
+
+
+def target_ratios(raw: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """The cost experiment's target rows (``A / B``) of ``cells`` with their figure recomputed as a
+    paired ratio: each round's row names both servers' requests/s of that round (its note, "this
+    round: A x / B y req/s"); the ratio per round, then the median and interval of those ratios."""
+    import re
+
+    out = cells.copy()
+    pattern = re.compile(r"this round: \S+ ([0-9.]+) / \S+ ([0-9.]+) req/s")
+    for i, r in out.iterrows():
+        if " / " not in str(r["engine"]):
+            continue
+        rows = raw[(raw["engine"] == r["engine"]) & (raw["protocol"] == r["protocol"])]
+        ratios = [float(m.group(1)) / float(m.group(2)) for m in (pattern.search(str(n)) for n in rows["note"])
+                  if m and float(m.group(2)) > 0]
+        if ratios:
+            ci = stats.median_ci(ratios)
+            out.loc[i, ["rps", "rps_low", "rps_high", "n"]] = [ci.median, ci.low, ci.high, ci.n]
     return out
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from loadtest.experiments.base import ENGINES
 from loadtest.report import rounds as RD
+from loadtest.harness.servers import ROOT
 from loadtest.report.document import Section, md_table
 from loadtest.report.expcharts import charts
 from loadtest.report.frames import (COMMANDS, ORDER, QUESTIONS, _columns, _engines, _f, _held, _is_hybrid, _model,
@@ -42,12 +43,13 @@ def _cost(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
         r = h1[h1["engine"] == e]
         if not r.empty:
             r = r.iloc[0]
-            cells[e] = f"{_f(r['rps'])} req/s, {_f(r['server_cpu_us_per_req'], '.0f')} µs CPU/req (h1 /plaintext)"
+            cells[e] = f"{_rate(r)}, {_f(r['server_cpu_us_per_req'], '.0f')} µs CPU/req (h1 /plaintext)"
     ratios = df[df["engine"].str.contains(" / ", regex=False)]
     law = _held(ratios)
-    parts = [f"{r['engine']} {float(re.search(r'ratio ([0-9.]+)', r['note']).group(1)):.2f}x "
-             f"({r['protocol']}, target {r['expected']})" for _, r in ratios.iterrows()
-             if re.search(r"ratio ([0-9.]+)", str(r["note"]))]
+    parts = [f"{r['engine']} {_f(r['rps'], '.2f')}x" + (f" [{_f(r['rps_low'], '.2f')}, {_f(r['rps_high'], '.2f')}]"
+                                                       if "rps_low" in r and pd.notna(r.get("rps_low")) else "")
+             + f" ({r['protocol']}, target {r['expected']}: {r['held'] if r['held'] != 'yes' else 'held'})"
+             for _, r in ratios.iterrows() if pd.notna(pd.to_numeric(r["rps"], errors="coerce"))]
     mine = h1[h1["engine"].isin(ENGINES)].dropna(subset=["server_cpu_us_per_req"])
     why = ""
     if not mine.empty:
@@ -87,24 +89,26 @@ def _cores(df: pd.DataFrame) -> tuple[dict, str, str, list[str]]:
         many = sub[sub["server_cpus"] > 1]
         if _is_hybrid(e) and not many.empty:
             r = many.iloc[0]
-            m = re.search(r"([0-9.]+)x its one-process rate", str(r["note"]))
-            cells[e] = (f"{m.group(1) if m else '?'}x one process ({_f(r['rps'])} req/s on "
-                        f"{int(r['server_cpus'])} cores)")
-            findings.append(f"{e}: {_f(r['rps'])} req/s on {int(r['server_cpus'])} cores, {r['note']}; law "
-                            f"{r['expected']}: {'held' if r['held'] == 'yes' else 'NOT held'}.")
+            model = _model(e)[0]
+            one_name = f"{model} x1 (interpreters)" if "(interpreters)" in str(e) else model
+            base = df[(df["engine"] == one_name) & (df["server_cpus"] == 1)]
+            ratio = (f"{float(r['rps']) / float(base.iloc[0]['rps']):.2f}x" if not base.empty
+                     and pd.notna(r["rps"]) and float(base.iloc[0]["rps"] or 0) else "?")
+            cells[e] = f"{ratio} one process ({_rate(r)} on {int(r['server_cpus'])} cores)"
+            findings.append(f"{e}: {_rate(r)} on {int(r['server_cpus'])} cores, {ratio} its one-process rate on one "
+                            f"core; law {r['expected']}: {'held' if r['held'] == 'yes' else r['held'] or 'not judged'}.")
             continue
         if one.empty or many.empty:
             continue
         ratio = float(many.iloc[0]["rps"]) / max(1e-9, float(one.iloc[0]["rps"]))
-        cells[e] = f"{ratio:.2f}x its one-core rate ({_f(many.iloc[0]['rps'])} req/s on {int(many.iloc[0]['server_cpus'])} cores)"
+        cells[e] = f"{ratio:.2f}x its one-core rate ({_rate(many.iloc[0])} on {int(many.iloc[0]['server_cpus'])} cores)"
         findings.append(f"{e}: {_f(one.iloc[0]['rps'])} req/s on one core, {_f(many.iloc[0]['rps'])} on "
                         f"{int(many.iloc[0]['server_cpus'])} ({ratio:.2f}x); law {many.iloc[0]['expected']}: "
-                        f"{'held' if many.iloc[0]['held'] == 'yes' else 'NOT held'}.")
+                        f"{'held' if many.iloc[0]['held'] == 'yes' else many.iloc[0]['held'] or 'not judged'}.")
     peers = df[df["engine"].map(lambda n: " x" in str(n) and not _is_hybrid(n))]
     if not peers.empty:
         findings.append("Peers, same run: " + ", ".join(
-            f"{r['engine']} {_f(r['rps'])} req/s" + (f" ({r['note'].split(' (')[0]})" if "its one-process" in str(r["note"]) else "")
-            for _, r in peers.iterrows()) + ".")
+            f"{r['engine']} {_rate(r)}" for _, r in peers.iterrows()) + ".")
     why = ("the GIL lets one thread run Python at a time: a model runs /cpu on several cores only as several "
            "processes (processpool, or any model x W)")
     return cells, _held(df), why, findings
@@ -303,6 +307,8 @@ def experiment_sections(directory: str, out_dir: str) -> list[Section]:
         return []
     raw = load_rounds(directory)
     revs = sorted({str(r) for df in frames.values() for r in df["git_rev"].unique()})
+    rel = os.path.relpath(os.path.abspath(directory), ROOT)
+    commands = _manifest_commands(directory)
     sections = [rigor_section(directory)]
     winners = RD.winners_table(RD.deploy_rankings(raw))
     deploy = deploy_table(frames)
@@ -313,20 +319,20 @@ def experiment_sections(directory: str, out_dir: str) -> list[Section]:
             "peers included, the same rounds): a single name only where the best's paired ratio to every other "
             f"clears {RD.stats.THRESHOLD:.0%} over its whole 95 % interval, else *tie* and the set. Medians of the "
             "rounds with their intervals; rounds won counts the rounds in which each had the best figure. From "
-            f"results/experiments/cores.csv, wait.csv and deploy.csv (git {', '.join(revs)}).", [], winners, []))
+            f"{rel}/cores.csv, wait.csv and deploy.csv (git {', '.join(revs)}).", [], winners, []))
     elif not deploy.empty:
         sections.append(Section(
             "deploy-what", "What to deploy",
             "Which model, and how many processes: for each workload the best deployment measured here "
             f"(model x workers, the peers included, the same run), its figure, the runner-up and by how much, "
-            "and why. Computed from results/experiments/cores.csv, wait.csv and deploy.csv "
+            f"and why. Computed from {rel}/cores.csv, wait.csv and deploy.csv "
             f"(git {', '.join(revs)}).", [], deploy, []))
     ran_on = ", ".join(sorted({str(p) for df in frames.values() if "python" in df for p in df["python"].unique()}))
     sections += [Section(
         "verdict", "The verdict",
         "One row per question, one column per engine and per hybrid (model x W processes): the measured figure, "
         "whether the law held (rows "
-        "within the law / rows judged), and why. From results/experiments/*.csv (git " + ", ".join(revs)
+        f"within the law / rows judged), and why. From {rel}/*.csv (git " + ", ".join(revs)
         + f"); `python -m loadtest experiment all` made them; every figure ran on {ran_on}.", [], verdict(frames), [])]
     sections += python_sections(directory)
     for name in ORDER:
@@ -339,9 +345,21 @@ def experiment_sections(directory: str, out_dir: str) -> list[Section]:
         table = df[cols].astype(object).where(df[cols].notna(), "").astype(str)
         sections.append(Section(
             f"exp-{name}", f"{name}: {QUESTIONS[name]}",
-            f"Command: `{COMMANDS[name]}` (rows in results/experiments/{name}.csv). {why.capitalize()}.",
+            f"Command: `{commands.get(name, COMMANDS[name])}` (rows in {rel}/{name}.csv). {why.capitalize()}.",
             charts(name, df, directory, out_dir), table, findings))
     return sections
+
+
+def _manifest_commands(directory: str) -> dict[str, str]:
+    """The command each experiment's rows were made by, from the run's manifest.json (the last
+    piece of each), where there is one."""
+    import json
+
+    path = os.path.join(directory, "manifest.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {p["experiment"]: p["command"] for p in json.load(f) if p.get("command")}
 
 
 def rigor_section(directory: str) -> Section:
