@@ -22,8 +22,8 @@ import httpx
 import pytest
 from conftest import ENGINES, start_server
 from h2spec_cases import CASES
-from h2wire import (CLOSED, DataFrame, GoAwayFrame, H2Wire, HeadersFrame, PingFrame, RstStreamFrame,
-                    WindowUpdateFrame, raw)
+from h2wire import (CLOSED, TIMEOUT, DataFrame, GoAwayFrame, H2Wire, HeadersFrame, PingFrame, PriorityFrame,
+                    RstStreamFrame, WindowUpdateFrame, raw)
 from rawhttp import RawClient, exchange, wait_in_flight
 
 WWW = os.path.join(os.path.dirname(__file__), "..", "..", "www")
@@ -477,3 +477,36 @@ def test_options_asterisk_over_http2(srv):
         w.request(1, method="OPTIONS", path="*")
         heads, _, _ = w.response(1)
         assert dict(heads)[":status"] == "200" and "GET" in dict(heads)["allow"]
+
+
+# -- the outside differential's cases (docs/http2.md, "RFC 9113 rule by rule") -----------------
+
+def _frames_until_quiet(w: H2Wire) -> list:
+    """Every frame until the connection closes or goes quiet (the wire's timeout)."""
+    out = []
+    while True:
+        f = w.next_frame()
+        if f in (CLOSED, TIMEOUT):
+            return out
+        out.append(f)
+
+
+@pytest.mark.parametrize("case", ["priority-on-itself", "empty-host", "no-authority"])
+def test_requests_both_references_refuse_are_refused(srv, case):
+    """Cases an outside differential found served by every engine while nghttpd and hypercorn (h2)
+    refused them: answered by the shared protocol package, on every engine, and never a HEADERS
+    or DATA on a stream the server reset."""
+    with H2Wire(srv.port, timeout=2) as w:
+        w.handshake()
+        if case == "priority-on-itself":
+            w.send(PriorityFrame(1, depends_on=1, stream_weight=16), w.headers(1, w.fields(path="/plaintext")))
+        elif case == "empty-host":
+            w.send(w.headers(1, w.fields(path="/plaintext", extra=[("host", "")])))
+        else:
+            w.send(w.headers(1, [(k, v) for k, v in w.fields(path="/plaintext") if k != ":authority"]))
+        frames = _frames_until_quiet(w)
+    ends = [f for f in frames if isinstance(f, (RstStreamFrame, GoAwayFrame))]
+    assert ends and ends[0].error_code == 0x1, frames  # PROTOCOL_ERROR, as a stream or a connection error
+    if case == "priority-on-itself":
+        assert isinstance(ends[0], GoAwayFrame) and not any(isinstance(f, RstStreamFrame) for f in frames), frames
+    assert not [f for f in frames if isinstance(f, (HeadersFrame, DataFrame)) and f.stream_id == 1], frames
