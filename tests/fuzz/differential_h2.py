@@ -322,7 +322,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"seed": args.seed, "cases": args.cases, "engines": engines, "records": records}, f, indent=1)
+    rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
+                         check=False).stdout.strip()
+    version = subprocess.run(["nghttpd", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    print(f"# python tests/fuzz/differential_h2.py --cases {args.cases} --seed {args.seed}; git {rev}; "
+          f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}; {version}; hypercorn (h2) from requirements-peers.txt")
     print(f"{args.cases} cases, seed {args.seed}; engines {', '.join(engines)}")
+    for name in ("nghttpd", "hypercorn", *engines):
+        counts: dict[str, int] = {}
+        for r in records:
+            counts[r[name]] = counts.get(r[name], 0) + 1
+        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print(f"served by the lab, refused by nghttpd and hypercorn: {len(findings)}")
     for i, names, results in findings[:20]:
         print(f"  case {i}: {' + '.join(names)}: {results}")
