@@ -50,7 +50,8 @@ def load_rounds(directory: str, every_python: bool = False) -> dict[str, pd.Data
                 df = df[df["python"] == df["python"].iloc[0]].reset_index(drop=True)
             if "requests" in df and "rps" in df:  # no answer counted is a failed run, not 0 req/s
                 # (rows of the harness before repeats wrote 0; it now leaves the rate empty)
-                df.loc[pd.to_numeric(df["requests"], errors="coerce") == 0, "rps"] = float("nan")
+                ratio = df["engine"].astype(str).str.contains(" / ", regex=False)  # a ratio row counts no request
+                df.loc[(pd.to_numeric(df["requests"], errors="coerce") == 0) & ~ratio, "rps"] = float("nan")
             if not df.empty:
                 out[name] = df
     return out
