@@ -13,7 +13,7 @@ Routes (``create_app(www_dir, data_dir)``):
 ``GET /files/{name}``                 a file of ``data_dir`` (ETag, 304, Range as for static)
 ``POST|PUT /files/{name}``            store the body: 201 + location when new, 200 when replaced
 ``GET /io?ms=100``                    wait ``ms`` (0..60000) with ``app.wait``: a slow backend
-``GET /cpu?n=50000``                  ``n`` (0..10_000_000) steps of pure-Python work
+``GET /cpu?n=50000&shared=0``         ``n`` (0..10_000_000) steps of pure-Python work (``shared=1``: the variant whose constant every thread shares)
 ``GET /stream?chunks=5&size=1024&ms=0``  a streamed body of ``chunks`` x ``size`` bytes
 ``GET /sse?count=5&interval_ms=1000``  Server-Sent Events (text/event-stream)
 ``GET /_metrics``                     JSON of :meth:`app.metrics.Metrics.snapshot`
@@ -47,7 +47,7 @@ from .messages import HTTPError, Request, Response
 from .routing import App, Handler, error_response
 from .static import StaticFiles, file_response
 
-__all__ = ["create_app", "cpu_work", "request_context", "DEFAULT_CPU_N", "MAX_CPU_N", "SAFE_NAME",
+__all__ = ["create_app", "cpu_work", "cpu_work_shared", "request_context", "DEFAULT_CPU_N", "MAX_CPU_N", "SAFE_NAME",
            "DEMO_HOST", "PRIVATE_AUTHORIZATION"]
 
 log = logging.getLogger("lab.app")
@@ -72,9 +72,32 @@ _JSON_BODY = b'{"message":"Hello, World!"}'
 _TEXT = "text/plain; charset=utf-8"
 
 
+#: bits of :func:`cpu_work`'s accumulator; the mask is made from it on each call (see there)
+_CPU_BITS = 32
+
+
 def cpu_work(n: int) -> int:
     """``n`` steps of a 32-bit multiplicative hash chain, ``acc = (acc * 31 + i) mod 2**32``:
-    plain Python bytecode, holds the GIL throughout, about 0.22 µs a step (see DEFAULT_CPU_N)."""
+    plain Python bytecode, holds the GIL throughout, about 0.22 µs a step (see DEFAULT_CPU_N).
+
+    The mask ``2**32 - 1`` is made on each call, so it is an object of the calling thread. Written
+    as the literal ``0xFFFFFFFF`` (:func:`cpu_work_shared`) it is one constant of the code object,
+    shared by every thread: on a free-threaded build (3.14t) threads running /cpu at once then
+    contend on that one object's reference count (CPython gh-118527), and two threads run slower
+    than one. /cpu measures CPU work, so this form is the default; ``/cpu?shared=1`` runs the
+    other, to show that contention (docs/experiments.md). Both return the same value.
+    """
+    mask = (1 << _CPU_BITS) - 1  # a new int each call: not shared between threads
+    acc = 0
+    for i in range(n):
+        acc = (acc * 31 + i) & mask
+    return acc
+
+
+def cpu_work_shared(n: int) -> int:
+    """:func:`cpu_work` with its mask as a code constant, the one object every thread shares
+    (``GET /cpu?shared=1``): the same result, and on a free-threaded build the reference-count
+    contention of a shared object (see :func:`cpu_work`)."""
     acc = 0
     for i in range(n):
         acc = (acc * 31 + i) & 0xFFFFFFFF
@@ -189,9 +212,18 @@ async def io(request: Request) -> Response:
 
 
 async def cpu(request: Request) -> Response:
-    """``GET /cpu?n=50000``: ``n`` (0..10_000_000) steps of :func:`cpu_work`."""
+    """``GET /cpu?n=50000``: ``n`` (0..10_000_000) steps of :func:`cpu_work`; ``&shared=1``: of
+    :func:`cpu_work_shared` (the same result; the variant whose constant all threads share).
+
+    Raises:
+        HTTPError: 400 when ``n`` is not an integer or ``shared`` is not 0 or 1.
+    """
     n = _int_param(request, "n", DEFAULT_CPU_N, 0, MAX_CPU_N)
-    return Response.text(f"cpu n={n} result={cpu_work(n)}\n")
+    shared = request.query.get("shared", "0")
+    if shared not in ("0", "1", ""):
+        raise HTTPError(400, "shared must be 0 or 1")
+    work = cpu_work_shared if shared == "1" else cpu_work
+    return Response.text(f"cpu n={n} result={work(n)}\n")
 
 
 async def stream(request: Request) -> Response:

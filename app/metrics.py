@@ -35,6 +35,8 @@ import time
 from collections import deque
 from typing import Any
 
+from . import runtime
+
 __all__ = ["Metrics", "percentile", "histogram_bucket", "histogram_percentile", "DEFAULT_RESERVOIR",
            "MAX_ROUTES", "BUCKETS_PER_DOUBLING"]
 
@@ -85,8 +87,9 @@ def histogram_percentile(counts: dict[int, int], p: float) -> float:
 
 
 def _peek(counter: itertools.count) -> int:
-    """The next value ``counter`` would give, without taking it."""
-    return counter.__reduce__()[1][0]
+    """The next value ``counter`` would give, without taking it: read from its ``repr``
+    (``count(5)``), which every Python prints alike (``__reduce__``, read before, is gone in 3.14)."""
+    return int(repr(counter)[6:-1])
 
 
 class _RouteStats:
@@ -103,10 +106,17 @@ class _RouteStats:
 
 
 class Metrics:
-    """Thread-safe counters by route. The hot path takes no lock: ``observe`` appends to a
-    ``deque`` (atomic under the GIL, safe from the threadpool engine's many threads), and the
-    counts are folded in under a lock every ``FOLD_AT`` observations and before each snapshot;
-    ``begin`` and ``end`` are the gauge counters' own ``__next__`` (one C call each).
+    """Thread-safe counters by route, with or without a GIL. The hot path takes no lock:
+    ``observe`` appends to a ``deque``, and the counts are folded in under a lock every
+    ``FOLD_AT`` observations and before each snapshot; ``begin`` and ``end`` are the gauge
+    counters' own ``__next__`` (one C call each).
+
+    Why that holds without the GIL (free-threaded 3.14t, the threadpool engine's threads running
+    in parallel): ``deque.append`` and ``popleft`` lock the deque itself (a per-object critical
+    section, PEP 703), and ``next()`` on an ``itertools.count`` is an atomic compare-and-swap there
+    (Modules/itertoolsmodule.c ``count_next``), so no observation and no gauge step is lost. Every
+    other count (``_RouteStats``) is written only by :meth:`_fold`, under ``_lock``. A ``+= 1`` on
+    a shared attribute would lose updates; there is none on the hot path.
 
     Args:
         reservoir: how many recent durations each route keeps for its percentiles.
@@ -283,6 +293,7 @@ class Metrics:
             totals[1] += errors
             totals[2] += client_errors
         return {"engine": engine, "pid": os.getpid(), "uptime_s": round(uptime, 3),
+                "gil": runtime.build_info()["gil"], "python": runtime.build_info(),
                 "requests": totals[0], "errors": totals[1], "client_errors": totals[2],
                 "in_flight": self.in_flight(), "routes": routes}
 
@@ -342,7 +353,7 @@ class Metrics:
             m["latency_ms"] = latency
             out_routes[name] = m
         return {"engine": engine, "pid": os.getpid(), "workers": len(processes),
-                "uptime_s": mine["uptime_s"],
+                "uptime_s": mine["uptime_s"], "gil": runtime.build_info()["gil"], "python": runtime.build_info(),
                 "requests": sum(p["requests"] for p in processes),
                 "errors": sum(p["errors"] for p in processes),
                 "client_errors": sum(p["client_errors"] for p in processes),

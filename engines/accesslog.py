@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -40,21 +41,21 @@ __all__ = ["AccessLog", "access_log_for", "format_plain", "format_json", "MAX_TA
 #: Targets longer than this are cut in log lines (keeps a line under PIPE_BUF).
 MAX_TARGET = 2000
 
-_time_cache: list[Any] = [-1, "", -1, ""]  # second, its text, millisecond, its text
+# (millisecond, its text, second, its text): one tuple, replaced whole (threads without a GIL never
+# read a half-updated cache); two threads may both format a new millisecond, which is harmless.
+_time_cache: tuple[int, str, int, str] = (-1, "", -1, "")
 
 
 def _now_iso(now: float) -> str:
     """``now`` (s since the epoch) as ``YYYY-MM-DDTHH:MM:SS.mmmZ``, cached per millisecond."""
+    global _time_cache
     ms = int(now * 1000)
     cache = _time_cache
-    if cache[2] != ms:
+    if cache[0] != ms:
         sec = ms // 1000
-        if cache[0] != sec:
-            cache[0] = sec
-            cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        cache[2] = ms
-        cache[3] = f"{cache[1]}.{ms % 1000:03d}Z"
-    return cache[3]
+        sec_text = cache[3] if cache[2] == sec else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        cache = _time_cache = (ms, f"{sec_text}.{ms % 1000:03d}Z", sec, sec_text)
+    return cache[1]
 
 
 def _quote(text: str) -> str:
@@ -146,6 +147,9 @@ class AccessLog:
 
 
 _logs: dict[tuple[int, str, str], AccessLog] = {}
+# Thread workers (and threadpool's threads, with or without a GIL) may ask at once: one opens it.
+# Lines need no lock: each is one os.write of < PIPE_BUF bytes on an O_APPEND descriptor.
+_logs_lock = threading.Lock()
 
 
 def access_log_for(target: str, fmt: str) -> AccessLog:
@@ -154,5 +158,8 @@ def access_log_for(target: str, fmt: str) -> AccessLog:
     key = (os.getpid(), target, fmt)
     log = _logs.get(key)
     if log is None:
-        log = _logs[key] = AccessLog(target, fmt)
+        with _logs_lock:
+            log = _logs.get(key)
+            if log is None:
+                log = _logs[key] = AccessLog(target, fmt)
     return log

@@ -27,10 +27,11 @@ class ServerConfig:
             and granian spell it); resolved by ``parse_args`` (processpool: the CPUs this process
             may use; other engines: 1).
         supervised: run the copies under engines/supervisor.py (``workers`` > 1, or processpool,
-            whose model is pre-forked processes, or interpreter workers); else the engine serves in
+            whose model is pre-forked processes, or interpreter and thread workers); else the engine serves in
             this process.
-        worker_kind: what each copy runs in (``--worker-kind``): ``"process"`` (forked) or
-            ``"interpreter"`` (a subinterpreter of this process, Python 3.14; engines/interpreters.py).
+        worker_kind: what each copy runs in (``--worker-kind``): ``"process"`` (forked),
+            ``"interpreter"`` (a subinterpreter of this process, Python 3.14; engines/interpreters.py)
+            or ``"thread"`` (a thread of this process; engines/inprocess.py).
         threads: the thread pool's size per process (threadpool; ``--threads``, gunicorn's word);
             ``None`` = 32.
         www: the static site's directory; data_dir: where ``POST /files/{name}`` writes.

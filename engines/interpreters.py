@@ -34,14 +34,13 @@ import dataclasses
 import json
 import logging
 import os
-import queue
 import sys
-import threading
-from typing import Any
+from typing import Any, Callable
 
 from .config import ServerConfig
 from .listeners import Listener, certificate_names, dev_certificate, dev_host_certificate
-from .supervisor import Board, Supervisor
+from .inprocess import InProcessSupervisor, Worker
+from .supervisor import Board
 
 __all__ = ["InterpreterSupervisor", "available", "unavailable_reason", "worker_main"]
 
@@ -68,19 +67,7 @@ def available() -> bool:
     return unavailable_reason() is None
 
 
-class _Worker:
-    """One interpreter worker, as the supervisor sees it: its thread and its stop pipe."""
-
-    def __init__(self, number: int) -> None:
-        self.number = number
-        self.stop_r, self.stop_w = os.pipe()
-        self.thread: threading.Thread | None = None
-
-    def __repr__(self) -> str:
-        return f"i{self.number}"
-
-
-class InterpreterSupervisor(Supervisor):
+class InterpreterSupervisor(InProcessSupervisor):
     """``workers`` copies of ``engine_class``, each in its own subinterpreter and thread.
 
     Args: as :class:`engines.supervisor.Supervisor` (``app`` serves the main interpreter only:
@@ -91,6 +78,7 @@ class InterpreterSupervisor(Supervisor):
     """
 
     kind = "interpreter"
+    prefix = "i"
 
     def __init__(self, engine_class: Any, app: Any, config: ServerConfig, listeners: list[Listener],
                  workers: int) -> None:
@@ -98,12 +86,7 @@ class InterpreterSupervisor(Supervisor):
         if reason:
             raise RuntimeError(reason)
         super().__init__(engine_class, app, config, listeners, workers)
-        self.numbers = iter(range(1, 1 << 30))
-        self.done: queue.SimpleQueue = queue.SimpleQueue()
         self.spec = self._spec()
-        self.abandoned = False
-        fault = os.environ.get("LAB_WORKER_FAULT", "")
-        self.faults = int(fault.partition(":")[2] or 0) if fault.startswith("start:") else 0
 
     def _spec(self) -> dict:
         """What every worker is handed (JSON): the options with the TLS files resolved here (the
@@ -126,91 +109,34 @@ class InterpreterSupervisor(Supervisor):
                 "listeners": [[lst.sock.fileno(), lst.tls is not None] for lst in self.listeners],
                 "log_level": logging.getLogger().level or logging.INFO}
 
-    # -- the worker hooks ---------------------------------------------------------------------------
-    def launch(self, slot: int) -> Any:
-        """A new interpreter running the engine in a new thread; returns its :class:`_Worker`."""
+    def body(self, worker: Worker, slot: int, fault: bool) -> Callable[[], str]:
+        """A new interpreter that runs :func:`worker_main`; when the worker raised, its traceback
+        is logged and the thread's answer says so (``"raised ValueError: ..."``)."""
         from concurrent import interpreters
 
-        worker = _Worker(next(self.numbers))
         spec = dict(self.spec, slot=slot, stop_fd=worker.stop_r, worker=worker.number,
                     launched_at=self.started[slot])
-        if self.faults > 0:
-            self.faults -= 1
+        if fault:
             spec["fault"] = "start"
-        interp = interpreters.create()
         code = (f"import sys\nsys.path[:0] = [{ROOT!r}]\n"
                 f"from engines.interpreters import worker_main\nworker_main({json.dumps(spec)!r})\n")
 
-        def run() -> None:
-            how = "returned"
+        def run() -> str:
+            interp = interpreters.create()
             try:
                 interp.exec(code)
             except interpreters.ExecutionFailed as exc:
-                how = f"raised {exc.excinfo.type.__name__}: {exc.excinfo.msg}"
                 log.error("worker %r (interpreter %d) failed:\n%s", worker, interp.id,
                           exc.excinfo.formatted or exc)
-            except BaseException as exc:  # noqa: BLE001 - the supervisor replaces it
-                how = f"raised {type(exc).__name__}: {exc}"
-                log.exception("worker %r failed", worker)
+                return f"raised {exc.excinfo.type.__name__}: {exc.excinfo.msg}"
             finally:
                 try:
                     interp.close()
                 except Exception:  # noqa: BLE001
                     log.debug("closing interpreter %d failed", interp.id, exc_info=True)
-                for fd in (worker.stop_r, worker.stop_w):
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-                self.done.put((worker, how))
-                try:
-                    self._wake[1].send(b"\0")
-                except OSError:
-                    pass
+            return "returned"
 
-        worker.thread = threading.Thread(target=run, name=f"interpreter-worker-{worker.number}")
-        worker.thread.start()
-        return worker
-
-    def exited(self) -> list[tuple[Any, str]]:
-        """The workers whose interpreters have returned or raised since the last call."""
-        out = []
-        while True:
-            try:
-                worker, how = self.done.get_nowait()
-            except queue.Empty:
-                return out
-            if worker.thread is not None:
-                worker.thread.join()
-            out.append((worker, how))
-
-    def tell_stop(self, handle: Any) -> None:
-        """A byte on the worker's stop pipe: its engine drains and returns."""
-        try:
-            os.write(handle.stop_w, b"s")
-        except OSError:
-            pass
-
-    def force_stop(self, handle: Any) -> None:
-        """A thread cannot be killed: leave it; :meth:`serve` then exits the process."""
-        self.abandoned = True
-
-    def woken_by_exits(self) -> Any:
-        """A worker's thread writes the wake-up channel itself when it ends."""
-        return None
-
-    def restore(self, saved: Any) -> None:
-        """Nothing to undo."""
-
-    def serve(self) -> None:
-        """As :meth:`Supervisor.serve`; when a worker had to be abandoned, exit the process here
-        (its thread would otherwise keep the interpreter from finishing)."""
-        super().serve()
-        if self.abandoned:
-            log.warning("exiting with %d worker(s) still running", len(self.children))
-            logging.shutdown()
-            sys.stdout.flush()
-            os._exit(1)
+        return run
 
 
 def worker_main(spec_json: str) -> None:

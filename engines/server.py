@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 
 from . import ENGINES, engine_class
 from .config import ServerConfig
@@ -53,9 +54,10 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--workers", default=None, metavar="N",
                    help="copies of the engine, each in its own process, or 'auto' = the CPUs this "
                         "process may use (default: auto for processpool, else 1)")
-    p.add_argument("--worker-kind", choices=["process", "interpreter"], default="process",
-                   help="what each of the --workers copies runs in: a forked process, or (Python 3.14) a "
-                        "subinterpreter of this process with its own GIL (default: %(default)s)")
+    p.add_argument("--worker-kind", choices=["process", "interpreter", "thread"], default="process",
+                   help="what each of the --workers copies runs in: a forked process; (Python 3.14) a "
+                        "subinterpreter of this process with its own GIL; or a thread of this process "
+                        "(in parallel on a free-threaded build, taking turns under a GIL) (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="T",
                    help="threadpool: threads per process (default 32)")
     p.add_argument("--www", default=d.www, help="static site directory (default: www/)")
@@ -137,7 +139,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     return ServerConfig(
         engine=a.engine, host=a.host, port=a.port, workers=workers, worker_kind=a.worker_kind,
         supervised=(workers > 1 or a.workers is None and a.engine == "processpool"
-                    or a.worker_kind == "interpreter"), threads=a.threads, www=os.path.abspath(a.www),
+                    or a.worker_kind in ("interpreter", "thread")), threads=a.threads, www=os.path.abspath(a.www),
         data_dir=os.path.abspath(a.data_dir), log_level=a.log_level, access_log=a.access_log is not None,
         access_log_file=a.access_log or "-", log_format=a.log_format,
         keepalive_timeout=a.keepalive_timeout, header_timeout=a.header_timeout,
@@ -150,15 +152,53 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         redirect_http=a.redirect_http, reuse_port=a.reuse_port)
 
 
+def _import_what_serving_needs(config: ServerConfig) -> None:
+    """Import the extension modules the options will load later (uvloop, TLS's cryptography), so
+    that the GIL's state reported at start is the state the server serves with."""
+    if config.loop == "uvloop":
+        import uvloop  # noqa: F401
+    if config.tls:
+        import cryptography.x509  # noqa: F401
+        import ssl  # noqa: F401
+
+
+def _gil_report(runtime, messages: list[str]) -> str:
+    """Log and return the GIL's state after every import (``"disabled"`` or ``"enabled"``); on a
+    free-threaded build whose GIL an import turned back on, a warning names the module(s) (from
+    CPython's RuntimeWarnings, ``messages``) and how to keep it off. Other warnings are re-issued."""
+    state = "enabled" if runtime.gil_enabled() else "disabled"
+    culprits = runtime.modules_that_enabled_the_gil(messages)
+    for text in messages:
+        if not runtime.GIL_WARNING.search(text):
+            warnings.warn(text, RuntimeWarning, stacklevel=2)
+    if runtime.free_threaded() and state == "enabled":
+        why = (f"importing {', '.join(culprits)} turned it back on (not declared free-threading safe)"
+               if culprits else f"PYTHON_GIL={os.environ.get('PYTHON_GIL', '')!s} or -X gil=1")
+        logging.getLogger("lab.server").warning(
+            "gil: enabled on a free-threaded build: %s; threads take turns. PYTHON_GIL=0 keeps it off "
+            "(at the module's own risk)", why)
+    else:
+        logging.getLogger("lab.server").info("gil: %s (%s)", state,
+                                             "free-threaded build" if runtime.free_threaded() else "GIL build")
+    return state
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGINT/SIGTERM; returns the exit status."""
     config = parse_args(argv)
     logging.basicConfig(level=config.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
-    from app import create_app
+    # Everything the server runs with is imported here, where a warning that an import turned a
+    # free-threaded build's GIL back on can be caught and the module named (app/runtime.py).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        from app import create_app, runtime
 
-    os.makedirs(config.data_dir, exist_ok=True)
-    app = create_app(config.www, config.data_dir)
+        os.makedirs(config.data_dir, exist_ok=True)
+        app = create_app(config.www, config.data_dir)
+        cls = engine_class(config.engine)
+        _import_what_serving_needs(config)
+    gil = _gil_report(runtime, [str(w.message) for w in caught])
     try:
         listeners = open_listeners(config)
     except OSError as exc:
@@ -167,11 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     for listener in listeners:
         if listener.tls is not None and config.tls_port is not None:
             config.tls_port = listener.address[1]  # the bound port (--tls-port 0), for redirects
-    cls = engine_class(config.engine)
     if config.supervised and config.worker_kind == "interpreter":
         from .interpreters import InterpreterSupervisor
 
         engine = InterpreterSupervisor(cls, app, config, listeners, config.workers)
+    elif config.supervised and config.worker_kind == "thread":
+        from .inprocess import ThreadSupervisor
+
+        engine = ThreadSupervisor(cls, app, config, listeners, config.workers)
     elif config.supervised:
         engine = Supervisor(cls, app, config, listeners, config.workers)
     else:
@@ -182,6 +225,6 @@ def main(argv: list[str] | None = None) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     for listener in listeners:
         print(f"concurrency-lab: {config.engine} engine listening on {listener.url} "
-              f"({engine.describe()}, pid {os.getpid()})", flush=True)
+              f"({engine.describe()}, pid {os.getpid()}; gil: {gil})", flush=True)
     engine.serve()
     return 0

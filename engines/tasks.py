@@ -52,16 +52,19 @@ class SendFile(Effect):
     count: int
 
 
-_date_cache: list[Any] = [0, ""]
+# (second, its IMF-fixdate): one tuple, replaced whole, so that threads running in parallel (no GIL)
+# never read a second with another second's text; two threads may both format a new second (harmless).
+_date_cache: tuple[int, str] = (0, "")
 
 
 def http_date() -> str:
     """The current time as an IMF-fixdate (RFC 9110 §5.6.7), recomputed at most once a second."""
+    global _date_cache
     now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[0] = now
-        _date_cache[1] = email.utils.formatdate(now, usegmt=True)
-    return _date_cache[1]
+    cached = _date_cache
+    if cached[0] != now:
+        cached = _date_cache = (now, email.utils.formatdate(now, usegmt=True))
+    return cached[1]
 
 
 class Task:

@@ -25,6 +25,12 @@ class BoundedCache:
     method of this class, costs a request about 1 % more of the shared code's instructions); store
     with :meth:`remember`; ``key in cache``, ``len(cache)``, :meth:`clear`.
 
+    Shared by threads (threadpool's pool, thread workers; with or without a GIL) without a lock:
+    each dict operation is atomic (the GIL, or the dict's own lock in a free-threaded build, PEP
+    703), entries are computed from their key alone (two threads that miss together store equal
+    values), and the only race, between :meth:`remember`'s size check and its store, lets the
+    cache pass ``size`` by at most one entry per thread until the next clear.
+
     Args:
         size: most entries (>= 1). max_key: longest key kept (``len(key)``), ``None`` for any.
     """
