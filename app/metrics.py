@@ -8,8 +8,10 @@ the end of its response. Counts are kept per process and merged for the whole se
 Definitions:
     requests: responses observed. errors: responses with status >= 500 (the server failed).
     client_errors: status 400..499 (the request was refused; counted apart, not as errors).
-    latency: a bounded reservoir of the route's last ``reservoir`` durations; percentiles by the
-    nearest-rank method, in milliseconds.
+    latency: every duration since the start (or :meth:`Metrics.reset`) in a histogram of log
+    buckets, 16 per doubling (as HdrHistogram, with a fixed relative precision): a percentile
+    (nearest rank) is the upper edge of its bucket, at most 4.4 % above the true value and never
+    above the exact max; ``samples`` counts every duration, so it equals ``requests``. Milliseconds.
     in_flight: a gauge, the requests whose handler has started and not yet returned (the
     ``/_metrics`` request that reads it included). Tests poll it to know that requests reached
     their handlers.
@@ -19,9 +21,8 @@ slot on the supervisor's shared board (:meth:`Metrics.share`). The in-flight gau
 slot per worker in shared memory (summed when read), each worker publishes its counts and a
 latency histogram per route twice a second, and the worker that answers ``/_metrics`` reports the
 whole server: counters and gauges summed, each process's own line under ``processes`` (with how
-old its figures are), and route percentiles from the merged histograms (log buckets, 16 per
-doubling: a percentile is the upper edge of its bucket, at most 4.4 % above the true value; the
-max is exact). Percentiles are never averaged across processes.
+old its figures are), and route percentiles from the merged histograms. Percentiles are never
+averaged across processes.
 """
 
 from __future__ import annotations
@@ -37,10 +38,9 @@ from typing import Any
 
 from . import runtime
 
-__all__ = ["Metrics", "percentile", "histogram_bucket", "histogram_percentile", "DEFAULT_RESERVOIR",
-           "MAX_ROUTES", "BUCKETS_PER_DOUBLING"]
+__all__ = ["Metrics", "percentile", "histogram_bucket", "histogram_percentile", "MAX_ROUTES",
+           "BUCKETS_PER_DOUBLING"]
 
-DEFAULT_RESERVOIR = 10_000
 #: Routes beyond this many distinct names are counted under ``"(other)"`` (bounded memory).
 MAX_ROUTES = 256
 
@@ -93,15 +93,14 @@ def _peek(counter: itertools.count) -> int:
 
 
 class _RouteStats:
-    __slots__ = ("requests", "errors", "client_errors", "statuses", "samples", "histogram", "max_s")
+    __slots__ = ("requests", "errors", "client_errors", "statuses", "histogram", "max_s")
 
-    def __init__(self, reservoir: int) -> None:
+    def __init__(self) -> None:
         self.requests = 0
         self.errors = 0
         self.client_errors = 0
         self.statuses: dict[int, int] = {}
-        self.samples: deque[float] = deque(maxlen=reservoir)
-        self.histogram: dict[int, int] = {}  # kept only when shared (whole-server merging)
+        self.histogram: dict[int, int] = {}  # bucket (histogram_bucket) -> durations in it
         self.max_s = 0.0
 
 
@@ -118,15 +117,14 @@ class Metrics:
     other count (``_RouteStats``) is written only by :meth:`_fold`, under ``_lock``. A ``+= 1`` on
     a shared attribute would lose updates; there is none on the hot path.
 
-    Args:
-        reservoir: how many recent durations each route keeps for its percentiles.
+    Memory: per route, its counters and at most a few hundred histogram buckets (16 per
+    doubling from 1 µs up), whatever the number of requests.
     """
 
     #: observations queued before they are folded into the counts (bounds the queue's memory)
     FOLD_AT = 1024
 
-    def __init__(self, reservoir: int = DEFAULT_RESERVOIR) -> None:
-        self._reservoir = reservoir
+    def __init__(self) -> None:
         #: who this copy is, published with its figures when it is one worker of several:
         #: ``{"worker": slot, "worker_kind": "process" | "interpreter", "ready_ms": ms from its start}``
         self.identity: dict = {}
@@ -163,11 +161,6 @@ class Metrics:
         ``publish(bytes)``, ``others()``, ``connections_of(i)``, ``in_flight_of(i)``). From now on the gauge is shared,
         routes keep histograms, and :meth:`snapshot` reports the whole server."""
         self.share_in_flight(*board.in_flight_view())
-        with self._lock:
-            for stats in self._routes.values():
-                for sample in stats.samples:
-                    bucket = histogram_bucket(sample)
-                    stats.histogram[bucket] = stats.histogram.get(bucket, 0) + 1
         self._board = board
 
     def begin(self) -> None:
@@ -203,7 +196,6 @@ class Metrics:
         with self._lock:
             log = self._log
             routes = self._routes
-            shared = self._shared is not None
             while log:  # only a fold pops, and folds hold the lock: ``log`` cannot empty under us
                 route, status, duration_s = log.popleft()
                 stats = routes.get(route)
@@ -212,19 +204,17 @@ class Metrics:
                         route = "(other)"
                         stats = routes.get(route)
                     if stats is None:
-                        stats = routes[route] = _RouteStats(self._reservoir)
+                        stats = routes[route] = _RouteStats()
                 stats.requests += 1
                 if status >= 500:
                     stats.errors += 1
                 elif status >= 400:
                     stats.client_errors += 1
                 stats.statuses[status] = stats.statuses.get(status, 0) + 1
-                stats.samples.append(duration_s)
                 if duration_s > stats.max_s:
                     stats.max_s = duration_s
-                if shared:
-                    bucket = histogram_bucket(duration_s)
-                    stats.histogram[bucket] = stats.histogram.get(bucket, 0) + 1
+                bucket = histogram_bucket(duration_s)
+                stats.histogram[bucket] = stats.histogram.get(bucket, 0) + 1
 
     def reset(self) -> None:
         """Forget everything observed (between benchmark runs)."""
@@ -258,44 +248,26 @@ class Metrics:
     def snapshot(self, engine: str) -> dict:
         """A JSON-ready dict::
 
-            {"engine": "selectors", "pid": 1234, "uptime_s": 12.5,
+            {"engine": "selectors", "pid": 1234, "uptime_s": 12.5, "gil": "enabled",
+             "python": {...runtime.build_info()...},
              "requests": 10, "errors": 0, "client_errors": 1, "in_flight": 1,
              "routes": {"/plaintext": {"requests": 9, "errors": 0, "client_errors": 0,
                                        "statuses": {"200": 9},
                                        "latency_ms": {"p50": 0.05, "p95": 0.09, "p99": 0.1,
                                                       "max": 0.2, "samples": 9}}, ...}}
 
-        ``latency_ms`` values are ``None`` for a route without samples. Under the supervisor
-        (:meth:`share`) it is the whole server's: see :meth:`whole_server`.
+        ``latency_ms`` values are ``None`` for a route without samples; percentiles come from the
+        route's histogram (module docstring). Under the supervisor (:meth:`share`) it is the whole
+        server's: see :meth:`whole_server`.
         """
         if self._board is not None:
             return self.whole_server(engine)
-        self._fold()
-        with self._lock:
-            copied = {name: (s.requests, s.errors, s.client_errors, dict(s.statuses), list(s.samples))
-                      for name, s in self._routes.items()}
-            uptime = time.monotonic() - self._started
-        routes = {}
-        totals = [0, 0, 0]
-        for name in sorted(copied):
-            requests, errors, client_errors, statuses, samples = copied[name]
-            samples.sort()
-            if samples:
-                latency = {f"p{p}": round(percentile(samples, p) * 1000, 3) for p in (50, 95, 99)}
-                latency["max"] = round(samples[-1] * 1000, 3)
-            else:
-                latency = {"p50": None, "p95": None, "p99": None, "max": None}
-            latency["samples"] = len(samples)
-            routes[name] = {"requests": requests, "errors": errors, "client_errors": client_errors,
-                            "statuses": {str(k): v for k, v in sorted(statuses.items())},
-                            "latency_ms": latency}
-            totals[0] += requests
-            totals[1] += errors
-            totals[2] += client_errors
-        return {"engine": engine, "pid": os.getpid(), "uptime_s": round(uptime, 3),
-                "gil": runtime.build_info()["gil"], "python": runtime.build_info(),
-                "requests": totals[0], "errors": totals[1], "client_errors": totals[2],
-                "in_flight": self.in_flight(), "routes": routes}
+        mine = self.publication()
+        info = runtime.build_info()
+        return {"engine": engine, "pid": os.getpid(), "uptime_s": mine["uptime_s"], "gil": info["gil"],
+                "python": info, "requests": mine["requests"], "errors": mine["errors"],
+                "client_errors": mine["client_errors"], "in_flight": self.in_flight(),
+                "routes": _merged_routes([mine])}
 
     def whole_server(self, engine: str) -> dict:
         """The whole server's figures, from this process's own (fresh) and every other worker's
@@ -319,43 +291,52 @@ class Metrics:
                 lines.append((index, json.loads(data), max(0.0, now - published)))
             except ValueError:
                 continue
-        routes: dict[str, dict] = {}
         processes = []
         for index, pub, age in sorted(lines, key=lambda x: x[0]):
             processes.append({"pid": pub["pid"], **{k: pub[k] for k in ("worker", "worker_kind", "ready_ms") if k in pub},
                               "requests": pub["requests"], "errors": pub["errors"],
                               "client_errors": pub["client_errors"], "in_flight": board.in_flight_of(index),
                               "connections": board.connections_of(index), "age_s": round(age, 3)})
-            for name, r in pub["routes"].items():
-                m = routes.setdefault(name, {"requests": 0, "errors": 0, "client_errors": 0, "statuses": {},
-                                             "max_ms": 0.0, "histogram": {}})
-                for key in ("requests", "errors", "client_errors"):
-                    m[key] += r[key]
-                for status, count in r["statuses"].items():
-                    m["statuses"][status] = m["statuses"].get(status, 0) + count
-                m["max_ms"] = max(m["max_ms"], r["max_ms"])
-                for bucket, count in r["histogram"].items():
-                    m["histogram"][int(bucket)] = m["histogram"].get(int(bucket), 0) + count
-        out_routes = {}
-        for name in sorted(routes):
-            m = routes[name]
-            hist = m.pop("histogram")
-            samples = sum(hist.values())
-            if samples:
-                # a bucket's upper edge may pass the exact max: no percentile above the max
-                latency = {f"p{p}": min(m["max_ms"], round(histogram_percentile(hist, p), 3)) for p in (50, 95, 99)}
-                latency["max"] = m["max_ms"]
-            else:
-                latency = {"p50": None, "p95": None, "p99": None, "max": None}
-            latency["samples"] = samples
-            del m["max_ms"]
-            m["statuses"] = dict(sorted(m["statuses"].items(), key=lambda kv: int(kv[0])))
-            m["latency_ms"] = latency
-            out_routes[name] = m
+        out_routes = _merged_routes([pub for _, pub, _ in lines])
+        info = runtime.build_info()
         return {"engine": engine, "pid": os.getpid(), "workers": len(processes),
-                "uptime_s": mine["uptime_s"], "gil": runtime.build_info()["gil"], "python": runtime.build_info(),
+                "uptime_s": mine["uptime_s"], "gil": info["gil"], "python": info,
                 "requests": sum(p["requests"] for p in processes),
                 "errors": sum(p["errors"] for p in processes),
                 "client_errors": sum(p["client_errors"] for p in processes),
                 "in_flight": self.in_flight(), "connections": sum(p["connections"] for p in processes),
                 "routes": out_routes, "processes": processes}
+
+
+def _merged_routes(publications: list[dict]) -> dict:
+    """Routes of one or more :meth:`Metrics.publication` s merged: counts summed, histograms
+    merged, percentiles (ms) read from the merged histogram, capped at the exact max."""
+    routes: dict[str, dict] = {}
+    for pub in publications:
+        for name, r in pub["routes"].items():
+            m = routes.setdefault(name, {"requests": 0, "errors": 0, "client_errors": 0, "statuses": {},
+                                         "max_ms": 0.0, "histogram": {}})
+            for key in ("requests", "errors", "client_errors"):
+                m[key] += r[key]
+            for status, count in r["statuses"].items():
+                m["statuses"][status] = m["statuses"].get(status, 0) + count
+            m["max_ms"] = max(m["max_ms"], r["max_ms"])
+            for bucket, count in r["histogram"].items():
+                m["histogram"][int(bucket)] = m["histogram"].get(int(bucket), 0) + count
+    out = {}
+    for name in sorted(routes):
+        m = routes[name]
+        hist = m.pop("histogram")
+        samples = sum(hist.values())
+        if samples:
+            # a bucket's upper edge may pass the exact max: no percentile above the max
+            latency = {f"p{p}": min(m["max_ms"], round(histogram_percentile(hist, p), 3)) for p in (50, 95, 99)}
+            latency["max"] = m["max_ms"]
+        else:
+            latency = {"p50": None, "p95": None, "p99": None, "max": None}
+        latency["samples"] = samples
+        del m["max_ms"]
+        m["statuses"] = dict(sorted(m["statuses"].items(), key=lambda kv: int(kv[0])))
+        m["latency_ms"] = latency
+        out[name] = m
+    return out

@@ -122,7 +122,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         p.error("--threads sizes the threadpool engine's pool; the other engines have no pool")
     if a.engine == "threadpool" and a.workers is not None and a.threads is None:
         print(f"start_server: warning: --workers now counts processes on every engine (as in gunicorn, "
-              f"uvicorn and granian): {workers} {a.worker_kind}(s) of 32 threads each. For the old meaning, "
+              f"uvicorn and granian): {workers} worker {a.worker_kind}(s) of 32 threads each. For the old meaning, "
               f"{workers} threads in one process, write --threads {workers}.", file=sys.stderr)
     if a.worker_kind == "interpreter":
         from .interpreters import unavailable_reason

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from dataclasses import dataclass, field
@@ -102,7 +103,7 @@ def start_server(engine: str, *args: str, tmp_path=None, env=None, python: str |
         raise RuntimeError(f"server {engine} did not start: {server.lines}")
     workers = int(args[list(args).index("--workers") + 1]) if "--workers" in args else (
         2 if engine == "processpool" else 1)
-    if workers > 1 and "interpreter" not in args:  # the supervisor forks its workers after the listening line
+    if workers > 1 and "interpreter" not in args and "thread" not in args:  # forked after the listening line
         await_workers(server, workers)
     for line in list(server.lines):
         m = LINE.search(line)
@@ -143,10 +144,65 @@ def engine(request) -> str:
     return request.param
 
 
+PY314T = os.path.join(ROOT, "scripts", "python3.14t")
+
+
+def _usable(command: str, check: str) -> tuple[bool, str]:
+    """Whether ``command -c check`` prints True; with the reason when not."""
+    try:
+        out = subprocess.run([command, "-c", check], capture_output=True, text=True, timeout=1800)
+        return out.returncode == 0 and out.stdout.strip() == "True", out.stderr.strip()[-800:]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+
+
+_FOUND: dict[str, str] = {}
+
+
+def other_python(which: str) -> str:
+    """The command that starts servers under ``which`` (``"3.14"``: scripts/python3.14, a GIL build;
+    ``"3.14t"``: scripts/python3.14t, free-threaded). Skips the test (with the reason) when there is
+    none; with ``LAB_REQUIRE_PY314=1`` / ``LAB_REQUIRE_PY314T=1`` (CI) fails instead."""
+    if which in _FOUND:
+        return _FOUND[which]
+    if which == "3.14":
+        command, require = PY314, "LAB_REQUIRE_PY314"
+        check = "import sys, sysconfig; print(sys.version_info >= (3, 14) and not sysconfig.get_config_var('Py_GIL_DISABLED'))"
+    else:
+        command, require = PY314T, "LAB_REQUIRE_PY314T"
+        check = "import sys, sysconfig; print(sys.version_info >= (3, 14) and bool(sysconfig.get_config_var('Py_GIL_DISABLED')))"
+    ok, why = _usable(command, check)
+    if not ok:
+        if os.environ.get(require) == "1":
+            pytest.fail(f"scripts/python{which} is not usable, and {require}=1: {why}")
+        pytest.skip(f"no Python {which} here (scripts/python{which}: {why}); CI provisions one")
+    _FOUND[which] = command
+    return command
+
+
+#: the Pythons the ``server`` fixture starts its servers under: this one, Debian's 3.14 (GIL) and
+#: a free-threaded 3.14t (scripts/python3.14 and scripts/python3.14t)
+SERVER_PYTHONS = ["this", "3.14", "3.14t"]
+
+
+@pytest.fixture(params=SERVER_PYTHONS, ids=lambda p: f"py{p}" if p != "this" else "py")
+def server_python(request) -> str | None:
+    """The Python a test's server runs under (``None``: this one). A Python that is this one
+    already (pytest run under 3.14t, say) is skipped as a repeat."""
+    which = request.param
+    if which == "this":
+        return None
+    free = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    if sys.version_info[:2] == (3, 14) and free == (which == "3.14t"):
+        pytest.skip(f"this Python is {which} already")
+    return other_python(which)
+
+
 @pytest.fixture
-def server(engine, tmp_path):
-    """A server of ``engine`` with default options, stopped after the test."""
-    srv = start_server(engine, tmp_path=tmp_path)
+def server(engine, server_python, tmp_path):
+    """A server of ``engine`` with default options, under each Python of ``server_python``,
+    stopped after the test."""
+    srv = start_server(engine, tmp_path=tmp_path, python=server_python)
     yield srv
     srv.stop()
 
