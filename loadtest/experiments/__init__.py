@@ -90,7 +90,7 @@ from rich.table import Table
 
 from loadtest.experiments.base import (COLUMNS, ENGINES, HYBRIDS, Config, Deployment, _measured, _probe_path, _row,
                                        _spec, _workers, _wrk, deployment_of, deployment_spec, deployments,
-                                       interpreter_workers, original, server_cores, server_env, wait_limit, warm_up)
+                                       interpreter_workers, original, pool_threads, thread_workers, server_cores, server_env, wait_limit, warm_up)
 from loadtest.harness import interpreters
 from loadtest.harness.generators import BenchError, Result
 from loadtest.harness.machine import machine_info
@@ -192,20 +192,26 @@ def run_cores(cfg: Config) -> list[dict]:
                 continue
             ratio = result.rps / rates["one core"] if rates["one core"] else 0.0
             one_process[engine] = rates["one core"]  # one process (processpool: all its workers) on one core
-            if original(engine) == "processpool":
+            free_threads = original(engine) == "threadpool" and interpreters.current().gil == "no"
+            if original(engine) == "processpool" or free_threads:  # processes, or threads without a GIL
                 want = 0.75 * min(cpus, _workers(engine) or cpus)
                 held, expected = ratio >= want, f">= {want:.2f}x one core"
             else:
                 held, expected = ratio <= 1.25, "<= 1.25x one core"
             rows.append(_row(cfg, "cores", engine, "cpu", 8, result, cpu_s, cpus,
-                             "processpool ~ cores x one core; the others ~ one core", expected, held,
-                             f"{ratio:.2f}x its one-core rate"))
+                             "processpool ~ cores x one core (and threadpool without a GIL); the others ~ one core",
+                             expected, held, f"{ratio:.2f}x its one-core rate"))
     # the second axis: each model x W, the peers at 1 and W workers (all cores)
     peer_cfg = Config(cfg.engines, cfg.quick, cfg.duration, cfg.results, cfg.log_dir, cfg.machine,
                       tuple(sorted({1, *cfg.workers})), cfg.peers)
     extra = [d for d in deployments(cfg, peers=False, plain_engines=False)]
     if interpreters.current().interpreter_workers:  # one interpreter worker: their own baseline
         extra = [interpreter_workers(e, 1) for e in cfg.engines if e in HYBRIDS] + extra
+    # thread workers on every Python: in parallel without a GIL, a convoy under one (the lesson)
+    gil = interpreters.current().gil == "yes"
+    if not interpreters.current().free_threaded:  # (deployments() adds the W > 1 ones on 3.14t)
+        extra += [thread_workers(e, w) for w in cfg.workers if w > 1 for e in cfg.engines if e in HYBRIDS]
+    extra = [thread_workers(e, 1) for e in cfg.engines if e in HYBRIDS] + extra
     extra += [d for d in deployments(peer_cfg, plain_engines=False) if d.kind == "peer"]
     # one-process baselines before the copies that are set against them, each group in this round's order
     extra = (cfg.order([d for d in extra if d.workers == 1], "cores one")
@@ -223,14 +229,56 @@ def run_cores(cfg: Config) -> list[dict]:
         usable = min(dep.workers, cpus)
         want = 0.75 * usable
         ratio = result.rps / base if base else 0.0
-        held = None if dep.workers == 1 or not base else ratio >= want
-        one_name = "one-interpreter-worker" if dep.worker_kind == "interpreter" else "one-process"
+        convoy = dep.worker_kind == "thread" and gil  # threads of one process under one GIL
+        held = None if dep.workers == 1 or not base else (ratio <= 1.25 if convoy else ratio >= want)
+        one_name = {"interpreter": "one-interpreter-worker", "thread": "one-thread-worker"}.get(dep.worker_kind,
+                                                                                                "one-process")
         note = (f"{ratio:.2f}x its {one_name} rate ({base:.0f} req/s, one core)" if base and dep.workers > 1
                 else f"the {one_name} rate, on one core" if dep.workers == 1 else f"no {one_name} rate measured")
-        rows.append(_row(cfg, "cores", dep.name, "cpu", c, result, cpu_s, 1 if one else cpus,
-                         "model x W processes >= 0.75 x min(W, cores) x one process on one core (no GIL "
-                         "between processes)",
-                         f">= {want:.2f}x one process" if dep.workers > 1 else "", held, note, workers=dep.workers))
+        law = ("thread workers under a GIL <= 1.25x one (one GIL: the threads take turns)" if convoy else
+               "model x W copies >= 0.75 x min(W, cores) x one copy on one core (no GIL between processes, "
+               "interpreters, or free threads)")
+        rows.append(_row(cfg, "cores", dep.name, "cpu", c, result, cpu_s, 1 if one else cpus, law,
+                         "" if dep.workers == 1 else ("<= 1.25x one thread worker" if convoy
+                                                      else f">= {want:.2f}x one process"),
+                         held, note, workers=dep.workers))
+    if interpreters.current().free_threaded:
+        rows += _pool_threads(cfg, cpus, gil)
+    return rows
+
+
+#: threadpool's pool sizes measured on a free-threaded build (``threadpool --threads T``)
+POOL_THREADS = (1, 2, 4)
+
+
+def _pool_threads(cfg: Config, cpus: int, gil: bool) -> list[dict]:
+    """On a free-threaded build: one threadpool process with ``--threads`` 1, 2 and 4 on /cpu on
+    every core, each set against ``--threads 1`` (without a GIL: >= 0.75 x min(T, cores); with
+    PYTHON_GIL=1: <= 1.25x), and the same at 1 and 2 threads on ``/cpu?shared=1`` (workload
+    ``cpu-shared``: the variant whose constant every thread shares, app/lab.py), so that both forms
+    of /cpu are reported under 3.14t."""
+    rows = []
+    plan = [(t, "cpu", "/cpu") for t in POOL_THREADS] + [(t, "cpu-shared", "/cpu?shared=1") for t in (1, 2)]
+    rates: dict[str, float] = {}
+    for threads, workload, path in plan:
+        dep = pool_threads(threads)
+        c = cores_connections(1)
+        with running(deployment_spec(dep), None, cfg.log_dir, server_env(), 60) as server:
+            warm_up(server, path)
+            result, cpu_s = _measured(server, lambda: _wrk(server.port, path, c, cfg.duration, None))
+        if threads == 1:
+            rates[workload] = result.rps
+        base = rates.get(workload)
+        want = 0.75 * min(threads, cpus)
+        ratio = result.rps / base if base else 0.0
+        held = None if threads == 1 or not base else (ratio <= 1.25 if gil else ratio >= want)
+        note = (f"{ratio:.2f}x --threads 1 ({base:.0f} req/s)" if base and threads > 1
+                else "the --threads 1 rate, on every core" if threads == 1 else "no --threads 1 rate measured")
+        rows.append(_row(cfg, "cores", dep.name, workload, c, result, cpu_s, cpus,
+                         "threadpool --threads T on a free-threaded build: >= 0.75 x min(T, cores) x --threads 1 "
+                         "with the GIL off; <= 1.25x with PYTHON_GIL=1",
+                         "" if threads == 1 else ("<= 1.25x --threads 1" if gil else f">= {want:.2f}x --threads 1"),
+                         held, note, workers=1))
     return rows
 
 

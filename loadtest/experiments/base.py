@@ -90,19 +90,25 @@ class Deployment:
     ``name`` is the row's ``engine`` column: the engine alone for the four configurations as the
     lab has always run them (processpool: its default, one process per core), ``MODEL xW`` for a
     hybrid or a peer at W workers, ``MODEL xW (interpreters)`` for W interpreter workers of one
-    process (Python 3.14, ``--worker-kind interpreter``). ``kind``: ``"engine"`` or ``"peer"``;
-    ``worker_kind``: ``"process"`` or ``"interpreter"``."""
+    process (Python 3.14, ``--worker-kind interpreter``), ``MODEL xW (threads)`` for W thread
+    workers of one process (``--worker-kind thread``), ``threadpool --threads T`` for one threadpool
+    process of T threads. ``kind``: ``"engine"`` or ``"peer"``; ``worker_kind``: ``"process"``,
+    ``"interpreter"`` or ``"thread"``."""
 
     name: str
     model: str
     workers: int
     kind: str = "engine"
     worker_kind: str = "process"
+    #: threadpool's pool size where the row sets it (``threadpool --threads T``), else None
+    threads: int | None = None
 
     @property
     def key(self) -> str:
         """The model and its kind of worker: what a one-worker baseline is looked up by."""
-        return self.model if self.worker_kind == "process" else f"{self.model} (interpreters)"
+        if self.worker_kind == "process":
+            return self.model
+        return f"{self.model}{INTERPRETERS if self.worker_kind == 'interpreter' else THREADS}"
 
     @property
     def hybrid(self) -> bool:
@@ -116,6 +122,7 @@ def plain(engine: str) -> Deployment:
 
 
 INTERPRETERS = " (interpreters)"
+THREADS = " (threads)"
 #: the A/A control's suffix: ``selectors (A/A)`` is selectors started again under a second name,
 #: in the same rounds; its ratio to ``selectors`` must be a tie, or the harness is broken
 CONTROL = " (A/A)"
@@ -144,15 +151,29 @@ def interpreter_workers(model: str, workers: int) -> Deployment:
     return Deployment(f"{model} x{workers}{INTERPRETERS}", model, workers, "engine", "interpreter")
 
 
+def thread_workers(model: str, workers: int) -> Deployment:
+    """``workers`` copies of ``model`` in threads of one process (``--worker-kind thread``)."""
+    return Deployment(f"{model} x{workers}{THREADS}", model, workers, "engine", "thread")
+
+
+def pool_threads(threads: int) -> Deployment:
+    """One threadpool process of ``threads`` threads (``--threads T``)."""
+    return Deployment(f"threadpool --threads {threads}", "threadpool", 1, "engine", "process", threads)
+
+
 def deployment_of(name: str) -> Deployment:
     """The :class:`Deployment` a row's ``engine`` column names: ``MODEL xW`` (a hybrid, or a
     peer at W workers), ``MODEL xW (interpreters)``, one of the four engines as the lab runs it,
     or a peer in one process; an A/A twin (``... (A/A)``) is its original under the twin's name."""
     if name.endswith(CONTROL):
         return control(deployment_of(original(name)))
+    if name.startswith("threadpool --threads ") and name.rpartition(" ")[2].isdigit():
+        return pool_threads(int(name.rpartition(" ")[2]))
     model, _, w = name.partition(" x")
     if w.endswith(INTERPRETERS) and w[:-len(INTERPRETERS)].isdigit():
         return interpreter_workers(model, int(w[:-len(INTERPRETERS)]))
+    if w.endswith(THREADS) and w[:-len(THREADS)].isdigit():
+        return thread_workers(model, int(w[:-len(THREADS)]))
     if w.isdigit():
         return Deployment(name, model, int(w), "engine" if model in ENGINES else "peer")
     return plain(name) if name in ENGINES else Deployment(name, name, 1, "peer")
@@ -161,7 +182,8 @@ def deployment_of(name: str) -> Deployment:
 def deployments(cfg: Config, *, peers: bool = True, plain_engines: bool = True) -> list[Deployment]:
     """The four configurations (``cfg.engines``), then per W of ``cfg.workers`` (W > 1) the
     hybrids among ``cfg.engines`` (processpool too when W differs from its default), the same
-    hybrids as interpreter workers when the servers' Python runs them (3.14), then the peers at
+    hybrids as interpreter workers when the servers' Python runs them (3.14) and as thread workers
+    on a free-threaded build (3.14t, its GIL on or off), then the peers at
     each W (when ``peers`` and ``cfg.peers``; a peer the servers' Python cannot start is left out);
     with ``cfg.control``, the A/A twin of :data:`CONTROL_ENGINE`. In this round's order
     (:meth:`Config.order`)."""
@@ -169,6 +191,7 @@ def deployments(cfg: Config, *, peers: bool = True, plain_engines: bool = True) 
     if plain_engines and cfg.control and cfg.engines:
         out.append(control(plain(original(control_name(cfg)))))
     subinterpreters = interpreters.current().interpreter_workers
+    free = interpreters.current().free_threaded
     for w in cfg.workers:
         for e in cfg.engines:
             if w > 1 and e in HYBRIDS or e == "processpool" and w != server_cores():
@@ -176,6 +199,9 @@ def deployments(cfg: Config, *, peers: bool = True, plain_engines: bool = True) 
         for e in cfg.engines:
             if w > 1 and e in HYBRIDS and subinterpreters:
                 out.append(interpreter_workers(e, w))
+        for e in cfg.engines:
+            if w > 1 and e in HYBRIDS and free:
+                out.append(thread_workers(e, w))
     if peers and cfg.peers:
         out += [Deployment(f"{p} x{w}", p, w, "peer") for w in cfg.workers for p in PEERS_AT_W
                 if interpreters.current().has(PEER_MODULE[p])]
@@ -211,8 +237,10 @@ def deployment_spec(dep: Deployment, extra: tuple[str, ...] = ()) -> ServerSpec:
     if dep.kind == "engine":
         if dep == plain(dep.model):
             return _spec(dep.model, extra)
+        if dep.threads is not None:
+            return _spec(dep.model, ("--threads", str(dep.threads), *extra), name=dep.name, pool=False)
         threads = ("--threads", str(THREADPOOL_WORKERS)) if dep.model == "threadpool" else ()
-        kind = ("--worker-kind", "interpreter") if dep.worker_kind == "interpreter" else ()
+        kind = ("--worker-kind", dep.worker_kind) if dep.worker_kind != "process" else ()
         return _spec(dep.model, ("--workers", str(dep.workers), *kind, *threads, *extra), name=dep.name, pool=False)
     py, w, host = interpreters.python(), str(dep.workers), HOST
     asgi, wsgi = "loadtest.harness.peers:workload_asgi", "loadtest.harness.peers:workload_wsgi"

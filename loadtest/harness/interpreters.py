@@ -27,7 +27,7 @@ __all__ = ["Interpreter", "probe", "current", "python", "use", "PEER_MODULES"]
 PEER_MODULES = ("uvicorn", "httptools", "hypercorn", "gunicorn", "granian")
 
 _PROBE = r"""
-import json, platform, sys, sysconfig, importlib.util
+import json, os, platform, sys, sysconfig, importlib.util
 args = sysconfig.get_config_var("CONFIG_ARGS") or ""
 gil = getattr(sys, "_is_gil_enabled", lambda: True)()
 build = [platform.python_compiler(), "built " + " ".join(platform.python_build()[1].split()[:3])]
@@ -35,7 +35,7 @@ build += [b for b, on in (("PGO", "--enable-optimizations" in args), ("LTO", "--
 mods = [m for m in MODULES if importlib.util.find_spec(m) is not None]
 print(json.dumps({"version": list(sys.version_info[:3]), "implementation": platform.python_implementation(),
                   "build": build, "gil": gil, "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-                  "executable": sys.executable, "modules": mods}))
+                  "executable": sys.executable, "modules": mods, "python_gil": os.environ.get("PYTHON_GIL")}))
 """
 
 
@@ -45,7 +45,8 @@ class Interpreter:
 
     ``command``: what starts it (``sys.executable``, ``python3``, ``scripts/python3.14``);
     ``label``: the rows' ``python`` column, the version and the build, e.g. ``CPython 3.14.10 (GCC
-    16.2.0, built Oct 26 2026)`` (``PGO``, ``LTO``, ``free-threaded`` added when the build says so);
+    16.2.0, built Oct 26 2026)`` (``PGO``, ``LTO``, ``free-threaded`` added when the build says so,
+    and ``PYTHON_GIL=V`` when the variable is set, as scripts/python3.14t-gil sets it);
     ``gil``: ``"yes"`` or ``"no"`` (the rows' ``gil`` column); ``version``: ``(major, minor)``;
     ``modules``: which of :data:`PEER_MODULES` it can import."""
 
@@ -54,6 +55,8 @@ class Interpreter:
     gil: str
     version: tuple[int, int]
     modules: frozenset[str] = frozenset()
+    #: a free-threaded build (3.14t), whether its GIL is off (``gil`` "no") or turned on (PYTHON_GIL=1)
+    free_threaded: bool = False
 
     @property
     def interpreter_workers(self) -> bool:
@@ -82,8 +85,11 @@ def probe(command: str) -> Interpreter:
     info = json.loads(out.stdout.strip().splitlines()[-1])
     major, minor, micro = info["version"]
     build = list(info["build"]) + (["free-threaded"] if info["free_threaded"] else [])
+    if info.get("python_gil") is not None:
+        build.append(f"PYTHON_GIL={info['python_gil']}")
     label = f"{info['implementation']} {major}.{minor}.{micro}" + (f" ({', '.join(build)})" if build else "")
-    return Interpreter(path, label, "yes" if info["gil"] else "no", (major, minor), frozenset(info["modules"]))
+    return Interpreter(path, label, "yes" if info["gil"] else "no", (major, minor), frozenset(info["modules"]),
+                       bool(info["free_threaded"]))
 
 
 _STACK: list[Interpreter] = []

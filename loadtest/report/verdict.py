@@ -21,6 +21,7 @@ from loadtest.report.document import Section, md_table
 from loadtest.report.expcharts import charts
 from loadtest.report.frames import (COMMANDS, ORDER, QUESTIONS, _columns, _engines, _f, _held, _is_hybrid, _model,
                                     _kib, _rate, latency_json, load, load_rounds)
+from loadtest.report.freethreading import freethreading_sections
 from loadtest.report.pythons import (PYTHON_COMMAND, interpreter_workers, python_change, python_findings,
                                      python_sections, pythons)
 
@@ -339,6 +340,7 @@ def experiment_sections(directory: str, out_dir: str) -> list[Section]:
         f"within the law / rows judged), and why. From {rel}/*.csv (git " + ", ".join(revs)
         + f"); `python -m loadtest experiment all` made them; every figure ran on {ran_on}.", [], verdict(frames), [])]
     sections += python_sections(directory)
+    sections += freethreading_sections(directory)
     for name in ORDER:
         if name not in frames:
             continue

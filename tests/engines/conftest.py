@@ -104,7 +104,11 @@ def start_server(engine: str, *args: str, tmp_path=None, env=None, python: str |
     workers = int(args[list(args).index("--workers") + 1]) if "--workers" in args else (
         2 if engine == "processpool" else 1)
     if workers > 1 and "interpreter" not in args and "thread" not in args:  # forked after the listening line
-        await_workers(server, workers)
+        try:
+            await_workers(server, workers)
+        except AssertionError:
+            server.stop(signal.SIGKILL)
+            raise
     for line in list(server.lines):
         m = LINE.search(line)
         if m and m.group(1) == "https" and ("--tls-port" in args):

@@ -343,3 +343,52 @@ def test_a_cell_is_one_load_point_on_one_set_of_cores(tmp_path):
                             "python": "CPython 3.11.7", "gil": "yes", "cpu": "x"})
     cores = verdict.load(str(d))["cores"]
     assert sorted(zip(cores["server_cpus"], cores["rps"], cores["n"])) == [(1, 202, 3), (2, 402, 3)]
+
+
+def _cores_rows(d, rows):
+    import csv
+
+    from loadtest.experiments.base import COLUMNS
+
+    d.mkdir(exist_ok=True)
+    with open(d / "cores.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({**{c: "" for c in COLUMNS}, "experiment": "cores", "seed": 1, "protocol": "h1",
+                        "workload": "cpu", "users": 16, "requests": 1000, "git_rev": "abc1234", "cpu": "x", **r})
+    return d
+
+
+def test_free_threading_is_judged_by_paired_ratios_and_knows_a_tie(tmp_path):
+    """Three builds in one run: threadpool --threads 2 scales on 3.14t (every round's ratio near 1.9:
+    'scales') and is a tie with one thread under PYTHON_GIL=1 (ratios around 1.0); a GIL build
+    without the --threads rows has none; builds without a free-threaded one give no section."""
+    from loadtest.experiments.base import deployment_of, pool_threads, thread_workers
+    from loadtest.report import freethreading as FT
+
+    ft = "CPython 3.14.7 (GCC 12.2.0, free-threaded)"
+    ftgil = "CPython 3.14.7 (GCC 12.2.0, free-threaded, PYTHON_GIL=1)"
+    gil = "CPython 3.14.10 (GCC 16.2.0, PGO, LTO)"
+    rows = []
+    for rnd in range(1, 6):
+        for python, two in ((ft, 380 + rnd), (ftgil, 200 + (-1) ** rnd * 3)):
+            rows.append({"round": rnd, "engine": "threadpool --threads 1", "workers": 1, "server_cpus": 2,
+                         "rps": 200, "python": python, "gil": "no" if python == ft else "yes"})
+            rows.append({"round": rnd, "engine": "threadpool --threads 2", "workers": 1, "server_cpus": 2,
+                         "rps": two, "python": python, "gil": "no" if python == ft else "yes"})
+        rows.append({"round": rnd, "engine": "selectors", "workers": 1, "server_cpus": 1, "rps": 250 + rnd,
+                     "python": gil, "gil": "yes"})
+    d = _cores_rows(tmp_path / "exp", rows)
+    sections = FT.freethreading_sections(str(d))
+    table = sections[0].table.set_index("configuration")
+    cell = table.loc["threadpool --threads 2", "3.14.7t"]
+    assert "(scales)" in cell and cell.startswith("38"), cell
+    assert "(a tie with one)" in table.loc["threadpool --threads 2", "3.14.7t PYTHON_GIL=1"]
+    assert table.loc["threadpool --threads 2", "3.14.10"] == "–"
+    tax = sections[1].table.set_index("engine (one core, /cpu)")
+    assert tax.loc["selectors", "3.14.10"].startswith("253 [")
+    # the names round-trip, so the rows find their baselines
+    for dep in (pool_threads(4), thread_workers("asyncio", 2)):
+        assert deployment_of(dep.name) == dep
+    assert FT.freethreading_sections(str(_cores_rows(tmp_path / "gil", [r for r in rows if r["python"] == gil]))) == []
