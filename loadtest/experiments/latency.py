@@ -279,7 +279,7 @@ def run_connections(cfg: Config) -> list[dict]:
         for protocol, opener in (("h1 idle keep-alive", _open_h1), ("h2c stream open", _open_h2)):
             with running(deployment_spec(dep, extra), None, cfg.log_dir, server_env(), 60) as server:
                 _probe_path(server.port, "/plaintext", 20)  # warm: the first requests import and cache
-                ready = _ready_ms(server.port) if dep.workers > 1 or dep.worker_kind == "interpreter" else []
+                ready = _ready_ms(server.port) if dep.workers > 1 or dep.worker_kind != "process" else []
                 rss0, fds0 = _tree_usage(server)
                 pss0, procs = _tree_pss(server)
                 held, error = [], ""
@@ -310,6 +310,11 @@ def run_connections(cfg: Config) -> list[dict]:
                     note += (f"; each of the {dep.workers} interpreter workers adds {(rss0 - rss_1) / dep.workers:.1f} MiB "
                              "RSS over the one-process engine (one process: each worker imports the lab again, "
                              "nothing is shared copy-on-write)")
+                elif dep.worker_kind == "thread" and (dep.model, protocol) in base:
+                    rss_1 = base[(dep.model, protocol)][0]
+                    note += (f"; each of the {dep.workers} thread workers adds {(rss0 - rss_1) / dep.workers:.1f} MiB "
+                             "RSS over the one-process engine (one process: the modules are shared, each worker "
+                             "builds its own app, loop and stacks)")
                 elif (dep.model, protocol) in base:  # what each extra process costs, idle
                     rss_1, pss_1, procs_1 = base[(dep.model, protocol)]
                     extra_procs = max(1, procs - procs_1)  # the workers beyond one, and the supervisor

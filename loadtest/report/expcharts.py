@@ -142,7 +142,7 @@ def _colour(name: str) -> str:
     colour, every peer grey."""
     from loadtest.report import charts as C
 
-    model = _model(str(name).removesuffix(" (A/A)").removesuffix(" (interpreters)"))[0]
+    model = _model(str(name).removesuffix(" (A/A)").removesuffix(" (interpreters)").removesuffix(" (threads)"))[0]
     return C.ENGINE_COLORS[model] if model in ENGINES else "#999999"
 
 

@@ -194,7 +194,8 @@ def deploy_rankings(frames: dict[str, pd.DataFrame], rounds: list[int] | None = 
 
     cores, wait, mixed = frames.get("cores"), frames.get("wait"), frames.get("deploy")
     if cores is not None and has_rounds(cores):
-        v = values(cores[pd.to_numeric(cores["server_cpus"], errors="coerce") > 1], "rps")
+        every_core = pd.to_numeric(cores["server_cpus"], errors="coerce") > 1
+        v = values(cores[every_core & (cores["workload"].astype(str) == "cpu")], "rps")  # not /cpu?shared=1
         if v:
             out["CPU-heavy (/cpu, wrk, every core): req/s"] = stats.rank(v)
     if wait is not None and has_rounds(wait):

@@ -265,6 +265,27 @@ def _why_mixed(best: pd.Series) -> str:
     return "one process: every /cpu stalls the requests queued behind it"
 
 
+def deploy_per_build(directory: str) -> list[Section]:
+    """"What to deploy" on each Python build after the first (3.14, 3.14t, 3.14t with PYTHON_GIL=1):
+    the same winner sets and ties as the first build's table, from that build's rows alone (a
+    workload whose experiment did not run under it is left out)."""
+    every = load_rounds(directory, every_python=True)
+    labels = pythons(every)
+    out = []
+    for i, label in enumerate(labels[1:], start=1):
+        sub = {name: df[df["python"] == label].reset_index(drop=True) for name, df in every.items()
+               if "python" in df.columns}
+        winners = RD.winners_table(RD.deploy_rankings({k: v for k, v in sub.items() if not v.empty}))
+        if winners.empty:
+            continue
+        out.append(Section(
+            f"deploy-what-{i}", f"What to deploy on {label}",
+            "The same question on another build, from its own rows of the same run (the workloads whose "
+            "experiments ran under it): winner sets by paired ratios over the rounds, ties named.",
+            [], winners, []))
+    return out
+
+
 def deploy_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """"What to deploy": for each of three workloads, the best deployment measured here (model x
     workers, peers included), its figure, the runner-up and by how much, why, and the Python it
@@ -332,6 +353,7 @@ def experiment_sections(directory: str, out_dir: str) -> list[Section]:
             f"(model x workers, the peers included, the same run), its figure, the runner-up and by how much, "
             f"and why. Computed from {rel}/cores.csv, wait.csv and deploy.csv "
             f"(git {', '.join(revs)}).", [], deploy, []))
+    sections += deploy_per_build(directory)
     ran_on = ", ".join(sorted({str(p) for df in frames.values() if "python" in df for p in df["python"].unique()}))
     sections += [Section(
         "verdict", "The verdict",
