@@ -8,7 +8,8 @@ worker that raises replaced, SIGTERM with requests in flight in both workers (ev
 exit 0), and exactness without a GIL: 8 pool threads serve 20,000 requests and ``/_metrics`` counts
 exactly 20,000. Which worker holds what is read from the supervisor's board, never guessed from time.
 Whether the threads run /cpu in parallel is a throughput figure, so it lives in the benchmark
-(``python -m loadtest.freethreading``), not here.
+(``python -m loadtest experiment cores --python scripts/python3.14t``: thread workers x1 and x2,
+threadpool ``--threads`` 1, 2, 4, judged by paired ratios over rounds), not here.
 """
 
 from __future__ import annotations
