@@ -36,6 +36,7 @@ from urllib.parse import quote
 
 import anyio
 
+from .db import DatabaseError, Query
 from .effects import FLUSH, PARK, PARK_AWAIT, Sleep
 from .messages import ConnectionInfo, FileBody, HTTPError, Request, Response, file_chunks, response_head
 
@@ -90,6 +91,11 @@ async def drive(coro: Any, read_body: Callable[[], Awaitable[bytes]] | None = No
                 error = exc
         elif effect is FLUSH:  # each ASGI send() already waited for the server to take it
             pass
+        elif type(effect) is Query:  # the embedded database: inline, as the lab's engines run it
+            try:
+                value = effect.db.run(effect)
+            except DatabaseError as exc:
+                error = exc
         else:
             error = TypeError(f"a lab handler yielded {effect!r}; handlers may only await app.wait()")
 

@@ -16,6 +16,8 @@ Routes (``create_app(www_dir, data_dir)``):
 ``GET /cpu?n=50000&shared=0``         ``n`` (0..10_000_000) steps of pure-Python work (``shared=1``: the variant whose constant every thread shares)
 ``GET /stream?chunks=5&size=1024&ms=0``  a streamed body of ``chunks`` x ``size`` bytes
 ``GET /sse?count=5&interval_ms=1000``  Server-Sent Events (text/event-stream)
+``GET /db``, ``/queries?queries=N``  TechEmpower's database tests on ``app.db`` (app/techempower.py;
+``GET /fortunes``, ``/updates?...``   SQLite in ``data_dir`` by default, app/db.py)
 ``GET /_metrics``                     JSON of :meth:`app.metrics.Metrics.snapshot`
 ``GET /_health``                      ``ok``
 ``GET /_conn``                        the request context as JSON: ``request.info`` (peer, TLS
@@ -42,6 +44,8 @@ import re
 import tempfile
 from typing import AsyncIterator
 
+from . import techempower
+from .db import DEFAULT_SQLITE, Database, SQLiteBackend
 from .effects import wait
 from .messages import HTTPError, Request, Response
 from .routing import App, Handler, error_response
@@ -343,14 +347,16 @@ def metrics_handler(app: App) -> Handler:
     return metrics
 
 
-def create_app(www_dir: str, data_dir: str) -> App:
+def create_app(www_dir: str, data_dir: str, db: Database | None = None) -> App:
     """The lab's :class:`App`: the routes of the module docstring, wired to the handlers above.
 
     Args:
         www_dir: the static site's directory. data_dir: where ``/files/{name}`` reads and writes
-            (created if missing).
+            (created if missing). db: the database of TechEmpower's routes (app/techempower.py);
+            default: SQLite in ``data_dir/lab.sqlite3``, created and seeded on first use.
     """
     app = App()
+    app.db = db if db is not None else Database(SQLiteBackend(os.path.join(data_dir, DEFAULT_SQLITE)))
     site, files = Site(www_dir), Files(data_dir)
     app.get("/")(site.index)
     app.post("/")(post_index)
@@ -360,6 +366,8 @@ def create_app(www_dir: str, data_dir: str) -> App:
                           ("/user-agent", user_agent), ("/_health", health), ("/_fail", fail),
                           ("/_metrics", metrics_handler(app)), ("/_conn", conn), ("/files/{name}", files.get),
                           ("/io", io), ("/cpu", cpu), ("/stream", stream), ("/sse", sse)):
+        app.get(path)(handler)
+    for path, handler in techempower.routes(app.db):
         app.get(path)(handler)
     app.expect(check_body)
     app.post("/private")(private)

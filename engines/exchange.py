@@ -54,6 +54,8 @@ class Exchange(Task):
         self.woken = False
         self.waiting = False
         self.wakeup = None
+        self.reply = None
+        self.thrown = None
         self.request: Request = None  # type: ignore[assignment]  # set by the session next
         self.chunks: list[bytes] = []
         self.size = 0

@@ -48,6 +48,7 @@ import socket
 import time
 from typing import Any
 
+from app.db import DatabaseError, Query
 from app.effects import FLUSH, PARK, Sleep
 from protocol.errors import ErrorCode
 from protocol.h1_parse import error_response_bytes
@@ -270,6 +271,8 @@ class Driver:
                         go = self.on_flush(conn, task)
                     elif effect.__class__ is SendFile:
                         go = self.on_sendfile(conn, task, effect)
+                    elif effect.__class__ is Query:
+                        go = self.on_query(conn, task, effect)
                     else:  # pragma: no cover - the session yields only these
                         raise TypeError(f"unknown effect {effect!r}")
                     if not go:
@@ -307,6 +310,16 @@ class Driver:
     def on_sleep(self, conn: Any, task: Task, seconds: float) -> bool:
         """The handler awaited ``app.wait(seconds)``."""
         raise NotImplementedError
+
+    def on_query(self, conn: Any, task: Task, query: Query) -> bool:
+        """The handler awaited a query (app/db.py): run it here, inline, on the database that
+        asked (the embedded SQLite: a local file, nothing for a loop to overlap), and resume the
+        task with its result, or with the :class:`app.db.DatabaseError` thrown at its await."""
+        try:
+            task.reply = query.db.run(query)
+        except DatabaseError as exc:
+            task.thrown = exc
+        return True
 
     def on_park(self, conn: Any, task: Task) -> bool:
         """The task waits for the peer; False: the session hands it back from a later

@@ -71,7 +71,8 @@ class Task:
     """One request's coroutine, stepped by an engine. ``step()`` returns the next effect, or
     ``None`` when the request is finished (or was cancelled)."""
 
-    __slots__ = ("session", "stream_id", "coro", "cancelled", "parked", "woken", "waiting", "wakeup")
+    __slots__ = ("session", "stream_id", "coro", "cancelled", "parked", "woken", "waiting", "wakeup", "reply",
+                 "thrown")
 
     def __init__(self, session: TaskOwner, stream_id: int, coro: Any) -> None:
         self.session = session
@@ -82,6 +83,8 @@ class Task:
         self.woken = False    # woken after registering a wait, before park() ran
         self.waiting = False  # registered as waiting (body data or flow-control window)
         self.wakeup: threading.Event | None = None  # set while sleep() blocks a thread
+        self.reply: Any = None  # sent into the coroutine at the next step (a query's result)
+        self.thrown: BaseException | None = None  # thrown into it instead (a query that failed)
 
     def step(self) -> Effect | None:
         """Run until the next effect. Returns ``None`` when done; never raises ``Exception``."""
@@ -92,7 +95,11 @@ class Task:
                 log.warning("request task on stream %d did not close cleanly", self.stream_id)
             return None
         try:
-            return self.coro.send(None)
+            if self.thrown is not None:
+                thrown, self.thrown = self.thrown, None
+                return self.coro.throw(thrown)
+            reply, self.reply = self.reply, None
+            return self.coro.send(reply)
         except StopIteration:
             return None
         except Exception:  # a bug in the glue: log once, end this request only

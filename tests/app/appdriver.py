@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from app import Request, Response
+from app.db import DatabaseError, Query
 from app.effects import Sleep
 from app.messages import FileBody
 
@@ -17,15 +18,28 @@ WWW = os.path.join(ROOT, "www")
 
 #: Seconds of every Sleep effect skipped by run(), in order (cleared by the ``sleeps`` fixture).
 SLEEPS: list[float] = []
+#: Every Query effect run() answered, in order (tests clear it themselves).
+QUERIES: list = []
 
 
 def run(coro):
-    """Run ``coro`` to completion, skipping its Sleep effects; return its value or raise."""
+    """Run ``coro`` to completion, skipping its Sleep effects and answering its queries inline on
+    the database that asked (as the engines do for SQLite); return its value or raise."""
+    reply, error = None, None
     try:
         while True:
-            effect = coro.send(None)
+            if error is not None:
+                effect, error = coro.throw(error), None
+            else:
+                effect, reply = coro.send(reply), None
             if isinstance(effect, Sleep):
                 SLEEPS.append(effect.seconds)
+            elif isinstance(effect, Query):
+                QUERIES.append(effect)
+                try:
+                    reply = effect.db.run(effect)
+                except DatabaseError as exc:
+                    error = exc
             else:
                 raise AssertionError(f"unexpected effect {effect!r}")
     except StopIteration as stop:
