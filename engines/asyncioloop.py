@@ -19,7 +19,10 @@ import signal
 import time
 from typing import Any
 
+from app.db import DatabaseError, Query
+
 from .config import ServerConfig
+from .database import AsyncPools
 from .lifecycle import RECV_SIZE, TICK_S, Driver, busy_answer
 from .lifecycle import Connection as BaseConnection
 from .listeners import Listener, tune_socket
@@ -113,6 +116,7 @@ class AsyncioEngine(Driver):
         super().__init__(app, config, listeners)
         self.ids = 0
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.db_pools = AsyncPools()  # PostgreSQL: this loop's pools, opened on first query
 
     def describe(self) -> str:
         """A few words for the start-up line."""
@@ -173,6 +177,7 @@ class AsyncioEngine(Driver):
         for conn in list(self.connections):
             conn.transport.abort()
         ticker.cancel()
+        await self.db_pools.close()
         await asyncio.sleep(0)
 
     async def accept_backlog(self) -> None:
@@ -257,6 +262,23 @@ class AsyncioEngine(Driver):
         """``loop.call_later``: what ``asyncio.sleep`` does underneath; the loop never blocks."""
         self.loop.call_later(seconds, self.guard, self.run, conn, [task])
         return False
+
+    def on_query(self, conn: Connection, task: Task, query: Query) -> bool:
+        """PostgreSQL: the query awaits a connection of this loop's ``AsyncConnectionPool`` in a
+        task of its own (engines/database.py), and resumes the request when it is done; SQLite
+        inline."""
+        if query.db.name != "postgresql":
+            return super().on_query(conn, task, query)
+        self.loop.create_task(self.query(conn, task, query))
+        return False
+
+    async def query(self, conn: Connection, task: Task, query: Query) -> None:
+        """Run ``query`` on the loop's pool; resume ``task`` with the result or the error."""
+        try:
+            task.reply = await self.db_pools.run(query)
+        except DatabaseError as exc:
+            task.thrown = exc
+        self.guard(self.run, conn, [task])
 
     def on_flush(self, conn: Connection, task: Task) -> bool:
         """Write to the transport; while it is paused (past its high-water mark), wait."""

@@ -65,6 +65,10 @@ class ServerConfig:
             h2c by prior knowledge or Upgrade, ALPN h2 and http/1.1), ``"1"`` (HTTP/1.x only),
             ``"2"`` (HTTP/2 only: the plain port expects the client preface at once and answers
             anything else with GOAWAY(PROTOCOL_ERROR), RFC 9113 §3.4; TLS offers ALPN h2 only).
+        db: the database of TechEmpower's routes (``--db``): ``None`` = SQLite in ``data_dir``,
+            ``sqlite:///PATH``, or ``postgresql://...`` (engines/database.py).
+        db_pool: PostgreSQL connections per copy (``--db-pool``); ``None`` = the engine's default
+            (engines/database.py ``default_pool``).
     """
 
     engine: str = "selectors"
@@ -102,4 +106,6 @@ class ServerConfig:
     tls_hosts: tuple[str, ...] = ()
     tls_certs: tuple[tuple[str, str, str], ...] = ()
     redirect_http: bool = False
+    db: str | None = None
+    db_pool: int | None = None
     extra: dict = field(default_factory=dict)

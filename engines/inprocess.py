@@ -172,6 +172,8 @@ class ThreadSupervisor(InProcessSupervisor):
         """Build the app and the listeners, then :func:`engines.supervisor.run_worker`."""
         from app import create_app
 
+        from .server import database_of
+
         config, launched_at = self.config, self.started[slot]
         fds = [(lst.sock.fileno(), lst.tls) for lst in self.listeners]
         board_slot = self.board.slot(slot)
@@ -179,7 +181,7 @@ class ThreadSupervisor(InProcessSupervisor):
         def run() -> str:
             if fault:
                 raise RuntimeError("injected fault (LAB_WORKER_FAULT=start:K): this worker fails before serving")
-            app = create_app(config.www, config.data_dir)
+            app = create_app(config.www, config.data_dir, db=database_of(config))
             listeners = [Listener(socket.socket(fileno=os.dup(fd)), tls) for fd, tls in fds]
             run_worker(self.engine_class, app, config, listeners, board_slot, stop_fd=worker.stop_r,
                        launched_at=launched_at, kind="thread")

@@ -19,6 +19,9 @@ import ssl
 import time
 from typing import Any
 
+from app.db import Query
+
+from .database import Link, Links
 from .lifecycle import READ, RECV_SIZE, WRITE, Lifecycle
 from .lifecycle import Connection as BaseConnection
 from .listeners import Listener
@@ -78,7 +81,11 @@ class SelectorsEngine(Lifecycle):
             self.handshake(conn)
 
     def on_event(self, conn: Connection, mask: int) -> None:
-        """Readable and/or writable: read and run, or write what is pending."""
+        """Readable and/or writable: read and run, or write what is pending (a PostgreSQL
+        connection's socket: the query it runs, engines/database.py)."""
+        if conn.__class__ is Link:
+            self.links.ready(conn, mask)
+            return
         if conn.handshaking:
             self.handshake(conn)
             return
@@ -136,6 +143,28 @@ class SelectorsEngine(Lifecycle):
     def on_sleep(self, conn: Connection, task: Task, seconds: float) -> bool:
         """Park the task on the lifecycle's timer heap; the loop never blocks."""
         self.call_later(seconds, self.run, conn, [task])
+        return False
+
+    links: Links | None = None
+
+    def on_query(self, conn: Connection, task: Task, query: Query) -> bool:
+        """PostgreSQL: send the query on a connection of the loop's own (libpq non-blocking, its
+        socket in this selector) and resume the task when the result is read; SQLite inline."""
+        if query.db.name != "postgresql":
+            return super().on_query(conn, task, query)
+        if self.links is None:
+            self.links = Links(self.selector.register, self.selector.modify, self.selector.unregister)
+        now = [True]  # done() called before submit() returned: resume from a timer, not from inside run()
+
+        def done(result: Any, error: BaseException | None) -> None:
+            task.reply, task.thrown = result, error
+            if now[0]:
+                self.call_later(0.0, self.run, conn, [task])
+            else:
+                self.guard(self.run, conn, [task])
+
+        self.links.submit(query, done)
+        now[0] = False
         return False
 
     def on_flush(self, conn: Connection, task: Task) -> bool:
@@ -267,8 +296,17 @@ class SelectorsEngine(Lifecycle):
             task.cancel()
             task.step()
 
+    def stop(self) -> None:
+        """The loop ended: close the PostgreSQL connections too."""
+        super().stop()
+        if self.links is not None:
+            self.links.close()
+
     def check_timeouts(self, now: float) -> None:
-        """Send timeout (no write progress), TLS handshake timeout, and the session's own."""
+        """Send timeout (no write progress), TLS handshake timeout, and the session's own; the
+        queries that waited for a PostgreSQL connection too long (503)."""
+        if self.links is not None:
+            self.links.tick(now)
         for conn in list(self.connections):
             if (conn.out or conn.file) and self.send_stalled(conn.last_progress, now):
                 self.close(conn)

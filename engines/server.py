@@ -20,6 +20,7 @@ import warnings
 
 from . import ENGINES, engine_class
 from .config import ServerConfig
+from .database import check_postgres, default_pool, is_postgres, open_database
 from .listeners import open_listeners
 from .supervisor import Supervisor, cpu_count
 
@@ -96,6 +97,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--reuse-port", action="store_true",
                    help="SO_REUSEPORT; with several workers: a listening socket per worker, balanced by the "
                         "kernel's hash (default: one shared accept queue, one connection per wake-up)")
+    p.add_argument("--db", default=None, metavar="URL",
+                   help="the database of /db, /queries, /fortunes, /updates: postgresql://USER@HOST:PORT/DB, or "
+                        "sqlite:///PATH (default: SQLite in --data-dir, created and seeded on first use)")
+    p.add_argument("--db-pool", type=int, default=None, metavar="N",
+                   help="PostgreSQL connections per copy (each process, thread worker or loop; default: threadpool "
+                        "its --threads, processpool 1, selectors and asyncio 10)")
     p.add_argument("--redirect-http", action="store_true",
                    help="the plain --port answers 308 Permanent Redirect to https on --tls-port")
     a = p.parse_args(argv)
@@ -132,6 +139,10 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
             p.error(reason)
         if a.loop == "uvloop":
             p.error("--loop uvloop cannot run in interpreter workers (uvloop does not support subinterpreters)")
+    if a.db_pool is not None and a.db_pool < 1:
+        p.error(f"--db-pool must be a whole number >= 1, not {a.db_pool}")
+    if a.db is not None and not (a.db.startswith("sqlite:///") or a.db.split("://", 1)[0] in ("postgresql", "postgres")):
+        p.error(f"--db wants postgresql://... or sqlite:///PATH, not {a.db!r}")
     if (a.certfile is None) != (a.keyfile is None):
         p.error("--certfile and --keyfile go together")
     if a.tls_port is not None or a.certfile:
@@ -149,7 +160,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         max_target_length=a.max_target_length, max_header_bytes=a.max_header_bytes,
         queue_size=a.queue_size, loop=a.loop, http=a.http, tls=a.tls, tls_port=a.tls_port,
         certfile=a.certfile, keyfile=a.keyfile, tls_hosts=tuple(a.tls_host), tls_certs=tuple(tls_certs),
-        redirect_http=a.redirect_http, reuse_port=a.reuse_port)
+        redirect_http=a.redirect_http, reuse_port=a.reuse_port, db=a.db, db_pool=a.db_pool)
+
+
+def database_of(config: ServerConfig):
+    """The app's database for ``config`` (engines/database.py ``open_database``): one per copy."""
+    return open_database(config.db, config.data_dir,
+                         config.db_pool or default_pool(config.engine, config.threads))
 
 
 def _import_what_serving_needs(config: ServerConfig) -> None:
@@ -195,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         from app import create_app, runtime
 
         os.makedirs(config.data_dir, exist_ok=True)
-        app = create_app(config.www, config.data_dir)
+        if is_postgres(config.db):
+            why = check_postgres(config.db)
+            if why is not None:
+                print(f"start_server: cannot use the database {config.db}: {why}", file=sys.stderr)
+                return 2
+        app = create_app(config.www, config.data_dir, db=database_of(config))
         cls = engine_class(config.engine)
         _import_what_serving_needs(config)
     gil = _gil_report(runtime, [str(w.message) for w in caught])
