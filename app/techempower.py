@@ -9,6 +9,8 @@ Framework Tests Overview", tests 2, 3, 4 and 5), on ``app.db`` (app/db.py):
                             (Jinja2, autoescape) as UTF-8 ``text/html``
 ``GET /updates?queries=N``  N random rows, each read, given a new random number 1..10,000 and
                             written back (one UPDATE per row); the updated rows as a JSON array
+``GET /db/wait?ms=200``     the lab's own: ``SELECT pg_sleep(ms / 1000)``, a wait that holds a
+                            database connection (PostgreSQL only; 501 on SQLite)
 
 Ids and random numbers are drawn uniformly from 1..10,000 (``random``, per request). A query that
 fails answers 503 (the database unavailable or busy) or 504 (a statement past its timeout), with
@@ -51,7 +53,9 @@ def query_count(request: Request) -> int:
 
 
 def _failed(exc: DatabaseError) -> HTTPError:
-    return HTTPError(exc.status, f"database: {exc}")
+    """The answer to a failed query: its status (503 with Retry-After: try again; 504) and why."""
+    headers = [("retry-after", "1")] if exc.status == 503 else []
+    return HTTPError(exc.status, f"database: {exc}", headers)
 
 
 def routes(db: Database) -> list[tuple[str, object]]:
@@ -101,4 +105,20 @@ def routes(db: Database) -> list[tuple[str, object]]:
             raise _failed(exc) from None
         return Response.json(out)
 
-    return [("/db", single), ("/queries", queries), ("/fortunes", fortunes), ("/updates", updates)]
+    async def wait(request: Request) -> Response:
+        """``GET /db/wait?ms=200``: the lab's own, not TechEmpower's: one ``SELECT pg_sleep`` of
+        ``ms`` (0..60,000) on PostgreSQL, a wait that holds a connection (501 on SQLite)."""
+        if db.name != "postgresql":
+            raise HTTPError(501, "/db/wait needs PostgreSQL (--db postgresql://...)")
+        raw = (request.query.get("ms") or "200").strip()
+        if not _INTEGER.fullmatch(raw):
+            raise HTTPError(400, "ms must be an integer")
+        ms = max(0, min(60_000, int(raw)))
+        try:
+            await db.fetch_one("SELECT pg_sleep(%s)", (ms / 1000,))
+        except DatabaseError as exc:
+            raise _failed(exc) from None
+        return Response.text(f"waited {ms} ms in PostgreSQL\n")
+
+    return [("/db", single), ("/queries", queries), ("/fortunes", fortunes), ("/updates", updates),
+            ("/db/wait", wait)]

@@ -68,7 +68,8 @@ class ServerConfig:
         db: the database of TechEmpower's routes (``--db``): ``None`` = SQLite in ``data_dir``,
             ``sqlite:///PATH``, or ``postgresql://...`` (engines/database.py).
         db_pool: PostgreSQL connections per copy (``--db-pool``); ``None`` = the engine's default
-            (engines/database.py ``default_pool``).
+            (engines/database.py ``default_pool``). db_pool_timeout: s a request waits for a free
+            connection before 503 (``--db-pool-timeout``).
     """
 
     engine: str = "selectors"
@@ -108,4 +109,5 @@ class ServerConfig:
     redirect_http: bool = False
     db: str | None = None
     db_pool: int | None = None
+    db_pool_timeout: float = 5.0
     extra: dict = field(default_factory=dict)

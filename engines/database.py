@@ -19,7 +19,7 @@ engine (engines/lifecycle.py ``on_query``), which waits its own way:
 The pool is per copy (``--db-pool N`` connections in each process, thread worker or loop;
 default :func:`default_pool`), so a deployment holds copies x N connections against the server's
 ``max_connections``. What a request sees when the pool is empty: it waits up to
-:data:`POOL_TIMEOUT_S` for a connection, then 503 with ``Retry-After`` ("the pool is exhausted"),
+``--db-pool-timeout`` (:data:`POOL_TIMEOUT_S`) for a connection, then 503 with ``Retry-After`` ("the pool is exhausted"),
 never a hang. A query past PostgreSQL's ``statement_timeout`` is 504; a database that went away
 (a restart) fails the queries in flight with 503, and the pool reconnects for the next ones.
 
@@ -44,7 +44,7 @@ __all__ = ["open_database", "check_postgres", "default_pool", "BlockingPool", "A
 
 log = logging.getLogger("lab.database")
 
-#: how long a request waits for a free connection of its copy's pool before 503 (s)
+#: how long a request waits for a free connection of its copy's pool before 503 (s; --db-pool-timeout)
 POOL_TIMEOUT_S = 5.0
 #: libpq's connect_timeout for every new connection (s)
 CONNECT_TIMEOUT_S = 3
@@ -98,9 +98,10 @@ class BlockingPool:
             :data:`POOL_TIMEOUT_S`.
     """
 
-    def __init__(self, dsn: str, size: int) -> None:
+    def __init__(self, dsn: str, size: int, timeout: float = 5.0) -> None:
         self.dsn = dsn
         self.size = size
+        self.timeout = timeout
         self._pool: Any = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -113,7 +114,7 @@ class BlockingPool:
                     from psycopg_pool import ConnectionPool
 
                     self._pool = ConnectionPool(self.dsn, min_size=self.size, max_size=self.size,
-                                                timeout=POOL_TIMEOUT_S, open=True, name="lab",
+                                                timeout=self.timeout, open=True, name="lab",
                                                 kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S})
                     self._pid = os.getpid()
         return self._pool
@@ -128,7 +129,7 @@ class BlockingPool:
                 return _result(cur, query.fetch)
         except PoolTimeout:
             raise DatabaseError(f"postgresql: the pool is exhausted: all {self.size} connections of this copy "
-                                f"stayed busy for {POOL_TIMEOUT_S:g} s", 503) from None
+                                f"stayed busy for {self.timeout:g} s", 503) from None
         except Exception as exc:  # noqa: BLE001 - psycopg's errors become 503/504
             raise _error(exc) from None
 
@@ -155,12 +156,14 @@ def check_postgres(dsn: str) -> str | None:
     return None
 
 
-def open_database(url: str | None, data_dir: str, pool: int) -> Database:
+def open_database(url: str | None, data_dir: str, pool: int, pool_timeout: float = POOL_TIMEOUT_S) -> Database:
     """The app's :class:`app.db.Database` for ``--db``: SQLite in ``data_dir`` (unset), SQLite at
-    PATH (``sqlite:///PATH``), or PostgreSQL (``postgresql://...``: ``pool`` connections per copy)."""
+    PATH (``sqlite:///PATH``), or PostgreSQL (``postgresql://...``: ``pool`` connections per copy,
+    a request waiting at most ``pool_timeout`` s for one; the database object carries ``dsn``,
+    ``pool_size`` and ``pool_timeout`` for the engines' own drivers)."""
     if is_postgres(url):
-        db = Database(BlockingPool(url, pool), "postgresql")
-        db.dsn, db.pool_size = url, pool
+        db = Database(BlockingPool(url, pool, pool_timeout), "postgresql")
+        db.dsn, db.pool_size, db.pool_timeout = url, pool, pool_timeout
         return db
     path = os.path.join(data_dir, DEFAULT_SQLITE)
     if url and url.startswith("sqlite:///"):
@@ -190,7 +193,7 @@ class AsyncPools:
         try:
             if pool is None:
                 pool = self._pools[id(db)] = AsyncConnectionPool(
-                    db.dsn, min_size=db.pool_size, max_size=db.pool_size, timeout=POOL_TIMEOUT_S, open=False,
+                    db.dsn, min_size=db.pool_size, max_size=db.pool_size, timeout=db.pool_timeout, open=False,
                     name="lab", kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S})
                 await pool.open()
             async with pool.connection() as conn:
@@ -202,7 +205,7 @@ class AsyncPools:
                 return cur.rowcount
         except PoolTimeout:
             raise DatabaseError(f"postgresql: the pool is exhausted: all {db.pool_size} connections of this "
-                                f"loop stayed busy for {POOL_TIMEOUT_S:g} s", 503) from None
+                                f"loop stayed busy for {db.pool_timeout:g} s", 503) from None
         except DatabaseError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -283,8 +286,8 @@ class Link:
 
 class Links:
     """The selectors engine's PostgreSQL connections, per :class:`app.db.Database`: at most its
-    ``pool_size``, opened on demand; queries beyond them wait in order, up to
-    :data:`POOL_TIMEOUT_S` (then 503). ``register(fd, mask, link)`` / ``unregister(fd)`` are the
+    ``pool_size``, opened on demand; queries beyond them wait in order, up to its
+    ``pool_timeout`` (then 503). ``register(fd, mask, link)`` / ``unregister(fd)`` are the
     loop's selector's; the loop calls :meth:`ready` when a link's socket is ready and :meth:`tick`
     about once a second (the waiting queries' deadlines)."""
 
@@ -307,7 +310,7 @@ class Links:
         link = idle.pop() if idle else None
         if link is None:
             if self.count.get(key, 0) >= db.pool_size:
-                self.waiting.append((time.monotonic() + POOL_TIMEOUT_S, query, done))
+                self.waiting.append((time.monotonic() + db.pool_timeout, query, done))
                 return
             try:
                 link = Link(db.dsn)
@@ -421,7 +424,7 @@ class Links:
         while self.waiting and self.waiting[0][0] <= now:
             _, query, done = self.waiting.popleft()
             done(None, DatabaseError(f"postgresql: the pool is exhausted: all {query.db.pool_size} connections "
-                                     f"of this loop stayed busy for {POOL_TIMEOUT_S:g} s", 503))
+                                     f"of this loop stayed busy for {query.db.pool_timeout:g} s", 503))
 
     def close(self) -> None:
         """Close every connection (the engine stops)."""

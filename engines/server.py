@@ -103,6 +103,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--db-pool", type=int, default=None, metavar="N",
                    help="PostgreSQL connections per copy (each process, thread worker or loop; default: threadpool "
                         "its --threads, processpool 1, selectors and asyncio 10)")
+    p.add_argument("--db-pool-timeout", type=float, default=d.db_pool_timeout, metavar="S",
+                   help="s a request waits for a free PostgreSQL connection of its copy before 503 (default: %(default)s)")
     p.add_argument("--redirect-http", action="store_true",
                    help="the plain --port answers 308 Permanent Redirect to https on --tls-port")
     a = p.parse_args(argv)
@@ -160,13 +162,14 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         max_target_length=a.max_target_length, max_header_bytes=a.max_header_bytes,
         queue_size=a.queue_size, loop=a.loop, http=a.http, tls=a.tls, tls_port=a.tls_port,
         certfile=a.certfile, keyfile=a.keyfile, tls_hosts=tuple(a.tls_host), tls_certs=tuple(tls_certs),
-        redirect_http=a.redirect_http, reuse_port=a.reuse_port, db=a.db, db_pool=a.db_pool)
+        redirect_http=a.redirect_http, reuse_port=a.reuse_port, db=a.db, db_pool=a.db_pool,
+        db_pool_timeout=a.db_pool_timeout)
 
 
 def database_of(config: ServerConfig):
     """The app's database for ``config`` (engines/database.py ``open_database``): one per copy."""
-    return open_database(config.db, config.data_dir,
-                         config.db_pool or default_pool(config.engine, config.threads))
+    return open_database(config.db, config.data_dir, config.db_pool or default_pool(config.engine, config.threads),
+                         config.db_pool_timeout)
 
 
 def _import_what_serving_needs(config: ServerConfig) -> None:
