@@ -57,7 +57,7 @@ def test_every_protocol_is_served(engine, python314, tmp_path, started):
     assert_every_protocol(srv)
     trust = ssl.create_default_context(cafile=CA)
     with httpx.Client(http2=False, verify=trust) as c:
-        metrics = c.get(f"https://localhost:{srv.tls_port}/_metrics").json()
+        metrics = c.get(f"https://127.0.0.1:{srv.tls_port}/_metrics").json()
     assert metrics["workers"] == 2 and len(metrics["processes"]) == 2
     assert any("2 worker interpreters" in line for line in srv.lines)
 

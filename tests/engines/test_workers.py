@@ -63,10 +63,10 @@ def assert_every_protocol(srv) -> None:
         assert (r.status_code, r.http_version, r.text) == (200, "HTTP/2", "Hello, World!")
     trust = ssl.create_default_context(cafile=CA)
     with httpx.Client(http2=True, verify=trust) as c:
-        r = c.get(f"https://localhost:{srv.tls_port}/plaintext")
+        r = c.get(f"https://127.0.0.1:{srv.tls_port}/plaintext")
         assert (r.status_code, r.http_version) == (200, "HTTP/2")
     with httpx.Client(http2=False, verify=trust) as c:
-        r = c.get(f"https://localhost:{srv.tls_port}/plaintext")
+        r = c.get(f"https://127.0.0.1:{srv.tls_port}/plaintext")
         assert (r.status_code, r.http_version) == (200, "HTTP/1.1")
 
 
