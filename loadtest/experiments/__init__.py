@@ -91,6 +91,7 @@ from rich.table import Table
 from loadtest.experiments.base import (COLUMNS, ENGINES, HYBRIDS, Config, Deployment, _measured, _probe_path, _row,
                                        _spec, _workers, _wrk, deployment_of, deployment_spec, deployments,
                                        interpreter_workers, original, pool_threads, thread_workers, server_cores, server_env, wait_limit, warm_up)
+from loadtest.experiments.database import run_db
 from loadtest.harness import interpreters
 from loadtest.harness.generators import BenchError, Result
 from loadtest.harness.machine import machine_info
@@ -369,7 +370,8 @@ def _interference_expectation(engine: str, k: int, p99_ms: float, cpu_ms: float)
 #: the reference set, in the order ``all`` runs them (``latency`` reads ``cost``'s ceilings)
 EXPERIMENTS: dict[str, Callable[[Config], list[dict]]] = {
     "cost": run_cost, "wait": run_wait, "cores": run_cores, "interference": run_interference,
-    "deploy": run_deploy, "latency": run_latency, "connections": run_connections, "multiplex": run_multiplex}
+    "deploy": run_deploy, "latency": run_latency, "connections": run_connections, "multiplex": run_multiplex,
+    "db": run_db}
 
 
 def write_rows(path: str, rows: list[dict]) -> None:
@@ -428,6 +430,14 @@ def main(argv: list[str] | None = None) -> int:
         if any(n not in EXPERIMENTS for n in only) or args.name != "all":
             p.error(f"--only wants experiments of {', '.join(EXPERIMENTS)}, with all, not {args.only!r}")
         names = [n for n in names if n in only]
+    if args.name == "all" and "db" in names:  # the database experiment needs PostgreSQL's binaries
+        from loadtest.harness.postgres import PostgresUnavailable, bindir
+
+        try:
+            bindir()
+        except PostgresUnavailable as exc:
+            console.print(f"[yellow]db left out: {exc}[/yellow]")
+            names.remove("db")
     engines = tuple(e for e in args.engines.split(",") if e)
     if any(e not in ENGINES for e in engines):
         p.error(f"unknown engine in {args.engines!r}")

@@ -228,12 +228,14 @@ def wait_limit(dep: Deployment) -> int | None:
     return None
 
 
-def deployment_spec(dep: Deployment, extra: tuple[str, ...] = ()) -> ServerSpec:
+def deployment_spec(dep: Deployment, extra: tuple[str, ...] = (), asgi: str | None = None,
+                    wsgi: str | None = None) -> ServerSpec:
     """How to start ``dep``: ``./start_server`` with ``--workers``/``--threads`` for an engine;
-    a peer at ``--workers W`` serving loadtest/harness/peers.py's bare workload callable; an A/A
-    twin as its original, under its own name."""
+    a peer at ``--workers W`` serving loadtest/harness/peers.py's bare workload callable (or the
+    ``asgi``/``wsgi`` callables given, as ``module:name``); an A/A twin as its original, under its
+    own name."""
     if dep.name.endswith(CONTROL):
-        return replace(deployment_spec(replace(dep, name=original(dep.name)), extra), name=dep.name)
+        return replace(deployment_spec(replace(dep, name=original(dep.name)), extra, asgi, wsgi), name=dep.name)
     if dep.kind == "engine":
         if dep == plain(dep.model):
             return _spec(dep.model, extra)
@@ -243,7 +245,8 @@ def deployment_spec(dep: Deployment, extra: tuple[str, ...] = ()) -> ServerSpec:
         kind = ("--worker-kind", dep.worker_kind) if dep.worker_kind != "process" else ()
         return _spec(dep.model, ("--workers", str(dep.workers), *kind, *threads, *extra), name=dep.name, pool=False)
     py, w, host = interpreters.python(), str(dep.workers), HOST
-    asgi, wsgi = "loadtest.harness.peers:workload_asgi", "loadtest.harness.peers:workload_wsgi"
+    asgi = asgi or "loadtest.harness.peers:workload_asgi"
+    wsgi = wsgi or "loadtest.harness.peers:workload_wsgi"
     argv: Callable[[int], list[str]] = {
         "uvicorn-httptools": lambda port: [py, "-m", "uvicorn", asgi, "--host", host, "--port", str(port), "--workers",
                                            w, "--http", "httptools", "--no-access-log", "--log-level", "warning",

@@ -18,7 +18,7 @@ from loadtest.report import rounds as RD
 
 __all__ = ["ORDER", "QUESTIONS", "COMMANDS", "load_rounds", "load", "latency_json"]
 
-ORDER = ("cost", "wait", "cores", "interference", "deploy", "latency", "connections", "multiplex")
+ORDER = ("cost", "wait", "cores", "interference", "deploy", "latency", "connections", "multiplex", "db")
 QUESTIONS = {
     "cost": "What does each model's machinery cost per request?",
     "wait": "How many waits can each model hold?",
@@ -28,6 +28,7 @@ QUESTIONS = {
     "latency": "How close to its ceiling can it run before latency explodes?",
     "connections": "What does a held connection cost?",
     "multiplex": "When does HTTP/2 multiplexing help?",
+    "db": "What does a real database change?",
 }
 COMMANDS = {name: f"python -m loadtest experiment {name}" for name in ORDER}
 

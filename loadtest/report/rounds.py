@@ -180,7 +180,8 @@ def control_failed(table: pd.DataFrame) -> list[str]:
 def deploy_rankings(frames: dict[str, pd.DataFrame], rounds: list[int] | None = None) -> dict[str, stats.Ranking]:
     """"What to deploy" as rankings over the rounds (only ``rounds`` where given): CPU-heavy (cores
     rows on every core: most /cpu req/s), wait-heavy (wait rows at the largest N: most req/s),
-    mixed (deploy rows: lowest p99, among the runs that achieved >= 95 % of the offered rate)."""
+    database-bound (db rows, /queries?queries=20: most req/s), mixed (deploy rows: lowest p99, among
+    the runs that achieved >= 95 % of the offered rate)."""
     out: dict[str, stats.Ranking] = {}
 
     def values(df: pd.DataFrame, metric: str) -> dict[str, dict[int, float]]:
@@ -203,6 +204,11 @@ def deploy_rankings(frames: dict[str, pd.DataFrame], rounds: list[int] | None = 
         v = values(wait[users == users.max()], "rps")
         if v:
             out[f"wait-heavy (/io?ms=100, {int(users.max()):,} in flight): req/s"] = stats.rank(v)
+    db = frames.get("db")
+    if db is not None and has_rounds(db):
+        v = values(db[db["workload"].astype(str) == "queries=20"], "rps")
+        if v:
+            out["database-bound (/queries?queries=20 on PostgreSQL, wrk -c64): req/s"] = stats.rank(v)
     if mixed is not None and has_rounds(mixed):
         v = values(mixed[mixed["held"].astype(str) == "yes"], "p99_ms")
         if v:
@@ -275,3 +281,24 @@ def provenance(frames: dict[str, pd.DataFrame]) -> list[str]:
     else:
         lines.append("one run per row (no rounds): no interval can be given")
     return lines
+
+
+def db_rankings(frames: dict[str, pd.DataFrame]) -> dict[str, stats.Ranking]:
+    """"What does a real database change?": per database route of the ``db`` rows (not the pool
+    axis), the deployments ranked by req/s over the rounds (winner sets, ties named)."""
+    db = frames.get("db")
+    out: dict[str, stats.Ranking] = {}
+    if db is None or not has_rounds(db):
+        return out
+    for workload in dict.fromkeys(db["workload"].astype(str)):
+        if workload == "db-wait":
+            continue
+        got: dict[str, dict[int, float]] = {}
+        for _, r in db[db["workload"].astype(str) == workload].iterrows():
+            v = pd.to_numeric(r["rps"], errors="coerce")
+            if pd.isna(v) or str(r["engine"]).endswith(CONTROL):
+                continue
+            got.setdefault(str(r["engine"]), {})[int(r["round"])] = float(v)
+        if got:
+            out[f"/{workload.replace('=', '?queries=', 1) if '=' in workload else workload}: req/s"] = stats.rank(got)
+    return out
