@@ -875,9 +875,16 @@ def test_processpool_reuse_port_gives_each_worker_its_own_listener(server_factor
 
     srv = server_factory("processpool", "--workers", "2", "--reuse-port")
     workers = {p.pid for p in wait_workers(srv.proc.pid, 2)}
-    listening = {c.pid for c in psutil.net_connections(kind="tcp")
-                 if c.status == psutil.CONN_LISTEN and c.laddr.port == srv.port}
-    assert listening == workers  # not the parent: a bound, non-listening socket receives nothing
+
+    def listening() -> set[int]:
+        return {c.pid for c in psutil.net_connections(kind="tcp")
+                if c.status == psutil.CONN_LISTEN and c.laddr.port == srv.port}
+
+    # each worker binds its listener after its fork: poll until both listen, then it must be them alone
+    deadline = time.monotonic() + 15
+    while listening() != workers and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert listening() == workers  # not the parent: a bound, non-listening socket receives nothing
     counts = spread(srv.port, 40)
     assert set(counts) == workers and sum(counts.values()) == 40, counts
     assert srv.stop() in (0, -15)

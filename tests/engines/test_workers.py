@@ -113,6 +113,8 @@ def test_sigterm_with_requests_in_flight_in_both_workers_answers_every_one(engin
     srv = server_factory(engine, "--workers", "2", "--reuse-port")
     await_workers(srv, 2)
     board = Board.of_process(srv.proc.pid)
+    # with --reuse-port each worker binds its own listener after its fork: connect once both serve
+    poll(lambda: all(board.read(i) is not None for i in range(board.size)), what="both workers serving")
     answers: dict[int, tuple] = {}
     sent: set[int] = set()
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
@@ -173,6 +175,8 @@ def test_max_connections_holds_for_the_whole_server(engine, server_factory):
     srv = server_factory(engine, "--workers", "2", "--reuse-port", "--max-connections", "10")
     await_workers(srv, 2)
     board = Board.of_process(srv.proc.pid)
+    # with --reuse-port each worker binds its own listener after its fork: connect once both serve
+    poll(lambda: all(board.read(i) is not None for i in range(board.size)), what="both workers serving")
     held = []
     try:
         for _ in range(10):
