@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from app.db import DEFAULT_SQLITE, Database, DatabaseError, Query, SQLiteBackend, seed
 
-__all__ = ["open_database", "check_postgres", "default_pool", "BlockingPool", "AsyncPools", "Links",
+__all__ = ["open_database", "database_of", "check_postgres", "default_pool", "BlockingPool", "AsyncPools", "Links",
            "POOL_TIMEOUT_S", "CONNECT_TIMEOUT_S"]
 
 log = logging.getLogger("lab.database")
@@ -169,6 +169,13 @@ def open_database(url: str | None, data_dir: str, pool: int, pool_timeout: float
     if url and url.startswith("sqlite:///"):
         path = url[len("sqlite:///") - 1:] if url.startswith("sqlite:////") else url[len("sqlite:///"):]
     return Database(SQLiteBackend(path), "sqlite")
+
+
+def database_of(config: Any) -> Database:
+    """The app's database for a :class:`engines.config.ServerConfig` (``--db``, ``--db-pool``,
+    ``--db-pool-timeout``): one per copy (each thread or interpreter worker makes its own)."""
+    return open_database(config.db, config.data_dir, config.db_pool or default_pool(config.engine, config.threads),
+                         config.db_pool_timeout)
 
 
 # -- asyncio ----------------------------------------------------------------------------------------

@@ -172,7 +172,7 @@ class ThreadSupervisor(InProcessSupervisor):
         """Build the app and the listeners, then :func:`engines.supervisor.run_worker`."""
         from app import create_app
 
-        from .server import database_of
+        from .database import database_of
 
         config, launched_at = self.config, self.started[slot]
         fds = [(lst.sock.fileno(), lst.tls) for lst in self.listeners]

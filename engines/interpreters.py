@@ -165,7 +165,7 @@ def worker_main(spec_json: str) -> None:
     fields["tls_certs"] = tuple(tuple(c) for c in fields["tls_certs"])
     config = ServerConfig(**fields)
     names = {cert: tuple(n) for cert, n in spec["cert_names"].items()}
-    from .server import database_of
+    from .database import database_of
 
     app = create_app(config.www, config.data_dir, db=database_of(config))
     listeners = []

@@ -20,7 +20,7 @@ import warnings
 
 from . import ENGINES, engine_class
 from .config import ServerConfig
-from .database import check_postgres, default_pool, is_postgres, open_database
+from .database import check_postgres, database_of, is_postgres
 from .listeners import open_listeners
 from .supervisor import Supervisor, cpu_count
 
@@ -164,12 +164,6 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         certfile=a.certfile, keyfile=a.keyfile, tls_hosts=tuple(a.tls_host), tls_certs=tuple(tls_certs),
         redirect_http=a.redirect_http, reuse_port=a.reuse_port, db=a.db, db_pool=a.db_pool,
         db_pool_timeout=a.db_pool_timeout)
-
-
-def database_of(config: ServerConfig):
-    """The app's database for ``config`` (engines/database.py ``open_database``): one per copy."""
-    return open_database(config.db, config.data_dir, config.db_pool or default_pool(config.engine, config.threads),
-                         config.db_pool_timeout)
 
 
 def _import_what_serving_needs(config: ServerConfig) -> None:

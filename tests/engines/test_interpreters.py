@@ -3,8 +3,8 @@ process (Python 3.14, engines/interpreters.py), over real sockets, with the 3.14
 ``scripts/python3.14`` (the ``python314`` fixture; CI provisions it, LAB_REQUIRE_PY314=1).
 
 Served (HTTP/1.1, h2c, TLS with ALPN h2 and http/1.1, by httpx), a worker whose interpreter fails
-replaced, SIGTERM with requests in flight in both workers (every one answered), the /cpu rate of two
-interpreter workers against one, and the usage errors (this Python, --loop uvloop). Which worker
+replaced, SIGTERM with requests in flight in both workers (every one answered), /cpu served by both
+workers (their rate against one is the cores experiment's, not a test's), and the usage errors (this Python, --loop uvloop). Which worker
 holds what is read from the supervisor's board (``Board.of_process``), never guessed from time.
 """
 
@@ -102,26 +102,25 @@ def test_sigterm_with_requests_in_flight_in_both_workers_answers_every_one(engin
     assert all(got[0] == 200 for got in answers.values()), answers
 
 
-def _cpu_rate(python314, tmp_path, workers: int) -> float:
-    """Requests/s of ``wrk -c8 -d3s`` on /cpu against ``workers`` interpreter workers."""
-    srv = start_server("selectors", "--workers", str(workers), *KIND, tmp_path=tmp_path, python=python314)
-    try:
-        board = Board.of_process(srv.proc.pid)
-        poll(lambda: _published(board), what="the workers serving")
-        out = subprocess.run(["wrk", "-t2", "-c8", "-d3s", f"http://127.0.0.1:{srv.port}/cpu"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout
-    finally:
-        srv.stop()
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+def test_two_interpreter_workers_both_run_cpu_work(python314, tmp_path, started):
+    """/cpu (pure-Python work under each worker's own GIL) from ``wrk -c8`` against two interpreter
+    workers: both serve /cpu requests (the whole server's /_metrics counts them per worker). Whether
+    they run on two cores at once is a throughput figure: the cores experiment measures it
+    (``MODEL x2 (interpreters)`` against ``MODEL x1 (interpreters)``, paired over rounds)."""
+    srv = start_server("selectors", "--workers", "2", *KIND, tmp_path=tmp_path, python=python314)
+    started.append(srv)
+    board = Board.of_process(srv.proc.pid)
+    poll(lambda: _published(board), what="the workers serving")
+    subprocess.run(["wrk", "-t2", "-c8", "-d2s", f"http://127.0.0.1:{srv.port}/cpu"],
+                   capture_output=True, text=True, timeout=30, check=True)
 
+    def per_worker() -> list[int] | None:
+        with httpx.Client() as c:
+            lines = c.get(f"http://127.0.0.1:{srv.port}/_metrics").json()["processes"]
+        counts = [p["requests"] for p in lines]
+        return counts if len(counts) == 2 and min(counts) > 0 else None
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
-def test_two_interpreter_workers_serve_cpu_work_at_least_1_5x_one(python314, tmp_path):
-    """/cpu (pure-Python work under each worker's own GIL) on the machine's cores: two interpreter
-    workers >= 1.5x one. Threads of one interpreter would share one GIL and stay near 1x."""
-    one = _cpu_rate(python314, tmp_path, 1)
-    two = _cpu_rate(python314, tmp_path, 2)
-    assert two >= 1.5 * one, f"2 interpreter workers {two:.0f} req/s vs 1: {one:.0f} req/s ({two / one:.2f}x)"
+    assert poll(per_worker, what="both interpreter workers counted /cpu requests")
 
 
 def test_this_python_is_refused_clearly_below_3_14(tmp_path):
