@@ -64,7 +64,11 @@ class Interpreter:
         return self.version >= (3, 14)
 
     def has(self, module: str) -> bool:
-        """Whether ``python -m module`` can start under it."""
+        """Whether ``python -m module`` can start under it. granian's free-threaded build refuses
+        to run with the GIL turned back on ("Cannot run a free-threaded Granian build with GIL
+        enabled"): left out under PYTHON_GIL=1."""
+        if module == "granian" and self.free_threaded and self.gil == "yes":
+            return False
         return module in self.modules
 
 

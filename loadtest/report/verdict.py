@@ -235,6 +235,24 @@ SUMMARIZE = {"cost": _cost, "wait": _wait, "cores": _cores, "interference": _int
              "latency": _latency, "connections": _connections, "multiplex": _multiplex, "db": _db}
 
 
+def _pool_axis_table(raw: pd.DataFrame | None, cells: pd.DataFrame | None) -> pd.DataFrame:
+    """The db experiment's pool axis (workload ``db-wait``): per deployment, the median [interval]
+    req/s over the rounds, its law, whether it held, and the row's note."""
+    if raw is None or cells is None:
+        return pd.DataFrame()
+    rows = []
+    for _, r in cells[cells["workload"].astype(str) == "db-wait"].iterrows():
+        values = pd.to_numeric(raw[(raw["engine"] == r["engine"]) & (raw["workload"] == "db-wait")]["rps"],
+                               errors="coerce").dropna()
+        rows.append({"deployment (pool per copy)": r["engine"],
+                     "req/s (median [95 % interval])": (RD.fmt_interval(RD.stats.median_ci(list(values)), ",.0f")
+                                                        if len(values) else "failed"),
+                     "Little's law": r["expected"] if str(r["expected"]) not in ("", "nan") else "– (does not fit)",
+                     "held": r["held"] if str(r["held"]) not in ("", "nan") else "not judged",
+                     "note": r["note"] if str(r["note"]) not in ("", "nan") else ""})
+    return pd.DataFrame(rows)
+
+
 def db_section(directory: str) -> list[Section]:
     """"What does a real database change?" (Cal Paterson's question, "Async Python is not faster",
     2020): per route, the deployments the rounds cannot tell apart from the best, on one PostgreSQL."""
@@ -242,6 +260,17 @@ def db_section(directory: str) -> list[Section]:
     table = RD.winners_table(RD.db_rankings(raw))
     if table.empty:
         return []
+    out = []
+    axis = _pool_axis_table(raw.get("db"), load(directory).get("db"))
+    if not axis.empty:
+        out.append(Section(
+            "db-pool", "Sizing the pool: copies x connections against max_connections",
+            "`/db/wait?ms=20` (a `pg_sleep` that holds a connection) at 64 in flight, per deployment and "
+            "pool size per copy, against a PostgreSQL with max_connections 20 (3 kept for superusers): "
+            "while copies x pool fits, Little's law X = min(N, W x P) / 0.02 s holds (within 25 %); past "
+            "it, the copies that cannot connect answer 503 and the rate falls to what the connected ones "
+            "hold. Size the pool so that copies x pool stays under max_connections; then the database's "
+            "own ceiling, not the server's, bounds the rest.", [], axis, []))
     return [Section(
         "db-answer", "What does a real database change?",
         "The same handlers, the same driver (psycopg 3; the peers as their users run them: asyncpg for uvicorn "
@@ -249,7 +278,7 @@ def db_section(directory: str) -> list[Section]:
         "copies and the pool differ. Per route, the winner set by paired ratios over the rounds (a single name "
         "only where it clears 3 % over its whole 95 % interval, else a tie), as \"Async Python is not faster\" "
         "(Cal Paterson, 2020) asked. The pool axis and the database's own CPU per request are in the db rows "
-        "(results/experiments/db.csv, docs/database.md).", [], table, [])]
+        "(results/experiments/db.csv, docs/database.md).", [], table, [])] + out
 
 
 def findings(name: str, df: pd.DataFrame) -> list[str]:
