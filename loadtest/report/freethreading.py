@@ -155,7 +155,7 @@ def freethreading_sections(directory: str) -> list[Section]:
         return []
     df = RD.split_control(df)[0]
     intro = (f"/cpu (pure-Python work) on both cores under each build, in one run (`{COMMAND}`): a GIL build "
-             "(Debian's, PGO and LTO), a free-threaded build (3.14t, PEP 703; built here without PGO) and the "
+             "(Debian's, which Debian builds with PGO and LTO; its CONFIG_ARGS do not say so), a free-threaded build (3.14t, PEP 703; built here without PGO) and the "
              "same 3.14t binary with PYTHON_GIL=1, which isolates what the GIL does to scheduling from what "
              "the build does to speed. Each cell: median [95 % interval] req/s over the rounds; then the paired "
              "ratio to the same configuration's one copy (one thread, one worker), with its interval and "

@@ -267,18 +267,20 @@ def db_section(directory: str) -> list[Section]:
             "db-pool", "Sizing the pool: copies x connections against max_connections",
             "`/db/wait?ms=20` (a `pg_sleep` that holds a connection) at 64 in flight, per deployment and "
             "pool size per copy, against a PostgreSQL with max_connections 20 (3 kept for superusers): "
-            "while copies x pool fits, Little's law X = min(N, W x P) / 0.02 s holds (within 25 %); past "
-            "it, the copies that cannot connect answer 503 and the rate falls to what the connected ones "
-            "hold. Size the pool so that copies x pool stays under max_connections; then the database's "
-            "own ceiling, not the server's, bounds the rest.", [], axis, []))
+            "while copies x pool fits, Little's law X = min(N, W x P) / 0.02 s holds (within 25 %). Past "
+            "it, what a user sees depends on the driver: the selectors loop's own connections fail the "
+            "requests that find none at once (503, counted in the note); psycopg-pool (threadpool, asyncio) "
+            "keeps retrying the connections it could not open and the requests wait for those it has (fewer "
+            "req/s, no error). Size the pool so that copies x pool stays under max_connections; then the "
+            "database's own ceiling, not the server's, bounds the rest.", [], axis, []))
     return [Section(
         "db-answer", "What does a real database change?",
         "The same handlers, the same driver (psycopg 3; the peers as their users run them: asyncpg for uvicorn "
         "and granian, psycopg-pool for gunicorn) and one PostgreSQL, in the same rounds: only the model, the "
         "copies and the pool differ. Per route, the winner set by paired ratios over the rounds (a single name "
         "only where it clears 3 % over its whole 95 % interval, else a tie), as \"Async Python is not faster\" "
-        "(Cal Paterson, 2020) asked. The pool axis and the database's own CPU per request are in the db rows "
-        "(results/experiments/db.csv, docs/database.md).", [], table, [])] + out
+        "(Cal Paterson, 2020) asked. The pool axis is the next table; the database's own CPU per request is in "
+        "each row's note (db.csv; docs/database.md).", [], table, [])] + out
 
 
 def findings(name: str, df: pd.DataFrame) -> list[str]:
@@ -478,7 +480,8 @@ def rigor_section(directory: str) -> Section:
     return Section("rigor", "How far these figures can be trusted",
                    "Every cell is measured once per round, each round on freshly started servers in a shuffled "
                    "order (`--repeats`, `--seed`); figures are medians with a 95 % distribution-free interval of "
-                   "the median (loadtest/report/stats.py; with 5 rounds that is min-max, 93.8 % coverage). The "
+                   "the median (loadtest/report/stats.py; up to 5 rounds that is the min-max, covering 1 - 2^(1-n) of the "
+                   "cases: 75 % at 3 rounds, 93.8 % at 5). The "
                    "table is the A/A control: the same configuration under two names, paired by round.",
                    [], control, findings)
 
