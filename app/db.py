@@ -135,6 +135,20 @@ class SQLiteBackend:
         self._sql: dict[str, str] = {}
         self._seeded = False
         self._seed_lock = threading.Lock()
+        self._opened: list[sqlite3.Connection] = []  # every connection made, closed with the backend
+
+    def close(self) -> None:
+        """Close every connection this backend opened (any thread's)."""
+        opened, self._opened = self._opened, []
+        for conn in opened:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    def __del__(self) -> None:
+        # an app dropped without close (tests make many): no connection left to the collector
+        self.close()
 
     def _seed(self, conn: sqlite3.Connection) -> None:
         """Create and fill the tables on first use (once per process; across processes and
@@ -158,6 +172,7 @@ class SQLiteBackend:
         if conn is None or local.pid != os.getpid():
             conn = local.conn = self._connect()
             local.pid = os.getpid()
+            self._opened.append(conn)
             if not self._seeded:
                 self._seed(conn)
         return conn

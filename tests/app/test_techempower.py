@@ -8,6 +8,7 @@ import html
 import json
 import re
 import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -35,7 +36,7 @@ def test_the_default_database_is_a_seeded_sqlite_file_in_the_data_directory(lab)
     """No option: ``/db`` answers from data_dir/lab.sqlite3, created with TechEmpower's tables."""
     row = _rows(lab("GET", "/db"))
     assert isinstance(row, dict) and _valid(row)
-    with sqlite3.connect(lab.data_dir / "lab.sqlite3") as conn:
+    with closing(sqlite3.connect(lab.data_dir / "lab.sqlite3")) as conn:
         assert conn.execute("SELECT count(*) FROM world").fetchone() == (WORLD_ROWS,)
         assert conn.execute("SELECT id, message FROM fortune ORDER BY id").fetchall() == list(FORTUNES)
 
@@ -75,7 +76,7 @@ def test_updates_writes_what_it_answers(lab, queries):
     assert len(rows) == 5 and all(_valid(r) for r in rows)
     assert [q.fetch for q in queries] == ["one", "none"] * 5
     last = {r["id"]: r["randomNumber"] for r in rows}
-    with sqlite3.connect(lab.data_dir / "lab.sqlite3") as conn:
+    with closing(sqlite3.connect(lab.data_dir / "lab.sqlite3")) as conn:
         for world_id, number in last.items():
             assert conn.execute("SELECT randomnumber FROM world WHERE id = ?", (world_id,)).fetchone() == (number,)
 
@@ -98,7 +99,7 @@ def test_a_failing_database_answers_503_with_the_reason(lab):
 def test_seeding_never_touches_tables_that_exist(tmp_path):
     """A database whose tables exist is used as it is: no row added, none changed."""
     path = tmp_path / "own.sqlite3"
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("CREATE TABLE world (id integer PRIMARY KEY, randomnumber integer)")
         conn.execute("INSERT INTO world VALUES (1, 42)")
         conn.execute("CREATE TABLE fortune (id integer PRIMARY KEY, message varchar(2048))")
@@ -106,3 +107,4 @@ def test_seeding_never_touches_tables_that_exist(tmp_path):
     assert backend.run(Query(sql="SELECT count(*) FROM world")) == (1,)
     assert backend.run(Query(sql="SELECT randomnumber FROM world WHERE id = %s", params=(1,))) == (42,)
     assert re.fullmatch(r"\d+", str(backend.run(Query(sql="SELECT count(*) FROM fortune"))[0]))
+    backend.close()
