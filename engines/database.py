@@ -71,9 +71,11 @@ def is_postgres(url: str | None) -> bool:
 def _error(exc: BaseException) -> DatabaseError:
     """A psycopg error as the HTTP answer it deserves: 504 for a statement past its timeout
     (SQLSTATE 57014), 503 for the rest (unreachable, restarted, refused, pool exhausted)."""
-    import psycopg
-    from psycopg import errors
-
+    try:
+        import psycopg
+        from psycopg import errors
+    except ImportError as why:  # the driver itself cannot load here: every query fails the same way
+        return DatabaseError(f"postgresql: psycopg cannot load here: {' '.join(str(why).split())}", 503)
     if isinstance(exc, errors.QueryCanceled):
         return DatabaseError(f"postgresql: statement timeout: {str(exc).strip()}", 504)
     if isinstance(exc, psycopg.Error):

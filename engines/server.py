@@ -141,6 +141,9 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
             p.error(reason)
         if a.loop == "uvloop":
             p.error("--loop uvloop cannot run in interpreter workers (uvloop does not support subinterpreters)")
+        if a.db is not None and a.db.split("://", 1)[0] in ("postgresql", "postgres"):
+            p.error("--db postgresql://... cannot run in interpreter workers: psycopg's binary build does not load "
+                    "in a subinterpreter (and its pure-Python build needs libpq); use --worker-kind process or thread")
     if a.db_pool is not None and a.db_pool < 1:
         p.error(f"--db-pool must be a whole number >= 1, not {a.db_pool}")
     if a.db is not None and not (a.db.startswith("sqlite:///") or a.db.split("://", 1)[0] in ("postgresql", "postgres")):

@@ -140,3 +140,12 @@ def test_uvloop_is_refused_in_interpreter_workers(python314):
     out = subprocess.run([python314, os.path.join(ROOT, "start_server"), "--engine", "asyncio", "--loop", "uvloop",
                           *KIND, "--port", "0"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 2 and "uvloop" in out.stderr, out.stderr
+
+
+def test_postgresql_is_refused_in_interpreter_workers(python314):
+    """psycopg does not load in a subinterpreter: ``--db postgresql://...`` with interpreter workers
+    is a usage error (exit 2) naming the way out, never a worker that drops its connections."""
+    out = subprocess.run([python314, os.path.join(ROOT, "start_server"), "--workers", "2", *KIND, "--port", "0",
+                          "--db", "postgresql://postgres@127.0.0.1:1/lab"], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT)
+    assert out.returncode == 2 and "--worker-kind process or thread" in out.stderr, out.stderr
