@@ -148,6 +148,20 @@ def engine(request) -> str:
     return request.param
 
 
+@pytest.fixture
+def started():
+    """A list to put the servers a test starts in; each is stopped after the test."""
+    servers: list[Server] = []
+    yield servers
+    for srv in servers:
+        srv.stop()
+
+
+def published(board) -> bool:
+    """Every worker on the supervisor's ``board`` has published its metrics (it is serving)."""
+    return all(board.read(i) is not None for i in range(board.size))
+
+
 PY314T = os.path.join(ROOT, "scripts", "python3.14t")
 
 

@@ -21,7 +21,7 @@ import sys
 import httpx
 import pytest
 
-from conftest import ROOT, start_server
+from conftest import ROOT, published, start_server
 from engines.supervisor import Board
 from test_workers import _answer, assert_every_protocol, poll
 
@@ -33,19 +33,6 @@ def _serve(python314, engine, tmp_path, *args, **kw):
     return start_server(engine, "--workers", "2", *KIND, *args, tmp_path=tmp_path, python=python314, **kw)
 
 
-def _published(board: Board) -> bool:
-    """Every worker has published its metrics on the board (it is serving)."""
-    return all(board.read(i) is not None for i in range(board.size))
-
-
-@pytest.fixture
-def started():
-    servers = []
-    yield servers
-    for srv in servers:
-        srv.stop()
-
-
 def test_every_protocol_is_served(engine, python314, tmp_path, started):
     """HTTP/1.1, h2c (prior knowledge) and TLS (ALPN h2 and http/1.1) from two interpreter workers;
     ``/_metrics`` counts both."""
@@ -53,7 +40,7 @@ def test_every_protocol_is_served(engine, python314, tmp_path, started):
     started.append(srv)
     board = Board.of_process(srv.proc.pid)
     assert board.size == 2
-    poll(lambda: _published(board), what="both workers serving")
+    poll(lambda: published(board), what="both workers serving")
     assert_every_protocol(srv)
     trust = ssl.create_default_context(cafile=CA)
     with httpx.Client(http2=False, verify=trust) as c:
@@ -71,7 +58,7 @@ def test_a_failed_worker_is_replaced(python314, tmp_path, started):
         srv = _serve(python314, "asyncio", tmp_path, env=env, stderr=err)
         started.append(srv)
         board = Board.of_process(srv.proc.pid)
-        poll(lambda: _published(board), what="both workers serving after the replacement")
+        poll(lambda: published(board), what="both workers serving after the replacement")
         with httpx.Client() as c:
             assert c.get(f"http://127.0.0.1:{srv.port}/plaintext").status_code == 200
         assert srv.stop() == 0
@@ -88,7 +75,7 @@ def test_sigterm_with_requests_in_flight_in_both_workers_answers_every_one(engin
     srv = _serve(python314, engine, tmp_path, "--reuse-port")
     started.append(srv)
     board = Board.of_process(srv.proc.pid)
-    poll(lambda: _published(board), what="both workers serving")
+    poll(lambda: published(board), what="both workers serving")
     answers: dict[int, tuple] = {}
     sent: set[int] = set()
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
@@ -110,7 +97,7 @@ def test_two_interpreter_workers_both_run_cpu_work(python314, tmp_path, started)
     srv = start_server("selectors", "--workers", "2", *KIND, tmp_path=tmp_path, python=python314)
     started.append(srv)
     board = Board.of_process(srv.proc.pid)
-    poll(lambda: _published(board), what="the workers serving")
+    poll(lambda: published(board), what="the workers serving")
     subprocess.run(["wrk", "-t2", "-c8", "-d2s", f"http://127.0.0.1:{srv.port}/cpu"],
                    capture_output=True, text=True, timeout=30, check=True)
 

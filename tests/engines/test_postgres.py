@@ -37,14 +37,6 @@ def pg():
     server.stop()
 
 
-@pytest.fixture
-def started():
-    servers = []
-    yield servers
-    for srv in servers:
-        srv.stop()
-
-
 def _serve(started, engine, tmp_path, pg, *args):
     srv = start_server(engine, "--db", pg.dsn, *args, tmp_path=tmp_path)
     started.append(srv)

@@ -23,24 +23,11 @@ import subprocess
 import httpx
 import pytest
 
-from conftest import start_server
+from conftest import published, start_server
 from engines.supervisor import Board
 from test_workers import _answer, assert_every_protocol, poll
 
 KIND = ("--worker-kind", "thread")
-
-
-def _published(board: Board) -> bool:
-    """Every worker has published its metrics on the board (it is serving)."""
-    return all(board.read(i) is not None for i in range(board.size))
-
-
-@pytest.fixture
-def started():
-    servers = []
-    yield servers
-    for srv in servers:
-        srv.stop()
 
 
 def _expected_gil(metrics: dict) -> str:
@@ -61,7 +48,7 @@ def test_every_protocol_is_served(engine, server_python, tmp_path, started):
     started.append(srv)
     board = Board.of_process(srv.proc.pid)
     assert board.size == 2
-    poll(lambda: _published(board), what="both workers serving")
+    poll(lambda: published(board), what="both workers serving")
     assert_every_protocol(srv)
     with httpx.Client() as c:
         metrics = c.get(f"http://127.0.0.1:{srv.port}/_metrics").json()
@@ -82,7 +69,7 @@ def test_a_worker_that_raises_is_logged_and_replaced(server_python, tmp_path, st
                            env=env, stderr=err)
         started.append(srv)
         board = Board.of_process(srv.proc.pid)
-        poll(lambda: _published(board), what="both workers serving after the replacement")
+        poll(lambda: published(board), what="both workers serving after the replacement")
         with httpx.Client() as c:
             assert c.get(f"http://127.0.0.1:{srv.port}/plaintext").status_code == 200
         assert srv.stop() == 0
@@ -101,7 +88,7 @@ def test_sigterm_with_requests_in_flight_in_both_workers_answers_every_one(engin
                        python=server_python)
     started.append(srv)
     board = Board.of_process(srv.proc.pid)
-    poll(lambda: _published(board), what="both workers serving")
+    poll(lambda: published(board), what="both workers serving")
     answers: dict[int, tuple] = {}
     sent: set[int] = set()
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
@@ -125,7 +112,7 @@ def test_every_request_is_counted_exactly(extra, server_python, tmp_path, starte
     started.append(srv)
     if extra:
         board = Board.of_process(srv.proc.pid)
-        poll(lambda: _published(board), what="both workers serving")
+        poll(lambda: published(board), what="both workers serving")
     out = subprocess.run(["h2load", "--h1", "-n", "20000", "-c", "16", "-t", "2",
                           f"http://127.0.0.1:{srv.port}/plaintext"],
                          capture_output=True, text=True, timeout=120)
