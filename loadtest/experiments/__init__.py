@@ -18,7 +18,7 @@ the peers at W workers in the same run: uvicorn ``--workers W`` (httptools), gra
 W``, gunicorn ``-w W -k gthread --threads 32``, hypercorn ``-w W``, each serving
 loadtest/harness/peers.py's bare workload callable. Rows carry ``workers``.
 
-The eight questions (``all`` runs them in this order; ``cost``, ``multiplex``: loadtest/
+The nine questions (``all`` runs them in this order; ``cost``, ``multiplex``: loadtest/
 experiment_cost.py; ``deploy``, ``latency``, ``connections``: loadtest/experiments/latency.py):
 
 ``cost``          What does each model's machinery cost per request (and against the peers)?
@@ -51,6 +51,9 @@ experiment_cost.py; ``deploy``, ``latency``, ``connections``: loadtest/experimen
                   loop at 10 .. 110 % of its ceiling; the knee.
 ``connections``   What does a connection cost? RSS and descriptors per held connection.
 ``multiplex``     When does HTTP/2 multiplexing help? h2load -c C -m M, C x M = 128, against h1.
+``db``            What does a real database change? TechEmpower's routes against one PostgreSQL
+                  the harness starts, then the pool axis (loadtest/experiments/database.py; left
+                  out, saying why, where PostgreSQL's binaries are missing).
 
 Repeats and rounds. Every cell is measured ``--repeats R`` times (default 5; ``--quick`` 2), each on
 a freshly started server after a discarded warm-up (``base.warm_up``). The repeats run in rounds:
