@@ -403,6 +403,8 @@ def experiment_sections(directory: str, out_dir: str) -> list[Section]:
     sections = [rigor_section(directory)]
     winners = RD.winners_table(RD.deploy_rankings(raw))
     deploy = deploy_table(frames)
+    # name only the CSVs that are there (a reference run in pieces may not have them all yet)
+    sources = ", ".join(f"{rel}/{name}.csv" for name in ("cores", "wait", "deploy") if name in frames)
     if not winners.empty:
         sections.append(Section(
             "deploy-what", "What to deploy",
@@ -410,14 +412,13 @@ def experiment_sections(directory: str, out_dir: str) -> list[Section]:
             "peers included, the same rounds): a single name only where the best's paired ratio to every other "
             f"clears {RD.stats.THRESHOLD:.0%} over its whole 95 % interval, else *tie* and the set. Medians of the "
             "rounds with their intervals; rounds won counts the rounds in which each had the best figure. From "
-            f"{rel}/cores.csv, wait.csv and deploy.csv (git {', '.join(revs)}).", [], winners, []))
+            f"{sources} (git {', '.join(revs)}).", [], winners, []))
     elif not deploy.empty:
         sections.append(Section(
             "deploy-what", "What to deploy",
             "Which model, and how many processes: for each workload the best deployment measured here "
             f"(model x workers, the peers included, the same run), its figure, the runner-up and by how much, "
-            f"and why. Computed from {rel}/cores.csv, wait.csv and deploy.csv "
-            f"(git {', '.join(revs)}).", [], deploy, []))
+            f"and why. Computed from {sources} (git {', '.join(revs)}).", [], deploy, []))
     sections += deploy_per_build(directory)
     sections += db_section(directory)
     ran_on = ", ".join(sorted({str(p) for df in frames.values() if "python" in df for p in df["python"].unique()}))
