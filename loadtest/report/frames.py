@@ -160,9 +160,16 @@ def latency_json(directory: str) -> list[dict]:
 
 
 def _short(label: str) -> str:
-    """``3.14.10`` of ``CPython 3.14.10 (GCC ...)``."""
+    """A build's short name: ``3.14.10`` of ``CPython 3.14.10 (GCC ...)``; ``3.14.7t`` of a
+    free-threaded build, ``3.14.7t PYTHON_GIL=1`` of one run with its GIL turned on (two builds of
+    one version must not share a name)."""
     m = re.search(r"(\d+\.\d+\.\d+\S*)", str(label))
-    return m.group(1) if m else str(label)
+    name = m.group(1) if m else str(label)
+    if m and "free-threaded" in str(label):
+        name += "t"
+    if m and "PYTHON_GIL=1" in str(label):
+        name += " PYTHON_GIL=1"
+    return name
 
 def _kib(note: str) -> float | None:
     m = re.search(r"([0-9.]+) KiB RSS", str(note))

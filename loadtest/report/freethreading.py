@@ -51,13 +51,8 @@ def builds(df: pd.DataFrame) -> list[str]:
 
 
 def _name(label: str) -> str:
-    """A build's short name: ``3.14.10``, ``3.14.7t``, ``3.14.7t PYTHON_GIL=1``."""
-    name = _short(label)
-    if "free-threaded" in label:
-        name += "t"
-    if "PYTHON_GIL=1" in label:
-        name += " PYTHON_GIL=1"
-    return name
+    """A build's short name: ``3.14.10``, ``3.14.7t``, ``3.14.7t PYTHON_GIL=1`` (frames._short)."""
+    return _short(label)
 
 
 def _values(df: pd.DataFrame, engine: str, workload: str, python: str, one_core: bool | None) -> dict[int, float]:
@@ -127,6 +122,33 @@ def tax_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def cost_tax_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The tax per request of the machinery: each engine's server CPU per request (µs, h1
+    /plaintext, one core, the cost experiment's rows) per build, median [interval] over the rounds,
+    and each build's median over the first build's (not paired: the builds ran one after the other).
+    Empty when no build of ``df`` is free-threaded."""
+    labels = builds(df)
+    if not labels or "server_cpu_us_per_req" not in df:
+        return pd.DataFrame()
+    rows = []
+    for engine in ("threadpool", "processpool", "selectors", "asyncio"):
+        row = {"engine (one core, h1 /plaintext)": engine}
+        ref = None
+        for python in labels:
+            sub = df[(df["engine"] == engine) & (df["workload"] == "plaintext") & (df["protocol"] == "h1")
+                     & (df["python"] == python)]
+            values = [v for v in pd.to_numeric(sub["server_cpu_us_per_req"], errors="coerce") if v == v]
+            ci = stats.median_ci(values) if values else None
+            if ci is None:
+                row[_name(python)] = "–"
+                continue
+            ratio = f" ({ci.median / ref:.2f}x)" if ref else ""
+            ref = ref if ref is not None else ci.median
+            row[_name(python)] = RD.fmt_interval(ci, ",.1f") + " µs" + ratio
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def freethreading_findings(df: pd.DataFrame) -> list[str]:
     """Sentences from :func:`scaling_table`'s cells: per build, which configurations scale on the
     two cores and which are a tie with one copy."""
@@ -150,11 +172,13 @@ def freethreading_findings(df: pd.DataFrame) -> list[str]:
 def freethreading_sections(directory: str) -> list[Section]:
     """"What does free-threading change?", from the cores rows of every Python, when one of them
     is a free-threaded build; none otherwise."""
-    df = load_rounds(directory, every_python=True).get("cores")
+    every = load_rounds(directory, every_python=True)
+    df = every.get("cores")
     if df is None or not builds(df):
         return []
     df = RD.split_control(df)[0]
-    intro = (f"/cpu (pure-Python work) on both cores under each build, in one run (`{COMMAND}`): a GIL build "
+    command = _command(directory)
+    intro = (f"/cpu (pure-Python work) on both cores under each build (`{command}`): a GIL build "
              "(Debian's, which Debian builds with PGO and LTO; its CONFIG_ARGS do not say so), a free-threaded build (3.14t, PEP 703; built here without PGO) and the "
              "same 3.14t binary with PYTHON_GIL=1, which isolates what the GIL does to scheduling from what "
              "the build does to speed. Each cell: median [95 % interval] req/s over the rounds; then the paired "
@@ -166,4 +190,31 @@ def freethreading_sections(directory: str) -> list[Section]:
             Section("freethreading-tax", "The single-thread tax of free-threading",
                     "/cpu on one core, one copy, per build: what a request's Python costs each build before any "
                     "parallelism (the ratio: each build's median over the first's that has one; not paired, the builds ran one "
-                    "after the other).", [], tax_table(df), [])]
+                    "after the other).", [], tax_table(df), [])] + _cost_tax(every.get("cost"))
+
+
+def _cost_tax(cost: pd.DataFrame | None) -> list[Section]:
+    """The cost experiment's tax section, where its rows include a free-threaded build."""
+    table = cost_tax_table(RD.split_control(cost)[0]) if cost is not None else pd.DataFrame()
+    if table.empty:
+        return []
+    return [Section("freethreading-cost", "The single-thread tax per request (cost, µs)",
+                    "The machinery's CPU per request on one core (server user + system CPU over the requests "
+                    "counted; h1 /plaintext from wrk -c64) per build: what the protocol, the engine and the app "
+                    "cost in each build (lower is better; the ratio: each build's median over the first's, not "
+                    "paired, the builds ran one after the other).", [], table, [])]
+
+
+def _command(directory: str) -> str:
+    """The cores command(s) of the run's manifest.json (the pieces, in order), else COMMAND."""
+    import json
+    import os
+
+    path = os.path.join(directory, "manifest.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            commands = list(dict.fromkeys(p["command"] for p in json.load(f)
+                                          if p.get("experiment") == "cores" and p.get("command")))
+        if commands:
+            return "`; `".join(commands)
+    return COMMAND

@@ -4,11 +4,13 @@ Tables and findings from the experiments' cells (loadtest/report/frames.py)."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pandas as pd
 
 from loadtest.experiments.base import ENGINES
+from loadtest.harness.servers import ROOT
 from loadtest.report.document import Section, md_table
 from loadtest.report.frames import _f, _model, _short, load
 
@@ -220,7 +222,7 @@ def python_sections(directory: str) -> list[Section]:
     out = [Section(
         "python", f"What does Python {_short(labels[1])} change?",
         f"The same code, servers on {labels[0]} and on {labels[1]} in one run (`{PYTHON_COMMAND}`; every "
-        "row of results/experiments/*.csv carries its python and gil columns). Requests/s and the server's CPU µs "
+        f"row of {os.path.relpath(os.path.abspath(directory), ROOT)}/*.csv carries its python and gil columns). Requests/s and the server's CPU µs "
         "per request on one core, and the latency knee (open loop, each Python against its own ceiling); the "
         "ratio is the newer Python's median over the older's (not paired: the Pythons ran one after the "
         "other, so drift between the passes is in it); every peer under the same Python as the engines it is "

@@ -392,3 +392,26 @@ def test_free_threading_is_judged_by_paired_ratios_and_knows_a_tie(tmp_path):
     for dep in (pool_threads(4), thread_workers("asyncio", 2)):
         assert deployment_of(dep.name) == dep
     assert FT.freethreading_sections(str(_cores_rows(tmp_path / "gil", [r for r in rows if r["python"] == gil]))) == []
+
+
+def test_the_tax_per_request_names_each_build_apart():
+    """cost's CPU per request per build: two builds of one version (3.14.7t with the GIL off and
+    on) keep two names, each build's median over the first's is the ratio, and rows of GIL builds
+    alone give no table."""
+    import pandas as pd
+
+    from loadtest.report import freethreading as FT
+    from loadtest.report.frames import _short
+
+    base = "CPython 3.11.7 (GCC 12.2.0)"
+    ft = "CPython 3.14.7 (GCC 12.2.0, free-threaded)"
+    ftgil = "CPython 3.14.7 (GCC 12.2.0, free-threaded, PYTHON_GIL=1)"
+    assert [_short(p) for p in (base, ft, ftgil)] == ["3.11.7", "3.14.7t", "3.14.7t PYTHON_GIL=1"]
+    rows = [{"round": rnd, "engine": "selectors", "protocol": "h1", "workload": "plaintext", "python": python,
+             "server_cpu_us_per_req": us + rnd}
+            for rnd in range(1, 6) for python, us in ((base, 20), (ft, 25), (ftgil, 40))]
+    table = FT.cost_tax_table(pd.DataFrame(rows)).set_index("engine (one core, h1 /plaintext)")
+    assert table.loc["selectors", "3.11.7"] == "23.0 [21.0, 25.0] µs"
+    assert table.loc["selectors", "3.14.7t PYTHON_GIL=1"].endswith("(1.87x)")
+    assert table.loc["threadpool", "3.14.7t"] == "–"
+    assert FT.cost_tax_table(pd.DataFrame([r for r in rows if r["python"] == base])).empty
