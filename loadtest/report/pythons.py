@@ -211,6 +211,15 @@ def python_findings(frames: dict[str, pd.DataFrame]) -> list[str]:
     return out
 
 
+def _how_run(directory: str) -> str:
+    """How the rows were made: one run of PYTHON_COMMAND, or pieces named in the folder's manifest.json."""
+    path = os.path.join(directory, "manifest.json")
+    if os.path.exists(path):
+        return (f"in the pieces {os.path.relpath(os.path.abspath(path), ROOT)} names (`python -m loadtest "
+                f"experiment all --only ... --python ... --append`, each Python in turn")
+    return f"in one run (`{PYTHON_COMMAND}`"
+
+
 def python_sections(directory: str) -> list[Section]:
     """"What does Python 3.14 change?": the same servers under each Python of the run, then
     interpreter workers against process workers; none when the rows ran on one Python only."""
@@ -221,7 +230,7 @@ def python_sections(directory: str) -> list[Section]:
     change, workers = python_change(every), interpreter_workers(every)
     out = [Section(
         "python", f"What does Python {_short(labels[1])} change?",
-        f"The same code, servers on {labels[0]} and on {labels[1]} in one run (`{PYTHON_COMMAND}`; every "
+        f"The same code, servers on {labels[0]} and on {labels[1]} {_how_run(directory)}; every "
         f"row of {os.path.relpath(os.path.abspath(directory), ROOT)}/*.csv carries its python and gil columns). Requests/s and the server's CPU µs "
         "per request on one core, and the latency knee (open loop, each Python against its own ceiling); the "
         "ratio is the newer Python's median over the older's (not paired: the Pythons ran one after the "
