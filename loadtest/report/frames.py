@@ -159,6 +159,18 @@ def latency_json(directory: str) -> list[dict]:
     return out
 
 
+def manifest(directory: str) -> list[dict]:
+    """The pieces of the run in ``directory``, from its manifest.json (the harness's record: one
+    dict per experiment and Python, with ``command``); [] where there is none."""
+    import json
+
+    path = os.path.join(directory, "manifest.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
+
+
 def _short(label: str) -> str:
     """A build's short name: ``3.14.10`` of ``CPython 3.14.10 (GCC ...)``; ``3.14.7t`` of a
     free-threaded build, ``3.14.7t PYTHON_GIL=1`` of one run with its GIL turned on (two builds of

@@ -18,7 +18,7 @@ import pandas as pd
 from loadtest.report import rounds as RD
 from loadtest.report import stats
 from loadtest.report.document import Section
-from loadtest.report.frames import _short, load_rounds
+from loadtest.report.frames import _short, load_rounds, manifest
 
 __all__ = ["COMMAND", "CONFIGURATIONS", "builds", "scaling_table", "tax_table", "freethreading_findings",
            "freethreading_sections"]
@@ -99,27 +99,36 @@ def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def tax_table(df: pd.DataFrame) -> pd.DataFrame:
-    """The single-thread tax: /cpu on one core per engine and build (median [interval] req/s), and
-    each build's median over the first build's (not paired: the builds ran one after the other)."""
+def _per_build(df: pd.DataFrame, heading: str, values_of, fmt: str, unit: str) -> pd.DataFrame:
+    """One row per engine, one column per build of ``df``: median [interval] of ``values_of(engine,
+    python)`` in ``unit``, and each build's median over the first build's that has one (not paired:
+    the builds ran one after the other). Empty when no build is free-threaded."""
     labels = builds(df)
     if not labels:
         return pd.DataFrame()
     rows = []
     for engine in ("threadpool", "processpool", "selectors", "asyncio"):
-        row = {"engine (one core, /cpu)": engine}
+        row = {heading: engine}
         ref = None
         for python in labels:
-            values = list(_values(df, engine, "cpu", python, True).values())
+            values = values_of(engine, python)
             ci = stats.median_ci(values) if values else None
             if ci is None:
                 row[_name(python)] = "–"
                 continue
             ratio = f" ({ci.median / ref:.2f}x)" if ref else ""
             ref = ref if ref is not None else ci.median
-            row[_name(python)] = RD.fmt_interval(ci, ",.0f") + " req/s" + ratio
+            row[_name(python)] = RD.fmt_interval(ci, fmt) + unit + ratio
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def tax_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The single-thread tax: /cpu on one core per engine and build (median [interval] req/s), and
+    each build's median over the first build's (not paired: the builds ran one after the other)."""
+    return _per_build(df, "engine (one core, /cpu)",
+                      lambda engine, python: list(_values(df, engine, "cpu", python, True).values()),
+                      ",.0f", " req/s")
 
 
 def cost_tax_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -127,26 +136,15 @@ def cost_tax_table(df: pd.DataFrame) -> pd.DataFrame:
     /plaintext, one core, the cost experiment's rows) per build, median [interval] over the rounds,
     and each build's median over the first build's (not paired: the builds ran one after the other).
     Empty when no build of ``df`` is free-threaded."""
-    labels = builds(df)
-    if not labels or "server_cpu_us_per_req" not in df:
+    if "server_cpu_us_per_req" not in df:
         return pd.DataFrame()
-    rows = []
-    for engine in ("threadpool", "processpool", "selectors", "asyncio"):
-        row = {"engine (one core, h1 /plaintext)": engine}
-        ref = None
-        for python in labels:
-            sub = df[(df["engine"] == engine) & (df["workload"] == "plaintext") & (df["protocol"] == "h1")
-                     & (df["python"] == python)]
-            values = [v for v in pd.to_numeric(sub["server_cpu_us_per_req"], errors="coerce") if v == v]
-            ci = stats.median_ci(values) if values else None
-            if ci is None:
-                row[_name(python)] = "–"
-                continue
-            ratio = f" ({ci.median / ref:.2f}x)" if ref else ""
-            ref = ref if ref is not None else ci.median
-            row[_name(python)] = RD.fmt_interval(ci, ",.1f") + " µs" + ratio
-        rows.append(row)
-    return pd.DataFrame(rows)
+
+    def values_of(engine: str, python: str) -> list[float]:
+        sub = df[(df["engine"] == engine) & (df["workload"] == "plaintext") & (df["protocol"] == "h1")
+                 & (df["python"] == python)]
+        return [v for v in pd.to_numeric(sub["server_cpu_us_per_req"], errors="coerce") if v == v]
+
+    return _per_build(df, "engine (one core, h1 /plaintext)", values_of, ",.1f", " µs")
 
 
 def freethreading_findings(df: pd.DataFrame) -> list[str]:
@@ -207,14 +205,6 @@ def _cost_tax(cost: pd.DataFrame | None) -> list[Section]:
 
 def _command(directory: str) -> str:
     """The cores command(s) of the run's manifest.json (the pieces, in order), else COMMAND."""
-    import json
-    import os
-
-    path = os.path.join(directory, "manifest.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            commands = list(dict.fromkeys(p["command"] for p in json.load(f)
-                                          if p.get("experiment") == "cores" and p.get("command")))
-        if commands:
-            return "`; `".join(commands)
-    return COMMAND
+    commands = list(dict.fromkeys(p["command"] for p in manifest(directory)
+                                  if p.get("experiment") == "cores" and p.get("command")))
+    return "`; `".join(commands) if commands else COMMAND

@@ -20,7 +20,7 @@ from loadtest.harness.servers import ROOT
 from loadtest.report.document import Section, md_table
 from loadtest.report.expcharts import charts
 from loadtest.report.frames import (COMMANDS, ORDER, QUESTIONS, _columns, _engines, _f, _held, _is_hybrid, _model,
-                                    _kib, _rate, latency_json, load, load_rounds)
+                                    _kib, _rate, latency_json, load, load_rounds, manifest)
 from loadtest.report.freethreading import freethreading_sections
 from loadtest.report.pythons import (PYTHON_COMMAND, interpreter_workers, python_change, python_findings,
                                      python_sections, pythons)
@@ -448,13 +448,7 @@ def experiment_sections(directory: str, out_dir: str) -> list[Section]:
 def _manifest_commands(directory: str) -> dict[str, str]:
     """The command each experiment's rows were made by, from the run's manifest.json (the last
     piece of each), where there is one."""
-    import json
-
-    path = os.path.join(directory, "manifest.json")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return {p["experiment"]: p["command"] for p in json.load(f) if p.get("command")}
+    return {p["experiment"]: p["command"] for p in manifest(directory) if p.get("command")}
 
 
 def rigor_section(directory: str) -> Section:
