@@ -93,7 +93,7 @@ from rich.table import Table
 
 from loadtest.experiments.base import (COLUMNS, ENGINES, HYBRIDS, Config, Deployment, _measured, _probe_path, _row,
                                        _spec, _workers, _wrk, deployment_of, deployment_spec, deployments,
-                                       interpreter_workers, original, pool_threads, thread_workers, server_cores, server_env, wait_limit, warm_up)
+                                       interpreter_workers, original, pool_threads, probe_errors, thread_workers, server_cores, server_env, wait_limit, warm_up)
 from loadtest.experiments.database import run_db
 from loadtest.harness import interpreters
 from loadtest.harness.generators import BenchError, Result
@@ -288,19 +288,27 @@ def _pool_threads(cfg: Config, cpus: int, gil: bool) -> list[dict]:
 
 # -- interference -------------------------------------------------------------------------------
 
-def _cpu_loop(port: int, stop: threading.Event) -> None:
+def _cpu_loop(port: int, stop: threading.Event, errors: list[str]) -> None:
+    """One of interference's k connections: ``GET /cpu`` back to back until ``stop``. A request
+    that gets no answer is appended to ``errors`` and the connection opened anew, so k stays k."""
     conn = http.client.HTTPConnection(HOST, port, timeout=60)
     try:
         while not stop.is_set():
-            conn.request("GET", "/cpu")
-            conn.getresponse().read()
+            try:
+                conn.request("GET", "/cpu")
+                conn.getresponse().read()
+            except (OSError, http.client.HTTPException) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")  # list.append: atomic, no lock needed
+                conn.close()
+                conn = http.client.HTTPConnection(HOST, port, timeout=60)
     finally:
         conn.close()
 
 
-def _probe_new_connections(port: int, path: str, count: int) -> list[float]:
+def _probe_new_connections(port: int, path: str, count: int, errors: list[str] | None = None) -> list[float]:
     """``count`` sequential GETs of ``path``, each on a new connection (so that the probes spread
-    over the workers as new clients do): latencies (ms), connecting included."""
+    over the workers as new clients do): latencies (ms), connecting included, of the answered
+    ones. ``errors`` as in :func:`_probe_path`: without it the first failure raises."""
     out = []
     for _ in range(count):
         t0 = time.perf_counter()
@@ -308,6 +316,11 @@ def _probe_new_connections(port: int, path: str, count: int) -> list[float]:
         try:
             conn.request("GET", path, headers={"Connection": "close"})
             conn.getresponse().read()
+        except (OSError, http.client.HTTPException) as exc:
+            if errors is None:
+                raise
+            errors.append(f"{type(exc).__name__}: {exc}")
+            continue
         finally:
             conn.close()
         out.append((time.perf_counter() - t0) * 1000)
@@ -317,7 +330,10 @@ def _probe_new_connections(port: int, path: str, count: int) -> list[float]:
 def run_interference(cfg: Config) -> list[dict]:
     """``interference``: /plaintext latency while k connections run /cpu (module docstring).
     A hybrid (model x W) is probed on a new connection per request: the share of probes that
-    stalled behind a /cpu request (slower than half of one) is set against k / W."""
+    stalled behind a /cpu request (slower than half of one) is set against k / W. A probe or /cpu
+    request without an answer (a reset, a timeout) is kept in its row (``requests`` counts the
+    answered probes; the note counts each error and quotes the server's log), never raised: one
+    failed cell does not cost the experiment's other cells."""
     levels = (0, 1, 2) if cfg.quick else (0, 1, 2, 4)
     count = 100 if cfg.quick else 400
     rows = []
@@ -329,13 +345,19 @@ def run_interference(cfg: Config) -> list[dict]:
             cpu_ms = statistics.median(_probe_path(server.port, "/cpu", 5))
             for k in levels:
                 stop = threading.Event()
-                loops = [threading.Thread(target=_cpu_loop, args=(server.port, stop), daemon=True) for _ in range(k)]
+                errors: list[str] = []
+                cpu_errors: list[str] = []
+                loops = [threading.Thread(target=_cpu_loop, args=(server.port, stop, cpu_errors), daemon=True)
+                         for _ in range(k)]
                 for t in loops:
                     t.start()
                 def probed() -> Result:
+                    errors.clear()
                     t0 = time.perf_counter()
-                    lat = probe(server.port, "/plaintext", count)
-                    return Result.from_latencies(lat, time.perf_counter() - t0, latencies=sorted(lat))
+                    lat = probe(server.port, "/plaintext", count, errors)
+                    result = Result.from_latencies(lat, time.perf_counter() - t0, latencies=sorted(lat))
+                    result.failures = len(errors)
+                    return result
                 try:
                     result, cpu_s = _measured(server, probed)
                 finally:
@@ -343,9 +365,15 @@ def run_interference(cfg: Config) -> list[dict]:
                     for t in loops:
                         t.join(30)
                 lat = result.detail.pop("latencies")
-                stalled = sum(1 for x in lat if x >= cpu_ms / 2) / len(lat)
+                stalled = sum(1 for x in lat if x >= cpu_ms / 2) / len(lat) if lat else 0.0
                 note = f"one /cpu takes {cpu_ms:.1f} ms here; {stalled:.0%} of probes stalled (>= {cpu_ms / 2:.1f} ms)"
-                if dep.hybrid:
+                if errors or cpu_errors:
+                    result.detail["socket_error_detail"] = probe_errors(errors)
+                    note += "".join((f"; /cpu connections: {probe_errors(cpu_errors)}" if cpu_errors else "",
+                                     f"; server log: {server.log_tail(4)}"))
+                if not lat:
+                    held, expected = None, "no probe answered"
+                elif dep.hybrid:
                     share = min(1.0, k / dep.workers)
                     expected = f"stalled share <= k / W = {share:.2f} (only a /cpu's own process stalls)"
                     # judged only where it can fail: with k >= W every process may hold a /cpu

@@ -370,16 +370,36 @@ def warm_up(server: RunningServer, path: str = "/plaintext", connections: int = 
     run_tool(cmd, timeout=WARMUP_S + 30)
 
 
-def _probe_path(port: int, path: str, count: int) -> list[float]:
-    """``count`` sequential GETs of ``path`` on one keep-alive connection: latencies (ms)."""
+def _probe_path(port: int, path: str, count: int, errors: list[str] | None = None) -> list[float]:
+    """``count`` sequential GETs of ``path`` on one keep-alive connection: latencies (ms) of the
+    answered ones. Without ``errors`` the first request that gets no answer raises (OSError,
+    http.client.HTTPException); with it, each such request appends ``"ExcType: message"`` to
+    ``errors`` (not a latency: a failure), the connection is opened anew, and the probe goes on."""
     conn = http.client.HTTPConnection(HOST, port, timeout=30)
     out = []
     try:
         for _ in range(count):
             t0 = time.perf_counter()
-            conn.request("GET", path)
-            conn.getresponse().read()
+            try:
+                conn.request("GET", path)
+                conn.getresponse().read()
+            except (OSError, http.client.HTTPException) as exc:
+                if errors is None:
+                    raise
+                errors.append(f"{type(exc).__name__}: {exc}")
+                conn.close()
+                conn = http.client.HTTPConnection(HOST, port, timeout=30)
+                continue
             out.append((time.perf_counter() - t0) * 1000)
     finally:
         conn.close()
     return out
+
+
+def probe_errors(errors: list[str]) -> str:
+    """``errors`` of a probe as one note: each distinct error with its count, most frequent first
+    (``"3x ConnectionResetError: [Errno 104] Connection reset by peer"``); "" when none."""
+    counts: dict[str, int] = {}
+    for e in errors:
+        counts[e] = counts.get(e, 0) + 1
+    return "; ".join(f"{n}x {e}" for e, n in sorted(counts.items(), key=lambda kv: -kv[1]))
