@@ -56,7 +56,7 @@ import h2.connection
 
 from loadtest.experiments.cost import pin_cores, runner_parser
 from loadtest.experiments.base import (Config, _measured, _probe_path, _row, _spec, deployment_spec, deployments,
-                                       server_cores, server_env, warm_up)
+                                       probe_errors, server_cores, server_env, warm_up)
 from loadtest.harness import interpreters
 from loadtest.harness.servers import HOST, ROOT, running
 from loadtest.harness.generators import (Result, h2load_command, locust_command, parse_h2load, parse_locust, pinned,
@@ -268,7 +268,9 @@ def _ready_ms(port: int) -> list[float]:
 
 
 def run_connections(cfg: Config) -> list[dict]:
-    """``connections``: RSS and descriptors per held connection, and a new request's latency."""
+    """``connections``: RSS and descriptors per held connection, and a new request's latency. A
+    probe request without an answer (a reset, a timeout) is counted in its row with the server's
+    log, never raised: one failed cell does not cost the experiment's other cells."""
     n = 500 if cfg.quick else 10_000
     _raise_fd_limit(2 * n + 256)
     rows: list[dict] = []
@@ -278,8 +280,13 @@ def run_connections(cfg: Config) -> list[dict]:
         engine = dep.name
         for protocol, opener in (("h1 idle keep-alive", _open_h1), ("h2c stream open", _open_h2)):
             with running(deployment_spec(dep, extra), None, cfg.log_dir, server_env(), 60) as server:
-                _probe_path(server.port, "/plaintext", 20)  # warm: the first requests import and cache
-                ready = _ready_ms(server.port) if dep.workers > 1 or dep.worker_kind != "process" else []
+                errors: list[str] = []  # a probe without an answer: kept in the row, not raised
+                _probe_path(server.port, "/plaintext", 20, errors)  # warm: the first requests import and cache
+                try:
+                    ready = _ready_ms(server.port) if dep.workers > 1 or dep.worker_kind != "process" else []
+                except (OSError, http.client.HTTPException) as exc:
+                    ready = []
+                    errors.append(f"{type(exc).__name__}: {exc}")
                 rss0, fds0 = _tree_usage(server)
                 pss0, procs = _tree_pss(server)
                 held, error = [], ""
@@ -291,7 +298,7 @@ def run_connections(cfg: Config) -> list[dict]:
                     error = f"stopped at {len(held)}: {exc}"
                 opened_s = time.perf_counter() - t0
                 try:
-                    lat = sorted(_probe_path(server.port, "/plaintext", 200))
+                    lat = sorted(_probe_path(server.port, "/plaintext", 200, errors))
                     rss1, fds1 = _tree_usage(server)
                 finally:
                     for s in held:
@@ -299,8 +306,12 @@ def run_connections(cfg: Config) -> list[dict]:
                 count = max(1, len(held))
                 kib = (rss1 - rss0) * 1024 / count
                 result = Result.from_latencies(lat, 0.0)  # a probe of the held server: no rate
+                result.failures = len(errors)
                 note = (f"{kib:.1f} KiB RSS and {(fds1 - fds0) / count:.2f} fds per connection; "
                         f"{len(held)} held, opened in {opened_s:.1f} s; RSS {rss0:.0f} -> {rss1:.0f} MiB")
+                if errors:
+                    result.detail["socket_error_detail"] = probe_errors(errors)
+                    note += f"; server log: {server.log_tail(4)}"
                 if ready:
                     note += f"; workers ready {min(ready):.0f}-{max(ready):.0f} ms after their start"
                 if dep.workers == 1 and dep.worker_kind == "process":
