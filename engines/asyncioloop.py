@@ -37,16 +37,11 @@ log = logging.getLogger("lab.asyncio")
 SENDFILE_PIECE = 1024 * 1024
 
 
-#: the buffer every connection's reads land in (``get_buffer``): asyncio's transports read into
-#: it and call ``buffer_updated`` at once, so one buffer of RECV_SIZE serves the whole loop
-_READ_BUFFER = memoryview(bytearray(RECV_SIZE))
-
-
 class Connection(BaseConnection, asyncio.BufferedProtocol):
     """asyncio's callbacks for one connection, passed on to the engine's hooks; ``sock`` is the
     transport's socket, and it holds the transport and the tasks waiting for its buffer to drain.
-    A buffered protocol: the transport reads into ``_READ_BUFFER`` (RECV_SIZE bytes, not its own
-    256 KiB a read: see RECV_SIZE)."""
+    A buffered protocol: the transport reads into its engine's ``read_buffer`` (RECV_SIZE bytes,
+    not its own 256 KiB a read: see RECV_SIZE)."""
 
     __slots__ = ("engine", "transport", "paused", "flush_waiters", "last_progress", "sendfile_task")
 
@@ -63,13 +58,13 @@ class Connection(BaseConnection, asyncio.BufferedProtocol):
         self.engine.guard(self.engine.open, self, transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return _READ_BUFFER
+        return self.engine.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
         engine = self.engine  # engine.guard(engine.read, ...), inlined: this is the hot path
         try:
             if self.session is not None:
-                engine.run(self, engine.feed(self, bytes(_READ_BUFFER[:nbytes])))
+                engine.run(self, engine.feed(self, bytes(engine.read_buffer[:nbytes])))
         except Exception:
             engine.failed(self)
 
@@ -117,6 +112,14 @@ class AsyncioEngine(Driver):
         self.ids = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.db_pools = AsyncPools()  # PostgreSQL: this loop's pools, opened on first query
+        # The buffer every connection of this loop reads into (``get_buffer``): the transport reads
+        # into it and calls ``buffer_updated`` at once, in the loop's thread, so one buffer serves
+        # the whole loop. One per engine, never one per module: thread workers run several loops
+        # in one process, and a shared buffer let one loop's recv_into overwrite the bytes another
+        # was copying (with or without the GIL: recv_into releases it) and, on 3.14t, raced the
+        # memoryview's export count until it read as released ("operation forbidden on released
+        # memoryview object" in asyncio's _read_ready__get_buffer, reset connections).
+        self.read_buffer = memoryview(bytearray(RECV_SIZE))
 
     def describe(self) -> str:
         """A few words for the start-up line."""

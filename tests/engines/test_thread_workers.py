@@ -128,3 +128,43 @@ def test_every_request_is_counted_exactly(extra, server_python, tmp_path, starte
     got = poll(route, what="20,000 requests counted")
     assert got["requests"] == 20000 and got["statuses"] == {"200": 20000}, got
     assert got["latency_ms"]["samples"] == 20000, got
+
+
+def test_every_answer_is_its_own_request_s(engine, server_python, tmp_path, started):
+    """16 clients, each on its own keep-alive connection, send 150 ``GET /echo/cJ-rI`` at once to two
+    thread workers: every answer is the text of its own request. Loops in threads of one process
+    share what is module-level; a read buffer shared by two loops (asyncio's once was) lets one
+    loop's read overwrite the bytes another is parsing, and on 3.14t reset connections."""
+    import http.client
+
+    srv = start_server(engine, "--workers", "2", *KIND, tmp_path=tmp_path, python=server_python)
+    started.append(srv)
+    board = Board.of_process(srv.proc.pid)
+    poll(lambda: published(board), what="both workers serving")
+
+    def client(j: int) -> list[str]:
+        wrong = []
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        try:
+            for i in range(150):
+                conn.request("GET", f"/echo/c{j}-r{i}")
+                response = conn.getresponse()
+                body = response.read().decode()
+                if response.status != 200 or body != f"c{j}-r{i}":
+                    wrong.append(f"c{j}-r{i}: {response.status} {body[:40]!r}")
+        finally:
+            conn.close()
+        return wrong
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        wrong = [w for got in pool.map(client, range(16)) for w in got]
+    assert wrong == []
+
+
+def test_each_asyncio_loop_has_its_own_read_buffer():
+    """Two asyncio engines of one process (two thread workers) read into two buffers, not one."""
+    from engines.asyncioloop import AsyncioEngine
+    from engines.config import ServerConfig
+
+    one, two = (AsyncioEngine(object(), ServerConfig(), []) for _ in range(2))
+    assert one.read_buffer.obj is not two.read_buffer.obj
