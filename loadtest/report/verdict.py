@@ -440,15 +440,30 @@ def experiment_sections(directory: str, out_dir: str) -> list[Section]:
         table = df[cols].astype(object).where(df[cols].notna(), "").astype(str)
         sections.append(Section(
             f"exp-{name}", f"{name}: {QUESTIONS[name]}",
-            f"Command: `{commands.get(name, COMMANDS[name])}` (rows in {rel}/{name}.csv). {why.capitalize()}.",
+            f"{_command_sentence(commands.get(name), COMMANDS[name])} (rows in {rel}/{name}.csv). {why.capitalize()}.",
             charts(name, df, directory, out_dir), table, findings))
     return sections
 
 
-def _manifest_commands(directory: str) -> dict[str, str]:
-    """The command each experiment's rows were made by, from the run's manifest.json (the last
-    piece of each), where there is one."""
-    return {p["experiment"]: p["command"] for p in manifest(directory) if p.get("command")}
+def _manifest_commands(directory: str) -> dict[str, list[str]]:
+    """The commands each experiment's rows were made by, from the run's manifest.json where there
+    is one: every distinct command of its pieces, in the order they ran (a run in pieces has
+    several, one Python or build each)."""
+    out: dict[str, list[str]] = {}
+    for p in manifest(directory):
+        if p.get("command") and p["command"] not in out.setdefault(p["experiment"], []):
+            out[p["experiment"]].append(p["command"])
+    return {name: cmds for name, cmds in out.items() if cmds}
+
+
+def _command_sentence(commands: list[str] | None, default: str) -> str:
+    """"Command: `...`" for one command (``default`` where the manifest names none); "Commands
+    (N pieces, manifest.json): `...`; `...`" for a run in pieces."""
+    if not commands:
+        return f"Command: `{default}`"
+    if len(commands) == 1:
+        return f"Command: `{commands[0]}`"
+    return f"Commands ({len(commands)} pieces, manifest.json): " + "; ".join(f"`{c}`" for c in commands)
 
 
 def rigor_section(directory: str) -> Section:

@@ -415,3 +415,24 @@ def test_the_tax_per_request_names_each_build_apart():
     assert table.loc["selectors", "3.14.7t PYTHON_GIL=1"].endswith("(1.87x)")
     assert table.loc["threadpool", "3.14.7t"] == "–"
     assert FT.cost_tax_table(pd.DataFrame([r for r in rows if r["python"] == base])).empty
+
+
+def test_an_experiment_run_in_pieces_names_every_piece_command(tmp_path):
+    """A folder whose manifest.json holds two pieces of one experiment (one Python each) names both
+    commands, in the order they ran, not only the last one."""
+    import json
+
+    from loadtest.report import verdict
+
+    pieces = [{"experiment": "cores", "command": "python -m loadtest experiment all --only cores --python python3"},
+              {"experiment": "cost", "command": "python -m loadtest experiment all --only cost"},
+              {"experiment": "cores", "command": "python -m loadtest experiment all --only cores --python py3.14t"},
+              {"experiment": "cores", "command": "python -m loadtest experiment all --only cores --python python3"}]
+    (tmp_path / "manifest.json").write_text(json.dumps(pieces))
+    commands = verdict._manifest_commands(str(tmp_path))
+    assert commands["cores"] == [pieces[0]["command"], pieces[2]["command"]]
+    sentence = verdict._command_sentence(commands["cores"], "unused")
+    assert sentence == (f"Commands (2 pieces, manifest.json): `{pieces[0]['command']}`; `{pieces[2]['command']}`")
+    assert verdict._command_sentence(commands["cost"], "unused") == f"Command: `{pieces[1]['command']}`"
+    assert verdict._command_sentence(None, "python -m loadtest experiment wait") == (
+        "Command: `python -m loadtest experiment wait`")
