@@ -92,7 +92,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtest.experiments.base import (COLUMNS, ENGINES, HYBRIDS, Config, Deployment, _measured, _probe_path, _row,
-                                       _spec, _workers, _wrk, deployment_of, deployment_spec, deployments,
+                                       _spec, _workers, _wrk, deployment_of, deployment_spec, deployments, failure,
                                        interpreter_workers, original, pool_threads, probe_errors, thread_workers, server_cores, server_env, wait_limit, warm_up)
 from loadtest.experiments.database import run_db
 from loadtest.harness import interpreters
@@ -298,7 +298,7 @@ def _cpu_loop(port: int, stop: threading.Event, errors: list[str]) -> None:
                 conn.request("GET", "/cpu")
                 conn.getresponse().read()
             except (OSError, http.client.HTTPException) as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")  # list.append: atomic, no lock needed
+                errors.append(failure(exc))  # list.append: atomic, no lock needed
                 conn.close()
                 conn = http.client.HTTPConnection(HOST, port, timeout=60)
     finally:
@@ -319,7 +319,7 @@ def _probe_new_connections(port: int, path: str, count: int, errors: list[str] |
         except (OSError, http.client.HTTPException) as exc:
             if errors is None:
                 raise
-            errors.append(f"{type(exc).__name__}: {exc}")
+            errors.append(failure(exc))
             continue
         finally:
             conn.close()

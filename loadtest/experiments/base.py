@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import http.client
 import os
 import random
@@ -386,7 +387,7 @@ def _probe_path(port: int, path: str, count: int, errors: list[str] | None = Non
             except (OSError, http.client.HTTPException) as exc:
                 if errors is None:
                     raise
-                errors.append(f"{type(exc).__name__}: {exc}")
+                errors.append(failure(exc))
                 conn.close()
                 conn = http.client.HTTPConnection(HOST, port, timeout=30)
                 continue
@@ -396,10 +397,12 @@ def _probe_path(port: int, path: str, count: int, errors: list[str] | None = Non
     return out
 
 
+def failure(exc: BaseException) -> str:
+    """A request without an answer as a probe's ``errors`` hold it: ``"ExcType: message"``."""
+    return f"{type(exc).__name__}: {exc}"
+
+
 def probe_errors(errors: list[str]) -> str:
     """``errors`` of a probe as one note: each distinct error with its count, most frequent first
     (``"3x ConnectionResetError: [Errno 104] Connection reset by peer"``); "" when none."""
-    counts: dict[str, int] = {}
-    for e in errors:
-        counts[e] = counts.get(e, 0) + 1
-    return "; ".join(f"{n}x {e}" for e, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return "; ".join(f"{n}x {e}" for e, n in collections.Counter(errors).most_common())

@@ -36,7 +36,7 @@ from engines import ENGINES
 from protocol.h2_settings import H2Config
 
 from loadtest.experiments.base import (CONTROL, HYBRIDS, Config, _row, _workers, control_name, interpreter_workers,
-                                       original)
+                                       failure, original)
 from loadtest.harness import interpreters, noise
 from loadtest.harness.generators import (BenchError, Result, h2load_command, parse_h2load, parse_wrk, pinned,
                                          run_tool, wrk_command)
@@ -406,7 +406,7 @@ def measure(mode: str, spec: ServerSpec, rnd: int, args: argparse.Namespace, log
     except BenchError as exc:
         res.error = str(exc)[:400]
     except OSError as exc:
-        res.error = f"{type(exc).__name__}: {exc}"[:400]
+        res.error = failure(exc)[:400]
     return res
 
 

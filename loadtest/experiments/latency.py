@@ -56,7 +56,7 @@ import h2.connection
 
 from loadtest.experiments.cost import pin_cores, runner_parser
 from loadtest.experiments.base import (Config, _measured, _probe_path, _row, _spec, deployment_spec, deployments,
-                                       probe_errors, server_cores, server_env, warm_up)
+                                       failure, probe_errors, server_cores, server_env, warm_up)
 from loadtest.harness import interpreters
 from loadtest.harness.servers import HOST, ROOT, running
 from loadtest.harness.generators import (Result, h2load_command, locust_command, parse_h2load, parse_locust, pinned,
@@ -286,7 +286,7 @@ def run_connections(cfg: Config) -> list[dict]:
                     ready = _ready_ms(server.port) if dep.workers > 1 or dep.worker_kind != "process" else []
                 except (OSError, http.client.HTTPException) as exc:
                     ready = []
-                    errors.append(f"{type(exc).__name__}: {exc}")
+                    errors.append(failure(exc))
                 rss0, fds0 = _tree_usage(server)
                 pss0, procs = _tree_pss(server)
                 held, error = [], ""

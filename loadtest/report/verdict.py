@@ -451,9 +451,11 @@ def _manifest_commands(directory: str) -> dict[str, list[str]]:
     several, one Python or build each)."""
     out: dict[str, list[str]] = {}
     for p in manifest(directory):
-        if p.get("command") and p["command"] not in out.setdefault(p["experiment"], []):
-            out[p["experiment"]].append(p["command"])
-    return {name: cmds for name, cmds in out.items() if cmds}
+        if p.get("command"):
+            cmds = out.setdefault(p["experiment"], [])
+            if p["command"] not in cmds:
+                cmds.append(p["command"])
+    return out
 
 
 def _command_sentence(commands: list[str] | None, default: str) -> str:
